@@ -1,0 +1,448 @@
+"""The multi-granularity index: create, open, add, delete, search."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mograg.embeddings import Embedder, content_hash, embed_cached, make_embedder
+from mograg.errors import IndexFormatError, MogragError
+from mograg.granularity import ATOM_DTYPE, DEFAULT_LEVELS, build_levels, parse_levels
+from mograg.lexical import LexicalIndex
+from mograg.retrieve import (
+    DEFAULT_CANDIDATES,
+    LevelRanking,
+    Query,
+    assemble,
+    check_mode,
+    make_query,
+    picks_from_ranking,
+    rank_level,
+)
+from mograg.segment import split_with_counts
+from mograg.snapshot import Snapshot
+from mograg.storage import (
+    FORMAT_VERSION,
+    MANIFEST,
+    SegmentData,
+    atomic_write_json,
+    check_writable,
+    collect_garbage,
+    concat_segments,
+    new_name,
+    read_manifest,
+    writer_lock,
+)
+from mograg.tokens import count_tokens
+from mograg.types import Document, SearchResult
+
+Progress = Callable[[str, int, int], None]
+LEVEL_VECTORS = ("embed", "pool")
+MAX_SEGMENTS = 8
+EMBED_BATCH = 512
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    del stage, done, total
+
+
+@dataclass
+class WriteReport:
+    """What a write changed."""
+
+    added: int = 0
+    replaced: int = 0
+    deleted: int = 0
+    missing: list[str] = field(default_factory=list)
+    chunks: int = 0
+    embedded: int = 0
+    reused: int = 0
+    pooled: int = 0
+    seconds: float = 0.0
+
+
+class Index:
+    """An index directory holding every document at several granularities."""
+
+    def __init__(self, root: Path, manifest: dict[str, Any], embedder: Embedder | None = None):
+        self.root = root
+        self._manifest = manifest
+        self._snapshot: Snapshot | None = None
+        self._embedder = embedder
+
+    # ------------------------------------------------------------------ lifecycle
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        levels: str | Sequence[int] = DEFAULT_LEVELS,
+        embedder: str | None = None,
+        vector_dtype: str = "float32",
+        level_vectors: str = "embed",
+        exist_ok: bool = False,
+    ) -> Index:
+        """Create an empty index at ``path`` (or open it if ``exist_ok`` and it exists)."""
+        root = Path(path)
+        if (root / MANIFEST).exists():
+            if not exist_ok:
+                raise MogragError(f"an index already exists at {root}; use Index.open")
+            return cls.open(root)
+        if root.exists() and root.is_file():
+            raise MogragError(f"{root} is a file; give a directory path for the index")
+        if root.exists() and any(p for p in root.iterdir() if p.name != ".lock"):
+            raise MogragError(f"{root} exists and is not empty; give a new or empty directory")
+        sizes = parse_levels(levels)
+        if vector_dtype not in ("float32", "float16"):
+            raise MogragError(f"invalid vector dtype {vector_dtype!r}; use float32 or float16")
+        if level_vectors not in LEVEL_VECTORS:
+            raise MogragError(f"invalid level_vectors {level_vectors!r}; use embed or pool")
+        emb = make_embedder(embedder)
+        manifest = {
+            "format": FORMAT_VERSION,
+            "generation": 0,
+            "levels": list(sizes),
+            "embedder": {"spec": embedder or "minilm", "name": emb.name},
+            "dim": int(emb.dim),
+            "max_tokens": int(emb.max_tokens),
+            "vector_dtype": vector_dtype,
+            "level_vectors": level_vectors,
+            "segments": [],
+            "derived": {},
+            "created": time.time(),
+        }
+        check_writable(root.parent if not root.exists() else root)
+        with writer_lock(root):
+            (root / "segments").mkdir(exist_ok=True)
+            atomic_write_json(root / MANIFEST, manifest)
+        return cls(root, manifest, emb)
+
+    @classmethod
+    def open(cls, path: str | Path) -> Index:
+        """Open an existing index."""
+        root = Path(path)
+        return cls(root, read_manifest(root))
+
+    def refresh(self) -> bool:
+        """Re-read the manifest; True if another writer committed a new generation."""
+        manifest = read_manifest(self.root)
+        if manifest.get("generation") != self._manifest.get("generation"):
+            self._manifest = manifest
+            self._snapshot = None
+            return True
+        return False
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The committed manifest this handle reads."""
+        return self._manifest
+
+    @property
+    def levels(self) -> list[int]:
+        """Level sizes in tokens, finest first."""
+        return list(self._manifest["levels"])
+
+    @property
+    def embedder(self) -> Embedder:
+        """The embedder the index was built with (loaded on first use)."""
+        if self._embedder is None:
+            spec = self._manifest["embedder"]["spec"]
+            emb = make_embedder(None if spec == "minilm" else spec)
+            if emb.name != self._manifest["embedder"]["name"]:
+                raise IndexFormatError(
+                    f"index {self.root} was built with embedder "
+                    f"{self._manifest['embedder']['name']!r} but {emb.name!r} loaded; "
+                    "install the same model or rebuild"
+                )
+            self._embedder = emb
+        return self._embedder
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """The committed generation, loaded on first use."""
+        if self._snapshot is None:
+            self._snapshot = Snapshot(self.root, self._manifest)
+        return self._snapshot
+
+    def level_index(self, size: int) -> int:
+        """Position of a level given by its size in tokens."""
+        if size not in self.levels:
+            raise MogragError(
+                f"no level {size} in this index; levels are {', '.join(map(str, self.levels))}"
+            )
+        return self.levels.index(size)
+
+    def info(self) -> dict[str, Any]:
+        """Counts and settings (the ``mograg info --json`` contract)."""
+        snap = self.snapshot
+        n_bytes = sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+        return {
+            "path": str(self.root),
+            "levels": self.levels,
+            "documents": snap.n_docs,
+            "chunks": sum(snap.n_chunks(j) for j in range(len(self.levels))),
+            "chunks_per_level": {str(s): snap.n_chunks(j) for j, s in enumerate(self.levels)},
+            "sentences": len(snap.atoms),
+            "bytes": n_bytes,
+            "corpus_bytes": int(sum(s.text_offsets[-1] for s in snap.segments)),
+            "embedder": self._manifest["embedder"]["name"],
+            "dim": self._manifest["dim"],
+            "vector_dtype": self._manifest["vector_dtype"],
+            "level_vectors": self._manifest["level_vectors"],
+            "generation": self._manifest["generation"],
+            "routers": sorted(self._manifest.get("routers", {})),
+        }
+
+    # ------------------------------------------------------------------ writes
+    def add(self, documents: Iterable[Document], progress: Progress | None = None) -> WriteReport:
+        """Add documents (replacing any with the same id) and commit a new generation."""
+        progress = progress or _no_progress
+        t0 = time.perf_counter()
+        docs = list(documents)
+        seen: dict[str, int] = {}
+        for i, d in enumerate(docs):
+            seen[d.id] = i
+        docs = [d for i, d in enumerate(docs) if seen[d.id] == i]  # last one wins
+        with writer_lock(self.root):
+            self._manifest = read_manifest(self.root)
+            self._snapshot = None
+            report = WriteReport()
+            segment = self._build_segment(docs, report, progress)
+            ids = {d.id for d in docs}
+            report.replaced = sum(1 for d in self.snapshot.doc_ids if d in ids)
+            report.added = len(docs) - report.replaced
+            self._commit(segment, remove=ids, progress=progress)
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def delete(self, ids: Iterable[str], progress: Progress | None = None) -> WriteReport:
+        """Delete documents by id and commit; unknown ids are listed in ``missing``."""
+        progress = progress or _no_progress
+        wanted = list(dict.fromkeys(ids))
+        with writer_lock(self.root):
+            self._manifest = read_manifest(self.root)
+            self._snapshot = None
+            present = set(self.snapshot.doc_ids)
+            report = WriteReport(
+                deleted=sum(1 for i in wanted if i in present),
+                missing=[i for i in wanted if i not in present],
+            )
+            if report.deleted:
+                self._commit(None, remove=set(wanted), progress=progress)
+        return report
+
+    def _build_segment(
+        self, docs: list[Document], report: WriteReport, progress: Progress
+    ) -> SegmentData | None:
+        if not docs:
+            return None
+        sizes = self.levels
+        atom_rows: list[tuple[int, int, int, int]] = []
+        for di, d in enumerate(docs):
+            spans, counts = split_with_counts(d.text, sizes[0])
+            atom_rows.extend(
+                (di, s, e, c) for (s, e), c in zip(spans, counts, strict=True)
+            )
+            progress("split", di + 1, len(docs))
+        atoms = np.array(atom_rows, dtype=ATOM_DTYPE) if atom_rows else np.zeros(0, ATOM_DTYPE)
+        levels = build_levels(atoms, sizes)
+        report.chunks = sum(len(lv) for lv in levels)
+        vectors, hashes = self._vectors(docs, atoms, levels, report, progress)
+        return SegmentData(
+            doc_ids=[d.id for d in docs],
+            metadata=[dict(d.metadata) for d in docs],
+            texts=[d.text for d in docs],
+            atoms=atoms,
+            levels=levels,
+            vectors=vectors,
+            hashes=hashes,
+        )
+
+    def _existing_vectors(self) -> dict[bytes, np.ndarray]:
+        """Vectors already in the index, by content hash (only directly embedded ones)."""
+        cache: dict[bytes, np.ndarray] = {}
+        for seg in self.snapshot.segments:
+            for j in range(len(self.levels)):
+                hashes = seg.hashes(j)
+                vecs = seg.vectors[j]
+                nonzero = np.flatnonzero(hashes.any(axis=1))
+                for i in nonzero.tolist():
+                    cache[hashes[i].tobytes()] = vecs[i]
+        return cache
+
+    def _vectors(
+        self,
+        docs: list[Document],
+        atoms: np.ndarray,
+        levels: list[np.ndarray],
+        report: WriteReport,
+        progress: Progress,
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        emb = self.embedder
+        dtype = np.dtype(self._manifest["vector_dtype"])
+        pool_all = self._manifest["level_vectors"] == "pool"
+        max_tok = int(self._manifest["max_tokens"])
+        cache = self._existing_vectors()
+        salt = emb.name
+        vectors: list[np.ndarray] = []
+        hashes: list[np.ndarray] = []
+        jobs: list[tuple[int, np.ndarray, list[str]]] = []
+        for j, lv in enumerate(levels):
+            direct = np.ones(len(lv), bool) if j == 0 else (lv["n_tokens"] <= max_tok)
+            if pool_all and j > 0:
+                direct[:] = False
+            idx = np.flatnonzero(direct)
+            first, last = atoms[lv["first_atom"][idx]], atoms[lv["last_atom"][idx]]
+            texts = [
+                docs[d].text[s:e]
+                for d, s, e in zip(
+                    first["doc"].tolist(), first["start"].tolist(), last["end"].tolist(),
+                    strict=True,
+                )
+            ]
+            jobs.append((j, idx, texts))
+        total = sum(len(t) for _, _, t in jobs)
+        done = 0
+        before = len(cache)
+        for j, idx, texts in jobs:
+            lv = levels[j]
+            vec = np.zeros((len(lv), emb.dim), dtype=np.float32)
+            hsh = np.zeros((len(lv), 16), dtype=np.uint8)
+            for b in range(0, len(texts), EMBED_BATCH):
+                batch = texts[b : b + EMBED_BATCH]
+                hits_before = sum(1 for t in batch if content_hash(t, salt) in cache)
+                vec[idx[b : b + EMBED_BATCH]] = embed_cached(emb, batch, cache)
+                report.reused += hits_before
+                done += len(batch)
+                progress("embed", done, total)
+            for k, t in zip(idx.tolist(), texts, strict=True):
+                hsh[k] = np.frombuffer(content_hash(t, salt), dtype=np.uint8)
+            if j > 0:
+                pooled = np.setdiff1d(np.arange(len(lv)), idx)
+                if len(pooled):
+                    child = levels[j - 1]
+                    sums = np.zeros_like(vec)
+                    np.add.at(sums, child["parent"], vectors[j - 1].astype(np.float32))
+                    norms = np.linalg.norm(sums[pooled], axis=1, keepdims=True)
+                    vec[pooled] = sums[pooled] / np.maximum(norms, 1e-12)
+                    report.pooled += len(pooled)
+            vectors.append(vec.astype(dtype))
+            hashes.append(hsh)
+        report.embedded = len(cache) - before
+        return vectors, hashes
+
+    def _commit(self, segment: SegmentData | None, remove: set[str], progress: Progress) -> None:
+        """Write the next generation: rewrite touched segments, rebuild BM25, swap manifest."""
+        snap = self.snapshot
+        names: list[str] = []
+        rewritten: list[SegmentData] = []
+        for seg, name in zip(snap.segments, self._manifest["segments"], strict=True):
+            keep = np.array([d not in remove for d in seg.doc_ids], dtype=bool)
+            if keep.all():
+                names.append(name)
+            elif keep.any():
+                rewritten.append(seg.load().keep(keep))
+        if segment is not None:
+            rewritten.append(segment)
+        if len(names) + len(rewritten) > MAX_SEGMENTS:
+            # merge everything into one segment (vectors are copied, never recomputed)
+            loaded = [s.load() for s, n in zip(snap.segments, self._manifest["segments"],
+                                               strict=True) if n in names]
+            rewritten = [concat_segments(loaded + rewritten)]
+            names = []
+        for data in rewritten:
+            if data.n_docs == 0:
+                continue
+            name = new_name("seg")
+            data.write(self.root / "segments" / name)
+            names.append(name)
+        manifest = dict(self._manifest)
+        manifest["segments"] = names
+        manifest["generation"] = int(manifest["generation"]) + 1
+        manifest["updated"] = time.time()
+        next_snap = Snapshot(self.root, {**manifest, "derived": {}})
+        lex_name = new_name("bm25")
+        for j in range(len(self.levels)):
+            progress("bm25", j, len(self.levels))
+            LexicalIndex.build(next_snap.level_texts(j)).save(
+                self.root / "lexical" / lex_name / f"level-{j}"
+            )
+        progress("bm25", len(self.levels), len(self.levels))
+        derived = {"lexical": lex_name}
+        extra = self._derive_hook(next_snap, manifest, progress)
+        derived.update(extra)
+        manifest["derived"] = derived
+        atomic_write_json(self.root / MANIFEST, manifest)
+        self._manifest = manifest
+        self._snapshot = None
+        collect_garbage(self.root, manifest)
+
+    def _derive_hook(
+        self, snap: Snapshot, manifest: dict[str, Any], progress: Progress
+    ) -> dict[str, str]:
+        """Build further corpus-wide structures for the next generation (see graph)."""
+        del snap, manifest, progress
+        return {}
+
+    # ------------------------------------------------------------------ reads
+    def encode_queries(self, queries: Sequence[str]) -> list[Query]:
+        """Embed and tokenize queries once (batch) for repeated searches."""
+        vecs = self.embedder.embed(list(queries)) if queries else np.zeros((0, 1), np.float32)
+        counts = count_tokens(list(queries))
+        return [
+            make_query(q, v, n) for q, v, n in zip(queries, vecs, counts, strict=True)
+        ]
+
+    def rank(
+        self, query: Query, mode: str = "hybrid", n: int = DEFAULT_CANDIDATES,
+        levels: Sequence[int] | None = None,
+    ) -> list[LevelRanking]:
+        """Ranked candidates of every level (or the given level positions)."""
+        check_mode(mode)
+        snap = self.snapshot
+        todo = range(len(self.levels)) if levels is None else levels
+        return [rank_level(snap, j, query, mode, n) for j in todo]
+
+    def search(
+        self,
+        query: str | Query,
+        budget: int = 256,
+        level: int | None = None,
+        mode: str = "hybrid",
+        router: str | None = None,
+        strategy: str = "argmax",
+    ) -> SearchResult:
+        """Retrieve up to ``budget`` tokens for ``query``.
+
+        Args:
+            query: question text (or a prepared :class:`Query`).
+            budget: token budget of the returned context.
+            level: a level size (e.g. 128) to search one granularity only.
+            mode: "hybrid" (dense + BM25 fused by RRF), "dense" or "bm25".
+            router: router name, "entropy", or "level:N"; default the index's trained
+                router if any, else "entropy". Ignored when ``level`` is given.
+            strategy: how router weights are used: "argmax", "mix" or "blend".
+        """
+        if budget < 1:
+            raise MogragError(f"budget must be a positive number of tokens, got {budget}")
+        check_mode(mode)
+        q = query if isinstance(query, Query) else self.encode_queries([query])[0]
+        if level is None and router is not None and router.startswith("level:"):
+            try:
+                level = int(router.split(":", 1)[1])
+            except ValueError:
+                raise MogragError(f"invalid router {router!r}; use level:SIZE") from None
+        if level is not None:
+            j = self.level_index(level)
+            ranking = rank_level(self.snapshot, j, q, mode)
+            hits = assemble(self.snapshot, q, picks_from_ranking(ranking), budget)
+            routing = {"router": f"level:{level}", "chosen": [level]}
+            return SearchResult(query=q.text, hits=hits, budget=budget, routing=routing)
+        from mograg.routing import route_search
+
+        return route_search(self, q, budget=budget, mode=mode, router=router, strategy=strategy)

@@ -1,0 +1,368 @@
+"""Granularity routers: a training-free entropy router and small trained models.
+
+A router maps a query (its embedding plus cheap statistics of what each
+granularity retrieved) to one weight per granularity. Trained routers learn from
+*soft labels*: how well each granularity did on training questions.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from scipy.optimize import minimize
+
+from mograg.errors import MogragError
+from mograg.retrieve import LevelRanking, Query
+from mograg.storage import MANIFEST, atomic_write_json, read_manifest, writer_lock
+
+if TYPE_CHECKING:
+    from mograg.index import Index
+
+TOP_K = 10
+STATS_PER_GRANULARITY = 8
+ROUTER_DIR = "routers"
+MODELS = ("softmax", "mlp")
+LOSSES = ("ce", "bce")
+LABEL_SCHEMES = ("softmax", "mog")
+
+
+def _softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    z = x - x.max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _stats(values: np.ndarray, temperature: float) -> list[float]:
+    """top-1, margin top-1 vs top-k, mean of top-k, normalised entropy of softmaxed top-k."""
+    if len(values) == 0:
+        return [0.0, 0.0, 0.0, 1.0]
+    v = np.sort(values.astype(np.float64))[::-1][:TOP_K]
+    p = _softmax(v / temperature)
+    ent = float(-(p * np.log(p + 1e-12)).sum() / np.log(max(len(v), 2)))
+    return [float(v[0]), float(v[0] - v[-1]), float(v.mean()), ent]
+
+
+def ranking_stats(ranking: LevelRanking) -> list[float]:
+    """Dense and BM25 statistics of one level's candidates (8 numbers)."""
+    dense = _stats(ranking.dense, 0.05)
+    bm = ranking.bm25
+    top = float(bm.max()) if len(bm) else 0.0
+    lex = _stats(bm / top if top > 0 else bm, 0.1)
+    lex[0] = float(np.log1p(top))
+    return dense + lex
+
+
+def features(query: Query, rankings: Sequence[LevelRanking]) -> np.ndarray:
+    """The router's input: query embedding, per-level retrieval statistics, query length."""
+    stats = [s for r in rankings for s in ranking_stats(r)]
+    extra = [float(np.log1p(query.n_tokens))]
+    return np.concatenate([query.vector.astype(np.float64), np.array(stats + extra)])
+
+
+def soft_labels(
+    scores: np.ndarray, scheme: str = "softmax", temperature: float = 0.05
+) -> np.ndarray:
+    """Soft targets from per-granularity quality scores (questions x granularities).
+
+    ``softmax``: softmax(score / temperature), ties share mass equally;
+    ``mog``: MoG's scheme, 0.8 to the best granularity and 0.2 to the second.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if scheme == "softmax":
+        return _softmax(scores / temperature, axis=1)
+    if scheme == "mog":
+        out = np.zeros_like(scores)
+        order = np.argsort(-scores, axis=1, kind="stable")
+        rows = np.arange(len(scores))
+        out[rows, order[:, 0]] = 0.8 if scores.shape[1] > 1 else 1.0
+        if scores.shape[1] > 1:
+            out[rows, order[:, 1]] = 0.2
+        return out
+    raise MogragError(f"unknown label scheme {scheme!r}; use softmax or mog")
+
+
+class Router:
+    """Common interface: ``weights(index, query, rankings, names) -> (G,)`` summing to 1."""
+
+    name: str
+
+    def weights(
+        self, index: Index, query: Query, rankings: Sequence[LevelRanking], names: Sequence[str]
+    ) -> np.ndarray:
+        """One weight per granularity."""
+        raise NotImplementedError
+
+
+class EntropyRouter(Router):
+    """Training-free: prefer the level whose dense candidate scores are most peaked.
+
+    A level whose best chunk stands out from the rest (low entropy of the softmaxed
+    top-k similarities, large margin) has found a focused match; flat distributions
+    mean no chunk at that size fits the question well.
+    """
+
+    name = "entropy"
+
+    def __init__(self, sharpness: float = 20.0) -> None:
+        self.sharpness = sharpness
+
+    def weights(
+        self, index: Index, query: Query, rankings: Sequence[LevelRanking], names: Sequence[str]
+    ) -> np.ndarray:
+        """Weights from each level's peakedness; graph radii follow level 0 with less weight."""
+        peak = []
+        for r in rankings:
+            top1, _margin, _mean, ent = _stats(r.dense, 0.05)
+            peak.append((1.0 - ent) + top1)
+        peak_arr = np.array(peak)
+        w = np.zeros(len(names))
+        w[: len(peak_arr)] = _softmax(self.sharpness * (peak_arr - peak_arr.max()))
+        return w / w.sum()
+
+
+@dataclass
+class TrainedRouter(Router):
+    """Softmax regression or a one-hidden-layer MLP over standardised features."""
+
+    name: str
+    names: list[str]
+    mean: np.ndarray
+    scale: np.ndarray
+    params: dict[str, np.ndarray]
+    model: str = "mlp"
+    loss: str = "ce"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """Raw outputs for feature rows ``x``."""
+        z = (x - self.mean) / self.scale
+        if self.model == "mlp":
+            h = np.tanh(z @ self.params["W1"] + self.params["b1"])
+            return h @ self.params["W2"] + self.params["b2"]
+        return z @ self.params["W"] + self.params["b"]
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Weights (rows sum to 1) for feature rows ``x``."""
+        out = self.logits(np.atleast_2d(x))
+        if self.loss == "bce":
+            p = 1.0 / (1.0 + np.exp(-out))
+            return p / np.maximum(p.sum(axis=1, keepdims=True), 1e-12)
+        return _softmax(out, axis=1)
+
+    def weights(
+        self, index: Index, query: Query, rankings: Sequence[LevelRanking], names: Sequence[str]
+    ) -> np.ndarray:
+        """Weights for one query; the router must know exactly these granularities."""
+        if list(names) != self.names:
+            raise MogragError(
+                f"router {self.name!r} was trained for {', '.join(self.names)} but this index "
+                f"has {', '.join(names)}; retrain it with mograg train-router"
+            )
+        return self.predict(features(query, rankings))[0]
+
+    # --------------------------------------------------------------- persistence
+    def to_bytes(self) -> bytes:
+        """Serialise to .npz bytes (arrays plus a JSON header)."""
+        header = {
+            "name": self.name,
+            "names": self.names,
+            "model": self.model,
+            "loss": self.loss,
+            "meta": self.meta,
+            "feature_schema": feature_schema(len(self.names), len(self.mean)),
+        }
+        buf = io.BytesIO()
+        np.savez(
+            buf,
+            header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
+            mean=self.mean,
+            scale=self.scale,
+            **{f"p_{k}": v for k, v in self.params.items()},
+        )
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> TrainedRouter:
+        """Inverse of :meth:`to_bytes`."""
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            header = json.loads(bytes(z["header"]).decode())
+            params = {k[2:]: np.array(z[k]) for k in z.files if k.startswith("p_")}
+            return cls(
+                name=header["name"],
+                names=header["names"],
+                mean=np.array(z["mean"]),
+                scale=np.array(z["scale"]),
+                params=params,
+                model=header["model"],
+                loss=header["loss"],
+                meta=header.get("meta", {}),
+            )
+
+
+def feature_schema(n_granularities: int, n_features: int) -> dict[str, Any]:
+    """Description of the feature vector, saved with the router."""
+    return {
+        "embedding_dim": n_features - 1 - STATS_PER_GRANULARITY * n_granularities,
+        "n_features": n_features,
+        "per_level_stats": [
+            "dense_top1", "dense_margin", "dense_mean", "dense_entropy",
+            "bm25_log_top1", "bm25_margin", "bm25_mean", "bm25_entropy",
+        ],
+        "n_granularities": n_granularities,
+    }
+
+
+def train_router(
+    x: np.ndarray,
+    targets: np.ndarray,
+    names: Sequence[str],
+    name: str = "default",
+    model: str = "mlp",
+    loss: str = "ce",
+    hidden: int = 32,
+    l2: float = 1e-2,
+    seed: int = 0,
+    max_iter: int = 300,
+) -> TrainedRouter:
+    """Fit a router to soft targets (rows of ``targets`` sum to 1) with L-BFGS.
+
+    Deterministic for a given ``seed``; trains in well under a second on thousands
+    of questions.
+    """
+    if model not in MODELS:
+        raise MogragError(f"unknown router model {model!r}; use one of: {', '.join(MODELS)}")
+    if loss not in LOSSES:
+        raise MogragError(f"unknown router loss {loss!r}; use ce or bce")
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(targets, dtype=np.float64)
+    if len(x) < 2:
+        raise MogragError("a router needs at least 2 training questions")
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale < 1e-8] = 1.0
+    z = (x - mean) / scale
+    n, d = z.shape
+    g = y.shape[1]
+    rng = np.random.default_rng(seed)
+    if model == "mlp":
+        shapes = {"W1": (d, hidden), "b1": (hidden,), "W2": (hidden, g), "b2": (g,)}
+        init = {
+            "W1": rng.normal(0, 1 / np.sqrt(d), (d, hidden)),
+            "b1": np.zeros(hidden),
+            "W2": rng.normal(0, 1 / np.sqrt(hidden), (hidden, g)),
+            "b2": np.zeros(g),
+        }
+    else:
+        shapes = {"W": (d, g), "b": (g,)}
+        init = {"W": np.zeros((d, g)), "b": np.zeros(g)}
+    keys = list(shapes)
+    sizes = [int(np.prod(shapes[k])) for k in keys]
+
+    def unpack(theta: np.ndarray) -> dict[str, np.ndarray]:
+        out, off = {}, 0
+        for k, s in zip(keys, sizes, strict=True):
+            out[k] = theta[off : off + s].reshape(shapes[k])
+            off += s
+        return out
+
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        p = unpack(theta)
+        if model == "mlp":
+            h = np.tanh(z @ p["W1"] + p["b1"])
+            out = h @ p["W2"] + p["b2"]
+        else:
+            out = z @ p["W"] + p["b"]
+        if loss == "ce":
+            lse = out.max(axis=1, keepdims=True)
+            logp = out - lse - np.log(np.exp(out - lse).sum(axis=1, keepdims=True))
+            value = -(y * logp).sum() / n
+            d_out = (np.exp(logp) - y) / n
+        else:
+            sig = 1.0 / (1.0 + np.exp(-out))
+            value = -(y * np.log(sig + 1e-12) + (1 - y) * np.log(1 - sig + 1e-12)).sum() / n
+            d_out = (sig - y) / n
+        grads: dict[str, np.ndarray] = {}
+        weights = [k for k in keys if k.startswith("W")]
+        value += 0.5 * l2 * sum(float((p[k] ** 2).sum()) for k in weights)
+        if model == "mlp":
+            grads["W2"] = h.T @ d_out + l2 * p["W2"]
+            grads["b2"] = d_out.sum(axis=0)
+            d_h = (d_out @ p["W2"].T) * (1 - h**2)
+            grads["W1"] = z.T @ d_h + l2 * p["W1"]
+            grads["b1"] = d_h.sum(axis=0)
+        else:
+            grads["W"] = z.T @ d_out + l2 * p["W"]
+            grads["b"] = d_out.sum(axis=0)
+        return value, np.concatenate([grads[k].ravel() for k in keys])
+
+    theta0 = np.concatenate([init[k].ravel() for k in keys])
+    t0 = time.perf_counter()
+    res = minimize(objective, theta0, jac=True, method="L-BFGS-B",
+                   options={"maxiter": max_iter})
+    meta = {
+        "n_train": int(n),
+        "final_loss": float(res.fun),
+        "iterations": int(res.nit),
+        "train_seconds": round(time.perf_counter() - t0, 4),
+        "hidden": hidden if model == "mlp" else 0,
+        "l2": l2,
+        "seed": seed,
+        "trained_at": time.time(),
+    }
+    return TrainedRouter(
+        name=name, names=list(names), mean=mean, scale=scale, params=unpack(res.x),
+        model=model, loss=loss, meta=meta,
+    )
+
+
+def save_router(index: Index, router: TrainedRouter, make_default: bool = True) -> None:
+    """Store a trained router inside the index (atomic) and record it in the manifest."""
+    root = index.root
+    with writer_lock(root):
+        manifest = read_manifest(root)
+        (root / ROUTER_DIR).mkdir(exist_ok=True)
+        fname = f"{router.name}.npz"
+        tmp = root / ROUTER_DIR / f".{fname}.tmp"
+        from mograg.storage import fsync_dir, write_bytes_durable
+
+        write_bytes_durable(tmp, router.to_bytes())
+        import os
+
+        os.replace(tmp, root / ROUTER_DIR / fname)
+        fsync_dir(root / ROUTER_DIR)
+        routers = dict(manifest.get("routers", {}))
+        routers[router.name] = {"file": f"{ROUTER_DIR}/{fname}", "names": router.names,
+                                "model": router.model, "loss": router.loss}
+        manifest["routers"] = routers
+        if make_default:
+            manifest["default_router"] = router.name
+        atomic_write_json(root / MANIFEST, manifest)
+    index.refresh()
+
+
+def load_router(index: Index, spec: str | None) -> Router:
+    """Resolve a router spec: None (index default, else entropy), "entropy", or a name."""
+    manifest = index.manifest
+    if spec is None:
+        spec = manifest.get("default_router") or "entropy"
+    if spec == "entropy":
+        return EntropyRouter()
+    routers = manifest.get("routers", {})
+    if spec not in routers:
+        known = ", ".join(["entropy", *sorted(routers), "level:SIZE"])
+        raise MogragError(f"no router {spec!r} in {index.root}; known: {known}")
+    cache = getattr(index, "_router_cache", {})
+    if spec not in cache:
+        path = index.root / routers[spec]["file"]
+        try:
+            cache[spec] = TrainedRouter.from_bytes(path.read_bytes())
+        except (OSError, ValueError, KeyError) as exc:
+            raise MogragError(f"router file {path} is unreadable ({exc}); retrain it") from None
+        index._router_cache = cache  # type: ignore[attr-defined]
+    return cache[spec]

@@ -1,0 +1,154 @@
+"""A read-only view of one committed generation of an index.
+
+Readers hold a ``Snapshot``; writers build the next generation beside it and swap
+the manifest, so a reader never sees a half-written index.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mograg.errors import IndexFormatError
+from mograg.granularity import ATOM_DTYPE, CHUNK_DTYPE, children_ranges
+from mograg.lexical import LexicalIndex
+from mograg.storage import SegmentReader
+
+
+class Snapshot:
+    """Concatenated, globally numbered view over the segments named by a manifest."""
+
+    def __init__(self, root: Path, manifest: dict[str, Any]) -> None:
+        self.root = root
+        self.manifest = manifest
+        self.sizes: list[int] = list(manifest["levels"])
+        n_levels = len(self.sizes)
+        self.segments = [
+            SegmentReader(root / "segments" / name, n_levels) for name in manifest["segments"]
+        ]
+        self.doc_ids: list[str] = [d for s in self.segments for d in s.doc_ids]
+        self.doc_index: dict[str, int] = {d: i for i, d in enumerate(self.doc_ids)}
+        # where document i lives: (segment, local index)
+        self._doc_loc: list[tuple[int, int]] = [
+            (si, li) for si, s in enumerate(self.segments) for li in range(len(s.doc_ids))
+        ]
+        self.atoms, self.levels = self._concat()
+        self.vectors: list[list[np.ndarray]] = [
+            [s.vectors[j] for s in self.segments] for j in range(n_levels)
+        ]
+        self.children = children_ranges(self.levels)
+        lex = manifest.get("derived", {}).get("lexical")
+        self.lexical: list[LexicalIndex] = []
+        if lex:
+            try:
+                self.lexical = [
+                    LexicalIndex.load(root / "lexical" / lex / f"level-{j}")
+                    for j in range(n_levels)
+                ]
+            except (OSError, ValueError) as exc:
+                raise IndexFormatError(
+                    f"BM25 index of {root} is unreadable ({exc}); rebuild the index"
+                ) from None
+        self._texts: dict[int, str] = {}
+
+    def _concat(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        n_levels = len(self.sizes)
+        atoms, levels = [], [[] for _ in range(n_levels)]
+        doc_off = atom_off = 0
+        chunk_off = [0] * n_levels
+        for s in self.segments:
+            a = np.array(s.atoms)
+            a["doc"] += doc_off
+            atoms.append(a)
+            for j in range(n_levels):
+                c = np.array(s.levels[j])
+                c["first_atom"] += atom_off
+                c["last_atom"] += atom_off
+                if j + 1 < n_levels:
+                    c["parent"] += chunk_off[j + 1]
+                levels[j].append(c)
+            for j in range(n_levels):
+                chunk_off[j] += len(s.levels[j])
+            doc_off += len(s.doc_ids)
+            atom_off += len(s.atoms)
+        all_atoms = np.concatenate(atoms) if atoms else np.zeros(0, ATOM_DTYPE)
+        all_levels = [np.concatenate(lv) if lv else np.zeros(0, CHUNK_DTYPE) for lv in levels]
+        return all_atoms, all_levels
+
+    @property
+    def n_docs(self) -> int:
+        """Number of documents."""
+        return len(self.doc_ids)
+
+    def n_chunks(self, j: int) -> int:
+        """Number of chunks at level ``j``."""
+        return len(self.levels[j])
+
+    def text(self, doc: int) -> str:
+        """Full text of global document ``doc`` (cached)."""
+        t = self._texts.get(doc)
+        if t is None:
+            si, li = self._doc_loc[doc]
+            t = self.segments[si].text(li)
+            if len(self._texts) > 4096:
+                self._texts.clear()
+            self._texts[doc] = t
+        return t
+
+    def metadata(self, doc: int) -> dict[str, Any]:
+        """Metadata of global document ``doc``."""
+        si, li = self._doc_loc[doc]
+        return self.segments[si].metadata[li]
+
+    def chunk_span(self, j: int, c: int) -> tuple[int, int, int]:
+        """``(doc, start, end)`` of chunk ``c`` at level ``j``."""
+        ch = self.levels[j][c]
+        a0, a1 = self.atoms[ch["first_atom"]], self.atoms[ch["last_atom"]]
+        return int(a0["doc"]), int(a0["start"]), int(a1["end"])
+
+    def chunk_text(self, j: int, c: int) -> str:
+        """Text of chunk ``c`` at level ``j``."""
+        doc, start, end = self.chunk_span(j, c)
+        return self.text(doc)[start:end]
+
+    def level_texts(self, j: int) -> list[str]:
+        """Texts of all chunks of level ``j`` in order."""
+        lv = self.levels[j]
+        first = self.atoms[lv["first_atom"]]
+        last = self.atoms[lv["last_atom"]]
+        docs, starts, ends = first["doc"].tolist(), first["start"].tolist(), last["end"].tolist()
+        return [self.text(d)[s:e] for d, s, e in zip(docs, starts, ends, strict=True)]
+
+    def dense_scores(self, j: int, qvec: np.ndarray) -> np.ndarray:
+        """Cosine similarity of the query vector to every chunk of level ``j``."""
+        parts = [np.asarray(m @ qvec.astype(m.dtype), dtype=np.float32) for m in self.vectors[j]]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+    def chunk_vectors(self, j: int, ids: np.ndarray) -> np.ndarray:
+        """Vectors of the given chunks of level ``j`` (float32)."""
+        mats = self.vectors[j]
+        if len(mats) == 1:
+            return np.asarray(mats[0][ids], dtype=np.float32)
+        bounds = self._bounds[j]
+        seg = np.searchsorted(bounds, ids, side="right") - 1
+        out = np.empty((len(ids), self.dim), dtype=np.float32)
+        for s in np.unique(seg).tolist():
+            mask = seg == s
+            out[mask] = mats[s][ids[mask] - bounds[s]]
+        return out
+
+    @cached_property
+    def _bounds(self) -> list[np.ndarray]:
+        return [np.cumsum([0] + [len(m) for m in mats]) for mats in self.vectors]
+
+    @cached_property
+    def dim(self) -> int:
+        """Vector dimension."""
+        return int(self.manifest["dim"])
+
+    def document_of_atom(self) -> np.ndarray:
+        """Document index of every atom."""
+        return self.atoms["doc"]
