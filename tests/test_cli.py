@@ -295,7 +295,7 @@ def _kill(proc: subprocess.Popen[str]) -> None:
     assert proc.returncode == -signal.SIGKILL
 
 
-@pytest.mark.parametrize("delay", [0.3, 1.5])
+@pytest.mark.parametrize("delay", [1.0])
 def test_sigkill_mid_index_keeps_previous_index(
     built: Path, tmp_path: Path, delay: float
 ) -> None:

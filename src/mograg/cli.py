@@ -233,9 +233,13 @@ def index_cmd(
         str | None,
         typer.Option(
             callback=_choice("embed", "pool"),
-            help="Vectors of long chunks: embed them, or pool child vectors [default: embed].",
+            help="Coarser levels' vectors: pool children, or embed [default: pool].",
         ),
     ] = None,
+    graph: Annotated[
+        bool,
+        typer.Option("--graph", help="Also build the MoGG graph (hop radii as granularities)."),
+    ] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Create an index, or add documents to it (same id = replace)."""
@@ -264,8 +268,11 @@ def index_cmd(
                     levels=sizes,
                     embedder=embedder,
                     vector_dtype="float16" if float16 else "float32",
-                    level_vectors=level_vectors or "embed",
+                    level_vectors=level_vectors or "pool",
+                    graph=graph,
                 )
+            elif graph and not ix.manifest.get("graph"):
+                ix.enable_graph(progress=bars)
             if not quiet:
                 bars.log(f"indexing {len(docs)} document(s) into {index}")
             report = ix.add(docs, progress=bars)
@@ -422,11 +429,20 @@ def eval_cmd(
     router: Annotated[
         list[str] | None, typer.Option("--router", help="Also evaluate this router (repeatable).")
     ] = None,
+    graph: Annotated[
+        bool, typer.Option("--graph", help="With --docs: build the MoGG graph and score radii.")
+    ] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Measure retrieval quality per level, best fixed level, oracle and routers."""
     from mograg.evaluate import run_eval_command
 
+    write_report = None
+    if report is not None:  # fail before the (long) run, not after it
+        try:
+            from mograg.report import write_report
+        except ImportError:
+            raise MogragError("--report is not available in this version of mograg") from None
     budgets = _budgets(budget)
     if folds is not None and folds < 2:
         raise typer.BadParameter("need at least 2 folds", param_hint="--folds")
@@ -441,6 +457,7 @@ def eval_cmd(
             folds=folds,
             train_questions=train_questions,
             routers=router or None,
+            graph=graph,
             progress=bars,
         )
     results = getattr(outcome, "results", outcome)
@@ -453,13 +470,8 @@ def eval_cmd(
         _say(f"... and {len(problems) - 20} more")
     if problems:
         _say(f"skipped {len(problems)} invalid question(s)")
-    if report is not None:
-        try:
-            from mograg.report import write_report
-        except ImportError:
-            raise MogragError("--report needs mograg.report, not in this version") from None
-        path = write_report(outcome, report)
-        _say(f"report written to {path}")
+    if write_report is not None and report is not None:
+        _say(f"report written to {write_report(outcome, report)}")
     if as_json:
         _print_json(results[0] if len(results) == 1 else results)
         return
@@ -553,11 +565,13 @@ def _holds_corpus(path: Path, want: str) -> bool:
         return False
 
 
-def _build_demo(target: Path, docs: list[Document], quiet: bool) -> None:
+def _build_demo(
+    target: Path, docs: list[Document], quiet: bool, shown: Path | None = None
+) -> None:
     from mograg.index import Index
 
     if not quiet:
-        _say(f"indexing the demo corpus ({len(docs)} documents) into {target}")
+        _say(f"indexing the demo corpus ({len(docs)} documents) into {shown or target}")
     with _bars(quiet) as bars:
         report = Index.create(target).add(docs, progress=bars)
     if not quiet:
@@ -586,7 +600,7 @@ def _demo_index(dir_: Path | None, docs: list[Document], quiet: bool) -> Path:
         tmp = Path(tempfile.mkdtemp(prefix="mograg-demo-"))
         _build_demo(tmp / "index", docs, quiet)
         return tmp / "index"
-    _build_demo(tmp / "index", docs, quiet)
+    _build_demo(tmp / "index", docs, quiet, shown=cache)
     try:
         if cache.exists():
             shutil.rmtree(cache)

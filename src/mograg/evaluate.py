@@ -334,8 +334,9 @@ def cache_root() -> Path:
 def index_docs_cached(
     docs: str | Path,
     levels: Sequence[int] | str | None = None,
-    level_vectors: str = "embed",
+    level_vectors: str = "pool",
     progress: Progress = _no_progress,
+    graph: bool = False,
 ) -> Index:
     """Index a docs.jsonl(.gz) file once; later runs with the same bytes and settings reuse it."""
     from mograg.documents import load_documents
@@ -350,14 +351,17 @@ def index_docs_cached(
     h.update(repr((sizes, level_vectors, 1)).encode())
     target = cache_root() / h.hexdigest()[:24]
     if (target / "manifest.json").exists():
-        return Index.open(target)
+        ix = Index.open(target)
+        if graph and not ix.manifest.get("graph"):
+            ix.enable_graph(progress=progress)
+        return ix
     documents, problems = load_documents([path])
     if problems:
         raise MogragError(f"{problems[0]} ({len(problems)} problem(s) in {path})")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
     try:
-        ix = Index.create(tmp / "ix", levels=sizes, level_vectors=level_vectors)
+        ix = Index.create(tmp / "ix", levels=sizes, level_vectors=level_vectors, graph=graph)
         ix.add(documents, progress=progress)
         (tmp / "ix").rename(target)
     finally:
@@ -376,13 +380,18 @@ def run_eval_command(
     train_questions: str | Path | None = None,
     routers: Sequence[str] | None = None,
     levels: str | None = None,
+    graph: bool = False,
     progress: Progress = _no_progress,
 ) -> EvalOutcome:
     """Everything `mograg eval` does apart from printing."""
     if (index is None) == (docs is None):
         raise MogragError("give exactly one of --index DIR or --docs DOCS.jsonl.gz")
-    ix = Index.open(index) if index is not None else index_docs_cached(docs, levels,
-                                                                        progress=progress)
+    if index is not None:
+        ix = Index.open(index)
+        if graph and not ix.manifest.get("graph"):
+            raise MogragError(f"index {index} has no graph; rebuild it with mograg index --graph")
+    else:
+        ix = index_docs_cached(docs, levels, progress=progress, graph=graph)
     lengths = _doc_lengths(ix)
     qs, problems = load_questions(questions, lengths)
     if limit:

@@ -13,6 +13,7 @@ import numpy as np
 from mograg.embeddings import Embedder, content_hash, embed_cached, make_embedder
 from mograg.errors import IndexFormatError, MogragError
 from mograg.granularity import ATOM_DTYPE, DEFAULT_LEVELS, build_levels, parse_levels
+from mograg.graph import GraphSettings, build_and_save
 from mograg.lexical import LexicalIndex
 from mograg.retrieve import (
     DEFAULT_CANDIDATES,
@@ -47,6 +48,16 @@ MAX_SEGMENTS = 8
 EMBED_BATCH = 512
 
 
+_EMBEDDERS: dict[str | None, Embedder] = {}
+
+
+def shared_embedder(spec: str | None) -> Embedder:
+    """One embedder per spec per process (loading a model costs about a second)."""
+    if spec not in _EMBEDDERS:
+        _EMBEDDERS[spec] = make_embedder(spec)
+    return _EMBEDDERS[spec]
+
+
 def _no_progress(stage: str, done: int, total: int) -> None:
     del stage, done, total
 
@@ -74,6 +85,7 @@ class Index:
         self._manifest = manifest
         self._snapshot: Snapshot | None = None
         self._embedder = embedder
+        self._router_cache: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -83,8 +95,9 @@ class Index:
         levels: str | Sequence[int] = DEFAULT_LEVELS,
         embedder: str | None = None,
         vector_dtype: str = "float32",
-        level_vectors: str = "embed",
+        level_vectors: str = "pool",
         exist_ok: bool = False,
+        graph: bool | GraphSettings = False,
     ) -> Index:
         """Create an empty index at ``path`` (or open it if ``exist_ok`` and it exists)."""
         root = Path(path)
@@ -101,7 +114,7 @@ class Index:
             raise MogragError(f"invalid vector dtype {vector_dtype!r}; use float32 or float16")
         if level_vectors not in LEVEL_VECTORS:
             raise MogragError(f"invalid level_vectors {level_vectors!r}; use embed or pool")
-        emb = make_embedder(embedder)
+        emb = shared_embedder(embedder)
         manifest = {
             "format": FORMAT_VERSION,
             "generation": 0,
@@ -115,6 +128,9 @@ class Index:
             "derived": {},
             "created": time.time(),
         }
+        if graph:
+            settings = graph if isinstance(graph, GraphSettings) else GraphSettings()
+            manifest["graph"] = settings.to_dict()
         check_writable(root.parent if not root.exists() else root)
         with writer_lock(root):
             (root / "segments").mkdir(exist_ok=True)
@@ -130,9 +146,13 @@ class Index:
     def refresh(self) -> bool:
         """Re-read the manifest; True if another writer committed a new generation."""
         manifest = read_manifest(self.root)
-        if manifest.get("generation") != self._manifest.get("generation"):
+        if manifest != self._manifest:
+            if manifest.get("segments") != self._manifest.get("segments") or manifest.get(
+                "derived"
+            ) != self._manifest.get("derived"):
+                self._snapshot = None
             self._manifest = manifest
-            self._snapshot = None
+            self._router_cache = {}
             return True
         return False
 
@@ -152,7 +172,7 @@ class Index:
         """The embedder the index was built with (loaded on first use)."""
         if self._embedder is None:
             spec = self._manifest["embedder"]["spec"]
-            emb = make_embedder(None if spec == "minilm" else spec)
+            emb = shared_embedder(None if spec == "minilm" else spec)
             if emb.name != self._manifest["embedder"]["name"]:
                 raise IndexFormatError(
                     f"index {self.root} was built with embedder "
@@ -196,6 +216,8 @@ class Index:
             "level_vectors": self._manifest["level_vectors"],
             "generation": self._manifest["generation"],
             "routers": sorted(self._manifest.get("routers", {})),
+            "default_router": self._manifest.get("default_router") or "entropy",
+            "graph": self._manifest.get("graph_stats") if self._manifest.get("graph") else None,
         }
 
     # ------------------------------------------------------------------ writes
@@ -385,9 +407,34 @@ class Index:
     def _derive_hook(
         self, snap: Snapshot, manifest: dict[str, Any], progress: Progress
     ) -> dict[str, str]:
-        """Build further corpus-wide structures for the next generation (see graph)."""
-        del snap, manifest, progress
-        return {}
+        """Build corpus-wide structures for the next generation: the MoGG graph if enabled."""
+        if not manifest.get("graph"):
+            return {}
+        settings = GraphSettings(**manifest["graph"])
+        name, stats = build_and_save(self.root, snap, settings, progress)
+        manifest["graph_stats"] = stats
+        return {"graph": name}
+
+    def enable_graph(
+        self, settings: GraphSettings | None = None, progress: Progress | None = None
+    ) -> dict[str, Any]:
+        """Add (or rebuild) the MoGG graph of an existing index from its stored vectors."""
+        settings = settings or GraphSettings()
+        with writer_lock(self.root):
+            manifest = read_manifest(self.root)
+            manifest["graph"] = settings.to_dict()
+            self._manifest = manifest
+            self._snapshot = None
+            name, stats = build_and_save(self.root, self.snapshot, settings, progress)
+            manifest = dict(manifest)
+            manifest["derived"] = {**manifest.get("derived", {}), "graph": name}
+            manifest["graph_stats"] = stats
+            manifest["generation"] = int(manifest["generation"]) + 1
+            atomic_write_json(self.root / MANIFEST, manifest)
+            self._manifest = manifest
+            self._snapshot = None
+            collect_garbage(self.root, manifest)
+        return stats
 
     # ------------------------------------------------------------------ reads
     def encode_queries(self, queries: Sequence[str]) -> list[Query]:

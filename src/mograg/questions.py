@@ -80,12 +80,13 @@ def _parse(obj: Any, doc_lengths: dict[str, int] | None) -> Question:
     answers = obj.get("answers") or []
     if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
         raise ValueError("field 'answers' must be a list of strings")
+    answers = [a for a in answers if a.strip()]
     evidence: list[Span] = []
     for k, ev in enumerate(obj.get("evidence") or []):
         if not isinstance(ev, dict):
             raise ValueError(f"evidence[{k}] must be an object with doc_id, start, end")
         d, s, e = ev.get("doc_id"), ev.get("start"), ev.get("end")
-        if not isinstance(d, str) or not isinstance(s, int) or not isinstance(e, int):
+        if not isinstance(d, str) or type(s) is not int or type(e) is not int:
             raise ValueError(f"evidence[{k}] needs doc_id (string), start and end (integers)")
         if doc_lengths is not None:
             if d not in doc_lengths:
@@ -101,5 +102,5 @@ def _parse(obj: Any, doc_lengths: dict[str, int] | None) -> Question:
     metadata = obj.get("metadata") or {}
     if not evidence and not answers:
         raise ValueError("question has neither evidence nor answers; nothing to score")
-    return Question(str(qid), text, [a for a in answers if a.strip()], evidence,
+    return Question(str(qid), text, answers, evidence,
                     metadata if isinstance(metadata, dict) else {})

@@ -48,12 +48,12 @@ def granularity_picks(
 
 
 def _ancestors(snap: Snapshot) -> list[np.ndarray]:
-    anc = getattr(snap, "_ancestors", None)
+    anc = snap.ancestors
     if anc is None:
         anc = [np.arange(snap.n_chunks(0), dtype=np.int64)]
         for j in range(1, len(snap.sizes)):
             anc.append(snap.levels[j - 1]["parent"][anc[-1]].astype(np.int64))
-        snap._ancestors = anc  # type: ignore[attr-defined]
+        snap.ancestors = anc
     return anc
 
 

@@ -53,6 +53,14 @@ class Snapshot:
                     f"BM25 index of {root} is unreadable ({exc}); rebuild the index"
                 ) from None
         self._texts: dict[int, str] = {}
+        # caches owned by other modules (routing ancestors, MoGG graph); the graph is read
+        # now so that a later garbage collection of its directory cannot break this reader
+        self.ancestors: list[np.ndarray] | None = None
+        self.graph: Any = None
+        if manifest.get("derived", {}).get("graph"):
+            from mograg.graph import read_graph
+
+            self.graph = read_graph(root / "graph" / manifest["derived"]["graph"])
 
     def _concat(self) -> tuple[np.ndarray, list[np.ndarray]]:
         n_levels = len(self.sizes)

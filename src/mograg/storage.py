@@ -216,16 +216,17 @@ class SegmentReader:
             raise IndexFormatError(
                 f"index segment {directory} is unreadable ({exc}); rebuild the index"
             ) from None
-        self._text_path = directory / "text.bin"
-        self._text_map: np.memmap | None = None
+        # mapped now, not on first use: a writer may delete this directory once a newer
+        # generation is committed, and an open mapping keeps the file readable (POSIX)
+        size = int(self.text_offsets[-1]) if len(self.text_offsets) else 0
+        self._text_map = (
+            np.memmap(directory / "text.bin", dtype=np.uint8, mode="r") if size else None
+        )
 
     def text(self, i: int) -> str:
         """The full text of local document ``i``."""
         if self._text_map is None:
-            size = int(self.text_offsets[-1])
-            if size == 0:
-                return ""
-            self._text_map = np.memmap(self._text_path, dtype=np.uint8, mode="r")
+            return ""
         a, b = int(self.text_offsets[i]), int(self.text_offsets[i + 1])
         return bytes(self._text_map[a:b]).decode("utf-8")
 
