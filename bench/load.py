@@ -157,12 +157,12 @@ async def run(args: argparse.Namespace, url: str, key: str | None) -> dict:
                     write_errors.append(f"HTTP {r.status_code}: {r.text[:120]}")
                 n += 1
 
-        tasks = [reader(k) for k in range(args.clients)]
-        if args.write_every > 0:
-            tasks.append(writer())
         t_start = time.perf_counter()
-        await asyncio.gather(*tasks)
+        write_task = asyncio.create_task(writer()) if args.write_every > 0 else None
+        await asyncio.gather(*(reader(k) for k in range(args.clients)))
         elapsed = time.perf_counter() - t_start
+        if write_task is not None:
+            await write_task
         if added and not args.keep:
             headers = {"Authorization": f"Bearer {key}"} if key else {}
             for doc_id in added:

@@ -67,7 +67,7 @@ def new_index(tmp_path, shared_embedder):
 
 @pytest.fixture(scope="module")
 def full_index(tmp_path_factory, shared_embedder) -> Index:
-    ix = Index.create(tmp_path_factory.mktemp("full") / "ix", levels=LEVELS)
+    ix = Index.create(tmp_path_factory.mktemp("full") / "ix", levels=LEVELS, level_vectors="embed")
     ix.add(docs(*DOCS))
     return ix
 
@@ -120,7 +120,7 @@ def test_info_counts(full_index):
     assert info["corpus_bytes"] == sum(len(t.encode()) for t in DOCS.values())
     assert info["bytes"] > info["corpus_bytes"]
     assert info["dim"] == 384
-    assert info["vector_dtype"] == "float32" and info["level_vectors"] == "pool"
+    assert info["vector_dtype"] == "float32" and info["level_vectors"] == "embed"
     assert info["generation"] == 1
     assert info["routers"] == []
     json.dumps(info)  # JSON-ready
@@ -204,7 +204,7 @@ def test_incremental_add_keeps_untouched_segments(new_index):
 
 
 def test_vectors_reused_on_identical_text(new_index):
-    ix = new_index()
+    ix = new_index(level_vectors="embed")
     r1 = ix.add(docs("cats", "volcano"))
     # a coarse chunk with a single child has the child's text: embedded once
     assert r1.embedded > 0 and r1.embedded + r1.reused <= r1.chunks
@@ -228,7 +228,7 @@ def test_vectors_reused_on_identical_text(new_index):
 
 
 def test_float16_vectors(new_index, full_index):
-    ix = new_index(vector_dtype="float16")
+    ix = new_index(vector_dtype="float16", level_vectors="embed")
     ix.add(docs(*DOCS))
     assert ix.info()["vector_dtype"] == "float16"
     seg = ix.manifest["segments"][0]

@@ -195,7 +195,8 @@ def test_ingest_inline_skips_committed(tmp_path, shared_embedder):
 
 def _corpus(path: Path, n: int) -> None:
     rng = np.random.default_rng(1)
-    words = "alpha beta gamma delta river stone cloud forest harbor engine lamp orbit".split()
+    words = ["alpha", "beta", "gamma", "delta", "river", "stone", "cloud", "forest",
+             "harbor", "engine", "lamp", "orbit"]
     with open(path, "w") as f:
         for i in range(n):
             sents = [" ".join(rng.choice(words, 9)).capitalize() + f" number {i}-{s}."

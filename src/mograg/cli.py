@@ -480,6 +480,36 @@ def eval_cmd(
         wide.print(_eval_table(r))
 
 
+@app.command("serve")
+def serve_cmd(
+    index: IndexOpt,
+    host: Annotated[
+        str, typer.Option(help="Address to bind; keep 127.0.0.1 unless behind a proxy.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--api-key-file", help="File holding the API key (else MOGRAG_API_KEY)."
+        ),
+    ] = None,
+    private: Annotated[
+        bool, typer.Option("--private", help="Require the API key for reads too.")
+    ] = False,
+    max_body_mb: Annotated[
+        float, typer.Option("--max-body-mb", help="Request body limit in MiB.")
+    ] = 32.0,
+    max_budget: Annotated[
+        int, typer.Option(help="Largest token budget a request may ask for.")
+    ] = 8192,
+) -> None:
+    """Serve the index over HTTP: JSON API (docs at /docs) and a routing inspector page."""
+    from mograg.server import serve as run_server
+
+    run_server(index, host=host, port=port, api_key_file=api_key_file, private=private,
+               max_body_bytes=int(max_body_mb * 1024 * 1024), max_budget=max_budget)
+
+
 @app.command("train-router")
 def train_router_cmd(
     index: IndexOpt,

@@ -227,10 +227,10 @@ def evaluate(
         detail["oracle_choice"] = [col.names[g] for g in oracle_g.tolist()]
         detail["per_question"]["oracle"] = [r["recall"] for r in o_rows]
         router_weights: list[tuple[str, np.ndarray, np.ndarray]] = []
-        w, ms = _weights_of(EntropyRouter(), index, col)
+        w, ms = _weights_of(EntropyRouter(budget), index, col)
         router_weights.append(("entropy", w, ms))
         for spec in routers or []:
-            w, ms = _weights_of(load_router(index, spec), index, col)
+            w, ms = _weights_of(load_router(index, spec, budget), index, col)
             router_weights.append((spec, w, ms))
         if folds:
             for model in ROUTER_MODELS:

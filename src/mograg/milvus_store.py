@@ -30,6 +30,7 @@ swap; :func:`rank_level_remote` in ``retrieve.rank_level`` when the manifest has
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import os
@@ -286,17 +287,13 @@ def close_clients() -> None:
     """Close every cached client (tests; Milvus Lite releases its file lock at exit too)."""
     with _CLIENT_LOCK:
         for c in _CLIENTS.values():
-            try:
+            with contextlib.suppress(Exception):  # best effort
                 c.close()
-            except Exception:  # pragma: no cover - best effort
-                pass
         _CLIENTS.clear()
-    try:  # Milvus Lite keeps a server per file until process exit unless released
+    with contextlib.suppress(Exception):  # Milvus Lite keeps a server per file until exit
         from milvus_lite import server_manager_instance
 
         server_manager_instance.release_all()
-    except Exception:  # pragma: no cover - cluster-only installs
-        pass
 
 
 class MilvusStore:
@@ -319,7 +316,15 @@ class MilvusStore:
     def client(self) -> Any:
         """The pymilvus client (connects on first use)."""
         if self._client is None:
-            self._client = milvus_client(self.cfg)
+            client = milvus_client(self.cfg)
+            existing = set(client.list_collections())
+            for j in range(self.n_levels):  # a reopened database starts "released"
+                name = self.collection(j)
+                if name in existing and "Loaded" not in str(
+                    client.get_load_state(name).get("state", "")
+                ):
+                    client.load_collection(name)
+            self._client = client
         return self._client
 
     def collection(self, j: int) -> str:
@@ -406,9 +411,17 @@ class MilvusStore:
 
     def all_keys(self, j: int, batch: int = 10_000) -> np.ndarray:
         """Every key stored at level ``j`` (a full scan: for verification and repair)."""
-        it = self.client.query_iterator(
-            self.collection(j), batch_size=batch, filter="key >= 0", output_fields=["key"]
-        )
+        import logging
+
+        log = logging.getLogger("pymilvus")
+        level = log.level
+        log.setLevel(logging.ERROR)  # Milvus Lite: "failed to get mvccTs" notice per scan
+        try:
+            it = self.client.query_iterator(
+                self.collection(j), batch_size=batch, filter="key >= 0", output_fields=["key"]
+            )
+        finally:
+            log.setLevel(level)
         out: list[int] = []
         try:
             while True:
@@ -420,8 +433,9 @@ class MilvusStore:
             it.close()
         return np.array(out, np.int64)
 
-    def write_segment(self, data: Any, skip: dict[int, set[int]] | None = None) -> int:
-        """Send an in-memory ``SegmentData`` (its vectors and BM25 terms) to Milvus."""
+    def write_segment(self, data: Any, skip: dict[int, np.ndarray] | None = None) -> int:
+        """Send an in-memory ``SegmentData`` (its vectors and BM25 terms) to Milvus,
+        except the chunks whose keys are in ``skip[level]`` (already there)."""
         from mograg.lexical import tokenize
 
         _, keys = segment_data_keys(data, self.n_levels)
@@ -429,8 +443,8 @@ class MilvusStore:
         for j in range(self.n_levels):
             k = keys[j]
             mask = np.ones(len(k), bool)
-            if skip and skip.get(j):
-                mask = np.array([int(x) not in skip[j] for x in k.tolist()], bool)
+            if skip is not None and j in skip and len(skip[j]):
+                mask = ~np.isin(k, skip[j])
             if not mask.any():
                 continue
             lv = data.levels[j][mask]
@@ -644,7 +658,8 @@ def before_commit(old: Any, new: Any) -> dict[str, int]:
         if Path(seg.directory).name in old_names:
             continue
         skip = {
-            j: set(gone_keys[j].tolist()) | staged.get(j, set()) for j in range(n_levels)
+            j: np.concatenate([gone_keys[j], np.fromiter(staged.get(j, ()), np.int64)])
+            for j in range(n_levels)
         }
         sent += store.write_segment(seg.load(), skip=skip)
     store.flush()
@@ -670,10 +685,11 @@ def after_commit(old: Any, new: Any) -> dict[str, int]:
                 store.delete_keys(j, drop)
                 deleted += len(drop)
     staged = _staged(new.manifest)
-    for seg in new.segments:
-        for j, k in enumerate(_segment_keys(seg, n_levels)[1]):
-            if staged.get(j):
-                staged[j].difference_update(k.tolist())
+    if any(staged.values()):
+        for seg in new.segments:
+            for j, k in enumerate(_segment_keys(seg, n_levels)[1]):
+                if staged.get(j):
+                    staged[j].difference_update(k.tolist())
     return {"deleted": deleted}
 
 
@@ -718,7 +734,7 @@ def create_index(path: str | Path, store: str | None = None, **kw: Any) -> Any:
 _BRIDGE: Any = None
 
 
-def MilvusIndex() -> Any:  # noqa: N802 - returns a class (built lazily to avoid an import cycle)
+def MilvusIndex() -> Any:
     """``Index`` with the Milvus hooks, for builds where index.py is not wired yet.
 
     Once ``Index`` calls the hooks itself (``Index.STORE_HOOKS = True``) this is plain
@@ -770,3 +786,32 @@ def MilvusIndex() -> Any:  # noqa: N802 - returns a class (built lazily to avoid
 
     _BRIDGE = _MilvusIndex
     return _BRIDGE
+
+
+def attach_store(path: str | Path, store: str) -> Any:
+    """Move the search structures of an existing embedded index into Milvus.
+
+    Nothing is re-embedded: every segment's stored vectors and BM25 terms are sent to new
+    collections, flushed, and only then is the manifest (with its ``store``) swapped in.
+    """
+    from mograg.storage import MANIFEST, atomic_write_json, read_manifest, writer_lock
+
+    root = Path(path)
+    cfg = new_store_config(store)
+    if cfg is None:
+        raise MogragError("attach_store needs milvus-lite:PATH or milvus://HOST:PORT")
+    with writer_lock(root):
+        manifest = read_manifest(root)
+        if manifest.get("store"):
+            raise MogragError(f"{root} already uses a store: {manifest['store']['uri']}")
+        manifest = {**manifest, "store": cfg}
+        st = store_of(manifest)
+        st.create()
+        from mograg.snapshot import Snapshot
+
+        for seg in Snapshot(root, manifest).segments:
+            st.write_segment(seg.load())
+        st.flush()
+        manifest["generation"] = int(manifest["generation"]) + 1
+        atomic_write_json(root / MANIFEST, manifest)
+    return open_index(root)

@@ -100,30 +100,32 @@ class Router:
 
 
 class EntropyRouter(Router):
-    """Training-free: prefer the level whose dense candidate scores are most peaked.
+    """Training-free: a budget-aware prior sharpened by how peaked each level's scores are.
 
-    A level whose best chunk stands out from the rest (low entropy of the softmaxed
-    top-k similarities, large margin) has found a focused match; flat distributions
-    mean no chunk at that size fits the question well.
+    The prior favours the level of about half the budget (a context of two or more
+    chunks); a level whose dense candidate scores are more peaked (low entropy of the
+    softmaxed top-k similarities: one chunk clearly stands out) gains weight. On the
+    dev sets, peakedness alone picks worse levels than a fixed size, so it only tilts
+    the prior. Graph radii (if any) get no weight from this router.
     """
 
     name = "entropy"
 
-    def __init__(self, sharpness: float = 20.0) -> None:
+    def __init__(self, budget: int = 256, prior: float = 2.0, sharpness: float = 5.0) -> None:
+        self.budget = budget
+        self.prior = prior
         self.sharpness = sharpness
 
     def weights(
         self, index: Index, query: Query, rankings: Sequence[LevelRanking], names: Sequence[str]
     ) -> np.ndarray:
-        """Weights from each level's peakedness; graph radii follow level 0 with less weight."""
-        peak = []
-        for r in rankings:
-            top1, _margin, _mean, ent = _stats(r.dense, 0.05)
-            peak.append((1.0 - ent) + top1)
-        peak_arr = np.array(peak)
+        """One weight per granularity (zero for graph radii)."""
+        sizes = np.array(index.levels[: len(rankings)], dtype=np.float64)
+        prior = -np.abs(np.log2(sizes) - np.log2(max(self.budget / 2, 1.0)))
+        peak = np.array([1.0 - _stats(r.dense, 0.05)[3] for r in rankings])
         w = np.zeros(len(names))
-        w[: len(peak_arr)] = _softmax(self.sharpness * (peak_arr - peak_arr.max()))
-        return w / w.sum()
+        w[: len(rankings)] = _softmax(self.prior * prior + self.sharpness * peak)
+        return w
 
 
 @dataclass
@@ -376,13 +378,13 @@ def save_router(index: Index, router: TrainedRouter, make_default: bool = True) 
     index.refresh()
 
 
-def load_router(index: Index, spec: str | None) -> Router:
+def load_router(index: Index, spec: str | None, budget: int = 256) -> Router:
     """Resolve a router spec: None (index default, else entropy), "entropy", or a name."""
     manifest = index.manifest
     if spec is None:
         spec = manifest.get("default_router") or "entropy"
     if spec == "entropy":
-        return EntropyRouter()
+        return EntropyRouter(budget)
     routers = manifest.get("routers", {})
     if spec not in routers:
         known = ", ".join(["entropy", *sorted(routers), "level:SIZE"])

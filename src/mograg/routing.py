@@ -151,7 +151,7 @@ def route_search(
     """Search with a router choosing (or mixing) granularities per query."""
     from mograg.router import load_router
 
-    model = load_router(index, router)
+    model = load_router(index, router, budget)
     rankings = index.rank(query, mode)
     names = granularity_names(index)
     weights = model.weights(index, query, rankings, names)

@@ -122,16 +122,28 @@ class IndexService:
     (and by the index's own file lock against other processes).
     """
 
-    def __init__(self, path: str | Path, reload_interval: float = RELOAD_INTERVAL) -> None:
+    def __init__(
+        self, path: str | Path, reload_interval: float = RELOAD_INTERVAL,
+        search_slots: int | None = None,
+    ) -> None:
         self.root = Path(path)
         self.reload_interval = reload_interval
         self._write_lock = threading.Lock()
+        # searches are CPU-bound (embedding, matrix products, BM25): running more at once
+        # than there are cores only adds contention, so extra ones queue here
+        self.search_slots = threading.BoundedSemaphore(search_slots or os.cpu_count() or 2)
         first = Index.open(self.root)
         self._embedder = first.embedder  # loaded once, shared by every handle
         self._current = self._publishable(first)
         self._checked = time.monotonic()
 
     # ------------------------------------------------------------------ reads
+    @contextlib.contextmanager
+    def searching(self) -> Iterator[_Handle]:
+        """The current generation, while holding one of the CPU slots for a search."""
+        with self.search_slots:
+            yield self.handle()
+
     def handle(self) -> _Handle:
         """The current generation (picks up commits by other processes, at most once a second)."""
         now = time.monotonic()
@@ -534,14 +546,15 @@ def create_app(
     @app.post("/search", dependencies=[Depends(require_read)], tags=["read"])
     def search(req: SearchRequest) -> Any:
         """Retrieve up to ``budget`` tokens; the same JSON as ``mograg search --json``."""
-        h = service.handle()
-        res = h.index.search(req.query, budget=req.budget, level=req.level, mode=req.mode,
-                             router=req.router, strategy=req.strategy)
+        with service.searching() as h:
+            res = h.index.search(req.query, budget=req.budget, level=req.level, mode=req.mode,
+                                 router=req.router, strategy=req.strategy)
         return JSONResponse(res.to_dict(), headers=generation_header(h))
 
     def inspect(req: InspectRequest) -> Any:
-        h = service.handle()
-        return JSONResponse(_inspect(h, req), headers=generation_header(h))
+        with service.searching() as h:
+            data = _inspect(h, req)
+        return JSONResponse(data, headers=generation_header(h))
 
     @app.get("/api/inspect", dependencies=[Depends(require_read)], tags=["read"])
     def inspect_get(

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from mograg.errors import IndexFormatError
-from mograg.granularity import ATOM_DTYPE, CHUNK_DTYPE, children_ranges
+from mograg.granularity import children_ranges
 from mograg.lexical import LexicalIndex
-from mograg.storage import SegmentReader
+from mograg.storage import SegmentReader, concat_tables
 
 
 class Snapshot:
@@ -63,28 +63,8 @@ class Snapshot:
             self.graph = read_graph(root / "graph" / manifest["derived"]["graph"])
 
     def _concat(self) -> tuple[np.ndarray, list[np.ndarray]]:
-        n_levels = len(self.sizes)
-        atoms, levels = [], [[] for _ in range(n_levels)]
-        doc_off = atom_off = 0
-        chunk_off = [0] * n_levels
-        for s in self.segments:
-            a = np.array(s.atoms)
-            a["doc"] += doc_off
-            atoms.append(a)
-            for j in range(n_levels):
-                c = np.array(s.levels[j])
-                c["first_atom"] += atom_off
-                c["last_atom"] += atom_off
-                if j + 1 < n_levels:
-                    c["parent"] += chunk_off[j + 1]
-                levels[j].append(c)
-            for j in range(n_levels):
-                chunk_off[j] += len(s.levels[j])
-            doc_off += len(s.doc_ids)
-            atom_off += len(s.atoms)
-        all_atoms = np.concatenate(atoms) if atoms else np.zeros(0, ATOM_DTYPE)
-        all_levels = [np.concatenate(lv) if lv else np.zeros(0, CHUNK_DTYPE) for lv in levels]
-        return all_atoms, all_levels
+        parts = [(s.atoms, s.levels, len(s.doc_ids)) for s in self.segments]
+        return concat_tables(parts, len(self.sizes))
 
     @property
     def n_docs(self) -> int:

@@ -161,34 +161,43 @@ class SegmentData:
         )
 
 
-def concat_segments(parts: Sequence[SegmentData]) -> SegmentData:
-    """Merge segments into one (offsets shifted; vectors copied, never recomputed)."""
+def concat_tables(
+    parts: Sequence[tuple[np.ndarray, Sequence[np.ndarray], int]], n_levels: int
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Concatenate (atoms, level chunk arrays, n_docs) parts, shifting every reference."""
+    atoms, levels = [], [[] for _ in range(n_levels)]
     doc_off = atom_off = 0
-    atoms, n_levels = [], len(parts[0].levels)
-    level_parts: list[list[np.ndarray]] = [[] for _ in range(n_levels)]
     chunk_off = [0] * n_levels
-    for p in parts:
-        a = p.atoms.copy()
+    for part_atoms, part_levels, n_docs in parts:
+        a = np.array(part_atoms)
         a["doc"] += doc_off
         atoms.append(a)
         for j in range(n_levels):
-            c = p.levels[j].copy()
+            c = np.array(part_levels[j])
             c["first_atom"] += atom_off
             c["last_atom"] += atom_off
             if j + 1 < n_levels:
                 c["parent"] += chunk_off[j + 1]
-            level_parts[j].append(c)
+            levels[j].append(c)
         for j in range(n_levels):
-            chunk_off[j] += len(p.levels[j])
-        doc_off += p.n_docs
-        atom_off += len(p.atoms)
+            chunk_off[j] += len(part_levels[j])
+        doc_off += n_docs
+        atom_off += len(part_atoms)
+    all_atoms = np.concatenate(atoms) if atoms else np.zeros(0, ATOM_DTYPE)
+    return all_atoms, [np.concatenate(lv) if lv else np.zeros(0, CHUNK_DTYPE) for lv in levels]
+
+
+def concat_segments(parts: Sequence[SegmentData]) -> SegmentData:
+    """Merge segments into one (offsets shifted; vectors copied, never recomputed)."""
+    n_levels = len(parts[0].levels)
+    atoms, levels = concat_tables([(p.atoms, p.levels, p.n_docs) for p in parts], n_levels)
     levels_idx = range(n_levels)
     return SegmentData(
         doc_ids=[d for p in parts for d in p.doc_ids],
         metadata=[m for p in parts for m in p.metadata],
         texts=[t for p in parts for t in p.texts],
-        atoms=np.concatenate(atoms) if atoms else np.zeros(0, ATOM_DTYPE),
-        levels=[np.concatenate(lp) if lp else np.zeros(0, CHUNK_DTYPE) for lp in level_parts],
+        atoms=atoms,
+        levels=levels,
         vectors=[np.concatenate([np.asarray(p.vectors[j]) for p in parts]) for j in levels_idx],
         hashes=[np.concatenate([np.asarray(p.hashes[j]) for p in parts]) for j in levels_idx],
     )
