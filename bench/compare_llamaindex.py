@@ -390,9 +390,9 @@ def score_fills(
 
 def run_mograg(
     docs: list[Document], questions: list[Question], budget: int, level_vectors: str,
-    workdir: Path,
+    workdir: Path, mode: str = "hybrid",
 ) -> dict[str, Any]:
-    out: dict[str, Any] = {"system": "mograg", "level_vectors": level_vectors,
+    out: dict[str, Any] = {"system": "mograg", "level_vectors": level_vectors, "mode": mode,
                            "load_before": load()}
     ix = Index.create(workdir / "mograg", level_vectors=level_vectors)
     ix.embedder.embed(["warm up"])
@@ -409,7 +409,7 @@ def run_mograg(
         ix.encode_queries([q.question])
         embed_ms.append(1000 * (time.perf_counter() - t))
     out["query_embed"] = pct(embed_ms)
-    res = evaluate(ix, questions, [budget], strategies=("argmax",)).results[0]
+    res = evaluate(ix, questions, [budget], mode=mode, strategies=("argmax",)).results[0]
     out["load_after_queries"] = load()
     systems = res["systems"]
     keep = {}
@@ -438,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--window-size", type=int, default=3)
     ap.add_argument("--window-top-k", type=int, default=12)
     ap.add_argument("--level-vectors", default="embed", choices=("embed", "pool"))
+    ap.add_argument("--mograg-mode", default="hybrid", choices=("hybrid", "dense", "bm25"),
+                    help="mograg retrieval mode (LlamaIndex's side is dense only)")
     ap.add_argument("--skip-mograg", action="store_true")
     ap.add_argument("--out", default=None, help="also write the JSON to this file")
     args = ap.parse_args(argv)
@@ -505,7 +507,8 @@ def run_all(args: argparse.Namespace, docs: list[Document], questions: list[Ques
         tmp = Path(tempfile.mkdtemp(prefix="mograg-cmp-"))
         try:
             result["systems"]["mograg"] = run_mograg(docs, questions, args.budget,
-                                                     args.level_vectors, tmp)
+                                                     args.level_vectors, tmp,
+                                                     mode=args.mograg_mode)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 

@@ -7,11 +7,13 @@ Measures, on synthetic L2-normalised 384-d vectors:
     (1M only with --milvus-max 1000000: Milvus Lite 3 is pure Python, see the output);
   * bytes per chunk of a real mograg index (local store) and of its Milvus Lite copy;
   * embeddings/s of mograg.embeddings.OnnxMiniLM on short and long texts;
-  * ingestion throughput (docs/s, chunks/s) into both backends on a corpus sample.
+  * ingestion throughput (docs/s, chunks/s) into both backends on a corpus sample;
+  * (section ``parity``) eval recall of the same index on both backends.
 
 Usage::
 
     PYTHONPATH=src python bench/milvus_scale.py [--quick] [--out bench/results/milvus_scale.json]
+    PYTHONPATH=src python bench/milvus_scale.py --sections parity   # squad-dev recall parity
 
 Every section records the load average before and after it (the machine is shared).
 """
@@ -216,6 +218,50 @@ def bench_ingest(docs: list[Any], workdir: Path, workers: int) -> list[dict[str,
     return rows
 
 
+def bench_parity(docs_path: str, questions_path: str, limit: int, workdir: Path,
+                 modes: list[str]) -> dict[str, Any]:
+    """Recall of the same index served by the embedded store and by Milvus Lite.
+
+    The Milvus copy is made with ``attach_store`` (same vectors, nothing re-embedded), so any
+    difference comes from the search backend alone. ``evaluate.rank_level`` is routed to the
+    store while index.py/retrieve.py are not wired yet.
+    """
+    import mograg.evaluate as ev
+    from mograg import retrieve
+    from mograg.milvus_store import attach_store, close_clients, rank_level_remote
+
+    orig = retrieve.rank_level
+
+    def dispatch(snap: Any, j: int, query: Any, mode: str = "hybrid", n: int = 50) -> Any:
+        if snap.manifest.get("store"):
+            return rank_level_remote(snap, j, query, mode, n)
+        return orig(snap, j, query, mode, n)
+
+    ev.rank_level = dispatch
+    local = ev.index_docs_cached(docs_path)
+    dst = workdir / "parity-ix"
+    shutil.copytree(local.root, dst)
+    t = time.perf_counter()
+    remote = attach_store(dst, f"milvus-lite:{workdir / 'parity.db'}")
+    out: dict[str, Any] = {"attach_s": round(time.perf_counter() - t, 1)}
+    qs, _ = ev.load_questions(questions_path, ev._doc_lengths(local))
+    qs = qs[:limit]
+    for name, ix in (("local", local), ("milvus-lite", remote)):
+        for mode in modes:
+            before = load()
+            t = time.perf_counter()
+            res = ev.evaluate(ix, qs, (256,), mode, strategies=("argmax",)).results[0]
+            row = {k: round(v["recall"], 4) for k, v in res["systems"].items()
+                   if k.startswith(("level:", "router:", "best", "oracle"))}
+            row.update(questions=len(qs), seconds=round(time.perf_counter() - t, 1),
+                       load_before=before, load_after=load())
+            out[f"{name}/{mode}"] = row
+            print(json.dumps({f"{name}/{mode}": row}), flush=True)
+    close_clients()
+    ev.rank_level = orig
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="10k/100k only, fewer queries")
@@ -226,6 +272,8 @@ def main() -> int:
     ap.add_argument("--ingest-docs", type=int, default=12)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--corpus", default="../shared/evalsets/squad-dev/docs.jsonl.gz")
+    ap.add_argument("--questions", default="../shared/evalsets/squad-dev/questions.jsonl.gz")
+    ap.add_argument("--parity-limit", type=int, default=150)
     ap.add_argument("--out", default="bench/results/milvus_scale.json")
     args = ap.parse_args()
     sections = set(args.sections.split(","))
@@ -249,6 +297,9 @@ def main() -> int:
         if "milvus" in sections:
             sizes = [int(s) for s in args.milvus_sizes.split(",")]
             out["milvus"] = bench_milvus(sizes, max(10, args.queries // 2), work)
+        if "parity" in sections:  # not in the default set: indexes the whole corpus once
+            out["parity"] = bench_parity(args.corpus, args.questions, args.parity_limit, work,
+                                         ["hybrid", "dense", "bm25"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out["machine"]["load_end"] = load()

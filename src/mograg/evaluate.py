@@ -53,6 +53,13 @@ def label_score(m: dict[str, float]) -> float:
     return 0.0 if np.isnan(m["answer_recall"]) else m["answer_recall"]
 
 
+def encode_timed(index: Index, questions: Sequence[Question]) -> tuple[list[Query], float]:
+    """Encode questions in one batch; also the mean milliseconds per question."""
+    t0 = time.perf_counter()
+    queries = index.encode_queries([q.question for q in questions])
+    return queries, 1000 * (time.perf_counter() - t0) / max(len(questions), 1)
+
+
 @dataclass
 class Collected:
     """Per-question rankings, features and per-granularity results at one budget."""
@@ -80,15 +87,19 @@ def collect(
     mode: str = "hybrid",
     progress: Progress = _no_progress,
     queries: Sequence[Query] | None = None,
+    embed_ms: float | None = None,
 ) -> Collected:
-    """Retrieve every question at every granularity (rankings computed once per level)."""
+    """Retrieve every question at every granularity (rankings computed once per level).
+
+    ``embed_ms`` is the per-question query-embedding time to add to every latency
+    (measured here when the queries are encoded here).
+    """
     names = granularity_names(index)
     n_lv = len(index.levels)
     snap = index.snapshot
-    t0 = time.perf_counter()
     if queries is None:
-        queries = index.encode_queries([q.question for q in questions])
-    embed_ms = 1000 * (time.perf_counter() - t0) / max(len(questions), 1)
+        queries, embed_ms = encode_timed(index, questions)
+    embed_ms = embed_ms or 0.0
     all_rank, feats, metrics = [], [], []
     lat = np.zeros((len(questions), len(names)))
     rank_ms = np.zeros(len(questions))
@@ -204,13 +215,11 @@ def evaluate(
     """Score every system at every budget."""
     if not questions:
         raise MogragError("no valid questions to evaluate")
-    queries = index.encode_queries([q.question for q in questions])
-    train_col_queries = (
-        index.encode_queries([q.question for q in train_questions]) if train_questions else None
-    )
+    queries, embed_ms = encode_timed(index, questions)
+    train_queries = encode_timed(index, train_questions)[0] if train_questions else None
     outcome = EvalOutcome(results=[])
     for budget in budgets:
-        col = collect(index, questions, budget, mode, progress, queries)
+        col = collect(index, questions, budget, mode, progress, queries, embed_ms)
         systems: dict[str, Any] = {}
         detail: dict[str, Any] = {"budget": budget, "per_question": {}}
         for g, name in enumerate(col.names):
@@ -237,7 +246,7 @@ def evaluate(
                 w, ms = cross_validated_weights(col, folds, model)
                 router_weights.append((f"cv-{model}", w, ms))
         if train_questions:
-            tcol = collect(index, train_questions, budget, mode, progress, train_col_queries)
+            tcol = collect(index, train_questions, budget, mode, progress, train_queries)
             targets = soft_labels(tcol.scores())
             for model in ROUTER_MODELS:
                 r = train_router(tcol.features, targets, tcol.names, name=f"xfer-{model}",
