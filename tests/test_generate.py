@@ -248,7 +248,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         reply = "Vesuvius buried Pompeii in the year 79 [1]."
         user = body["messages"][-1]["content"]
-        if "Pompeii" not in user.split("Question:")[0]:
+        if "Pompeii" not in user.split("Question:")[0] or "mercury" in user:
             reply = "not found in the sources"
         if body.get("stream"):
             self.send_response(200)

@@ -20,13 +20,12 @@ import pytest
 import mograg.index
 from mograg.embeddings import make_embedder
 from mograg.errors import MogragError
+from mograg.index import Index
 from mograg.ingest import committed_hashes, ingest
 from mograg.milvus_store import (
     chunk_keys,
     close_clients,
-    create_index,
     key_map,
-    open_index,
     parse_store,
     store_of,
 )
@@ -86,9 +85,9 @@ def shared_embedder():
 def pair(tmp_path_factory, shared_embedder):
     """The same small corpus in the embedded store and in Milvus Lite."""
     root = tmp_path_factory.mktemp("pair")
-    local = create_index(root / "local", levels=LEVELS)
+    local = Index.create(root / "local", levels=LEVELS)
     local.add(docs())
-    remote = create_index(root / "remote", store=f"milvus-lite:{root / 'm.db'}", levels=LEVELS)
+    remote = Index.create(root / "remote", store=f"milvus-lite:{root / 'm.db'}", levels=LEVELS)
     remote.add(docs())
     yield local, remote
     close_clients()
@@ -163,7 +162,7 @@ def test_hybrid_top_hit_agrees(pair):
 
 
 def test_add_delete_replace(tmp_path, shared_embedder):
-    ix = create_index(tmp_path / "ix", store=f"milvus-lite:{tmp_path / 'm.db'}", levels=LEVELS)
+    ix = Index.create(tmp_path / "ix", store=f"milvus-lite:{tmp_path / 'm.db'}", levels=LEVELS)
     st = store_of(ix.manifest)
     ix.add(docs("cats", "volcano"))
     ix.add(docs("bread"))
@@ -175,13 +174,13 @@ def test_add_delete_replace(tmp_path, shared_embedder):
     for j in range(len(LEVELS)):
         assert st.count(j) == ix.snapshot.n_chunks(j)
     # reopened handle reads the same store
-    again = open_index(ix.root)
+    again = Index.open(ix.root)
     assert again.search("dough and yeast", budget=20).hits[0].doc_id == "bread"
     close_clients()
 
 
 def test_ingest_inline_skips_committed(tmp_path, shared_embedder):
-    ix = create_index(tmp_path / "ix", store=f"milvus-lite:{tmp_path / 'm.db'}", levels=LEVELS)
+    ix = Index.create(tmp_path / "ix", store=f"milvus-lite:{tmp_path / 'm.db'}", levels=LEVELS)
     rep = ingest(ix, docs("cats", "volcano"), workers=0, batch_docs=1, commit_docs=1)
     assert (rep.added, rep.commits) == (2, 2)
     rep = ingest(ix, docs(), workers=0, batch_docs=2)
@@ -238,7 +237,7 @@ def test_kill_and_resume_never_duplicates(tmp_path):
     assert rep["skipped"] >= 4 and rep["skipped"] + rep["added"] == 40, rep
     assert rep["replaced"] == 0
 
-    ix = open_index(root)
+    ix = Index.open(root)
     snap = ix.snapshot
     assert sorted(snap.doc_ids) == [f"d{i:03d}" for i in range(40)]
     km = key_map(snap)

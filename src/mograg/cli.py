@@ -240,12 +240,22 @@ def index_cmd(
         bool,
         typer.Option("--graph", help="Also build the MoGG graph (hop radii as granularities)."),
     ] = False,
+    store: Annotated[
+        str | None,
+        typer.Option(help="Search store of a new index: local (default), "
+                     "milvus-lite:PATH or milvus://HOST:PORT."),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Embed in N worker processes, committing in batches "
+                     "(resumable: a re-run skips committed documents)."),
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Create an index, or add documents to it (same id = replace)."""
     from mograg.documents import LoadProblem, iter_documents
     from mograg.granularity import DEFAULT_LEVELS, parse_levels
-    from mograg.index import Index
+    from mograg.index import Index, WriteReport
     from mograg.storage import MANIFEST
 
     sizes = parse_levels(levels) if levels is not None else DEFAULT_LEVELS
@@ -254,6 +264,15 @@ def index_cmd(
     if exists:
         ix = Index.open(index)
         _check_same_settings(ix, levels, embedder, float16, level_vectors)
+        if store is not None:
+            from mograg.milvus_store import parse_store
+
+            have = ix.manifest.get("store") or {}
+            if (parse_store(store) or {}).get("uri") != have.get("uri"):
+                raise MogragError(
+                    f"{ix.root} uses the {have.get('uri', 'local')} store; "
+                    "--store only applies to a new index"
+                )
     problems: list[LoadProblem] = []
     docs: list[Document] = []
     with _bars(quiet) as bars:
@@ -270,12 +289,20 @@ def index_cmd(
                     vector_dtype="float16" if float16 else "float32",
                     level_vectors=level_vectors or "pool",
                     graph=graph,
+                    store=store,
                 )
             elif graph and not ix.manifest.get("graph"):
                 ix.enable_graph(progress=bars)
             if not quiet:
                 bars.log(f"indexing {len(docs)} document(s) into {index}")
-            report = ix.add(docs, progress=bars)
+            if workers is not None:
+                from mograg.ingest import ingest
+
+                rep = ingest(ix, docs, workers=workers, progress=bars)
+                report = WriteReport(added=rep.added, replaced=rep.replaced,
+                                     chunks=rep.chunks, seconds=rep.seconds)
+            else:
+                report = ix.add(docs, progress=bars)
     if docs:
         out.print(
             f"indexed {len(docs)} document(s) ({report.added} added, {report.replaced} "

@@ -80,6 +80,8 @@ class WriteReport:
 class Index:
     """An index directory holding every document at several granularities."""
 
+    STORE_HOOKS = True  # commits call the external store's hooks (see mograg.milvus_store)
+
     def __init__(self, root: Path, manifest: dict[str, Any], embedder: Embedder | None = None):
         self.root = root
         self._manifest = manifest
@@ -98,6 +100,7 @@ class Index:
         level_vectors: str = "pool",
         exist_ok: bool = False,
         graph: bool | GraphSettings = False,
+        store: str | None = None,
     ) -> Index:
         """Create an empty index at ``path`` (or open it if ``exist_ok`` and it exists)."""
         root = Path(path)
@@ -128,11 +131,21 @@ class Index:
             "derived": {},
             "created": time.time(),
         }
+        if store:
+            from mograg.milvus_store import new_store_config
+
+            store_cfg = new_store_config(store)
+            if store_cfg is not None:
+                manifest["store"] = store_cfg
         if graph:
             settings = graph if isinstance(graph, GraphSettings) else GraphSettings()
             manifest["graph"] = settings.to_dict()
         check_writable(root.parent if not root.exists() else root)
         with writer_lock(root):
+            if manifest.get("store"):  # before anything is written: a failure leaves no dir
+                from mograg.milvus_store import store_of
+
+                store_of(manifest).create()
             (root / "segments").mkdir(exist_ok=True)
             atomic_write_json(root / MANIFEST, manifest)
         return cls(root, manifest, emb)
@@ -218,6 +231,7 @@ class Index:
             "routers": sorted(self._manifest.get("routers", {})),
             "default_router": self._manifest.get("default_router") or "entropy",
             "graph": self._manifest.get("graph_stats") if self._manifest.get("graph") else None,
+            "store": self._manifest.get("store"),
         }
 
     # ------------------------------------------------------------------ writes
@@ -388,20 +402,33 @@ class Index:
         manifest["generation"] = int(manifest["generation"]) + 1
         manifest["updated"] = time.time()
         next_snap = Snapshot(self.root, {**manifest, "derived": {}})
-        lex_name = new_name("bm25")
-        for j in range(len(self.levels)):
-            progress("bm25", j, len(self.levels))
-            LexicalIndex.build(next_snap.level_texts(j)).save(
-                self.root / "lexical" / lex_name / f"level-{j}"
-            )
-        progress("bm25", len(self.levels), len(self.levels))
-        derived = {"lexical": lex_name}
+        derived: dict[str, str] = {}
+        if manifest.get("store"):
+            # dense + BM25 search live in the store: send new chunks, flush, then swap
+            from mograg.milvus_store import before_commit
+
+            progress("store", 0, 1)
+            before_commit(snap, next_snap)
+            progress("store", 1, 1)
+        else:
+            lex_name = new_name("bm25")
+            for j in range(len(self.levels)):
+                progress("bm25", j, len(self.levels))
+                LexicalIndex.build(next_snap.level_texts(j)).save(
+                    self.root / "lexical" / lex_name / f"level-{j}"
+                )
+            progress("bm25", len(self.levels), len(self.levels))
+            derived["lexical"] = lex_name
         extra = self._derive_hook(next_snap, manifest, progress)
         derived.update(extra)
         manifest["derived"] = derived
         atomic_write_json(self.root / MANIFEST, manifest)
         self._manifest = manifest
         self._snapshot = None
+        if manifest.get("store"):
+            from mograg.milvus_store import after_commit
+
+            after_commit(snap, self.snapshot)  # delete rows of chunks that left
         collect_garbage(self.root, manifest)
 
     def _derive_hook(

@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     import json
 
     from mograg.documents import LoadProblem, iter_documents
-    from mograg.milvus_store import create_index, open_index
+    from mograg.index import Index
     from mograg.storage import MANIFEST
 
     ap = argparse.ArgumentParser(prog="python -m mograg.ingest", description=main.__doc__)
@@ -293,12 +293,12 @@ def main(argv: list[str] | None = None) -> int:
 
     root = Path(args.index)
     if (root / MANIFEST).exists():
-        ix = open_index(root)
+        ix = Index.open(root)
     else:
         kw: dict[str, Any] = {"embedder": args.embedder}
         if args.levels:
             kw["levels"] = args.levels
-        ix = create_index(root, store=args.store, **kw)
+        ix = Index.create(root, store=args.store, **kw)
     problems: list[LoadProblem] = []
     docs: Iterable[Document] = iter_documents(args.sources, problems)
     if args.limit is not None:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import inspect
 import os
 import threading
 import uuid
@@ -696,98 +695,6 @@ def after_commit(old: Any, new: Any) -> dict[str, int]:
 # ----------------------------------------------------------------------------- bridge
 
 
-def _index_class() -> Any:
-    from mograg.index import Index
-
-    return Index
-
-
-def open_index(path: str | Path) -> Any:
-    """Open an index, with the Milvus bridge if its manifest names a store."""
-    from mograg.storage import read_manifest
-
-    manifest = read_manifest(Path(path))
-    cls = MilvusIndex() if manifest.get("store") else _index_class()
-    return cls(Path(path), manifest)
-
-
-def create_index(path: str | Path, store: str | None = None, **kw: Any) -> Any:
-    """``Index.create`` plus a Milvus store (``store`` as in :func:`parse_store`)."""
-    from mograg.storage import MANIFEST, atomic_write_json, read_manifest, writer_lock
-
-    Index = _index_class()
-    cfg = new_store_config(store)
-    if cfg is None:
-        return Index.create(path, **kw)
-    if "store" in inspect.signature(Index.create).parameters:  # wired upstream
-        return Index.create(path, store=store, **kw)
-    ix = Index.create(path, **kw)
-    with writer_lock(ix.root):
-        manifest = read_manifest(ix.root)
-        if not manifest.get("store"):
-            manifest["store"] = cfg
-            MilvusStore.from_manifest(manifest).create()
-            atomic_write_json(ix.root / MANIFEST, manifest)
-    return MilvusIndex()(ix.root, read_manifest(ix.root), ix._embedder)
-
-
-_BRIDGE: Any = None
-
-
-def MilvusIndex() -> Any:
-    """``Index`` with the Milvus hooks, for builds where index.py is not wired yet.
-
-    Once ``Index`` calls the hooks itself (``Index.STORE_HOOKS = True``) this is plain
-    ``Index``.
-    """
-    global _BRIDGE
-    Index = _index_class()
-    if getattr(Index, "STORE_HOOKS", False):
-        return Index
-    if _BRIDGE is not None:
-        return _BRIDGE
-    from mograg.retrieve import assemble, check_mode, picks_from_ranking
-    from mograg.types import SearchResult
-
-    class _MilvusIndex(Index):  # type: ignore[misc, valid-type]
-        def _derive_hook(self, snap: Any, manifest: dict[str, Any], progress: Any) -> Any:
-            if manifest.get("store"):
-                before_commit(self.snapshot, snap)
-            return super()._derive_hook(snap, manifest, progress)
-
-        def _commit(self, segment: Any, remove: set[str], progress: Any) -> None:
-            old = self.snapshot
-            super()._commit(segment, remove, progress)
-            if self._manifest.get("store"):
-                after_commit(old, self.snapshot)
-
-        def rank(self, query: Any, mode: str = "hybrid", n: int = 50,
-                 levels: Any = None) -> list[Any]:
-            if not self._manifest.get("store"):
-                return super().rank(query, mode, n, levels)
-            check_mode(mode)
-            snap = self.snapshot
-            todo = range(len(self.levels)) if levels is None else levels
-            return [rank_level_remote(snap, j, query, mode, n) for j in todo]
-
-        def search(self, query: Any, budget: int = 256, level: int | None = None,
-                   mode: str = "hybrid", router: str | None = None,
-                   strategy: str = "argmax") -> Any:
-            if level is None or not self._manifest.get("store") or budget < 1:
-                return super().search(query, budget=budget, level=level, mode=mode,
-                                      router=router, strategy=strategy)
-            check_mode(mode)
-            q = query if not isinstance(query, str) else self.encode_queries([query])[0]
-            j = self.level_index(level)
-            ranking = rank_level_remote(self.snapshot, j, q, mode, 50)
-            hits = assemble(self.snapshot, q, picks_from_ranking(ranking), budget)
-            return SearchResult(query=q.text, hits=hits, budget=budget,
-                                routing={"router": f"level:{level}", "chosen": [level]})
-
-    _BRIDGE = _MilvusIndex
-    return _BRIDGE
-
-
 def attach_store(path: str | Path, store: str) -> Any:
     """Move the search structures of an existing embedded index into Milvus.
 
@@ -814,4 +721,6 @@ def attach_store(path: str | Path, store: str) -> Any:
         st.flush()
         manifest["generation"] = int(manifest["generation"]) + 1
         atomic_write_json(root / MANIFEST, manifest)
-    return open_index(root)
+    from mograg.index import Index
+
+    return Index.open(root)

@@ -72,6 +72,10 @@ def rank_level(
     if total == 0:
         empty = np.zeros(0, np.int64)
         return LevelRanking(j, empty, np.zeros(0, np.float32))
+    if snap.manifest.get("store"):
+        from mograg.milvus_store import rank_level_remote
+
+        return rank_level_remote(snap, j, query, mode, n)
     dense = snap.dense_scores(j, query.vector) if mode != "bm25" else None
     lexical = snap.lexical[j].scores(query.terms) if mode != "dense" else None
     if mode == "dense":
