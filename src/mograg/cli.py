@@ -431,6 +431,17 @@ def _eval_table(result: dict[str, Any]) -> Table:
     return table
 
 
+def _answers_table(a: dict[str, Any]) -> Table:
+    t = Table(title=f"answers by {a['generator']}: {a['questions']} questions, "
+              f"budget {a['budget']}", box=box.SIMPLE_HEAD)
+    for c in ("system", "EM", "F1", "ans in ctx", "not found", "s/question"):
+        t.add_column(c, justify="left" if c == "system" else "right")
+    for name, s in a["systems"].items():
+        t.add_row(name, *(_fmt(s[k]) for k in ("em", "f1", "answer_in_context",
+                                                "not_found", "seconds_per_question")))
+    return t
+
+
 @app.command("eval")
 def eval_cmd(
     questions: Annotated[
@@ -459,6 +470,26 @@ def eval_cmd(
     graph: Annotated[
         bool, typer.Option("--graph", help="With --docs: build the MoGG graph and score radii.")
     ] = False,
+    generate: Annotated[
+        bool, typer.Option("--generate", help="Also generate answers and score EM / F1.")
+    ] = False,
+    generator: Annotated[
+        str | None,
+        typer.Option(callback=_choice("openai", "local", "extractive"),
+                     help="Generator for --generate [default: the config's, else extractive]."),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model name (openai) or GGUF file (local).")
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible base URL for --generate.")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML config [default: ./mograg.toml].")
+    ] = None,
+    generate_limit: Annotated[
+        int | None, typer.Option(help="Generate answers for the first N questions only.")
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Measure retrieval quality per level, best fixed level, oracle and routers."""
@@ -473,6 +504,18 @@ def eval_cmd(
     budgets = _budgets(budget)
     if folds is not None and folds < 2:
         raise typer.BadParameter("need at least 2 folds", param_hint="--folds")
+    gen = None
+    if generate:
+        from mograg.config import load_config, resolve_generator_settings
+        from mograg.generate import make_generator
+
+        settings = resolve_generator_settings(
+            {"kind": generator, "base_url": base_url}, load_config(config)
+        )
+        if model:
+            setattr(settings, "model_path" if settings.resolved_kind == "local" else "model",
+                    model)
+        gen = make_generator(settings)
     with _bars(quiet) as bars:
         outcome = run_eval_command(
             questions=questions,
@@ -486,6 +529,8 @@ def eval_cmd(
             routers=router or None,
             graph=graph,
             progress=bars,
+            generator=gen,
+            generate_limit=generate_limit,
         )
     results = getattr(outcome, "results", outcome)
     if isinstance(results, dict):
@@ -505,6 +550,89 @@ def eval_cmd(
     wide = Console(highlight=False, width=max(out.width, 110))
     for r in results:
         wide.print(_eval_table(r))
+        if "answers" in r:
+            wide.print(_answers_table(r["answers"]))
+
+
+# --------------------------------------------------------------------------- ask
+
+GENERATORS = ("openai", "local", "extractive")
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    index: IndexOpt,
+    generator: Annotated[
+        str | None,
+        typer.Option(callback=_choice(*GENERATORS),
+                     help="openai, local or extractive [default: the config's, else "
+                     "extractive]."),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model name (openai) or GGUF file (local).")
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8080/v1."),
+    ] = None,
+    budget: Annotated[int, typer.Option(help="Token budget of the retrieved context.")] = 256,
+    router: Annotated[
+        str | None,
+        typer.Option(help="Trained router name, entropy, or level:N [default: index default]."),
+    ] = None,
+    strategy: Annotated[str, typer.Option(callback=_choice(*STRATEGIES))] = "argmax",
+    mode: Annotated[str, typer.Option(callback=_choice(*MODES))] = "hybrid",
+    timeout: Annotated[
+        float | None, typer.Option(help="Seconds per LLM request [default: 60].")
+    ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option(help="Longest answer in tokens [default: 256].")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML config [default: ./mograg.toml].")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer a question from the index with citations (streams the answer)."""
+    from mograg.config import load_config, resolve_generator_settings
+    from mograg.generate import answer, make_generator
+
+    if budget < 1:
+        raise typer.BadParameter("must be a positive number of tokens", param_hint="--budget")
+    ix = _open(index)
+    settings = resolve_generator_settings(
+        {"kind": generator, "base_url": base_url, "timeout": timeout, "max_tokens": max_tokens},
+        load_config(config),
+    )
+    if model:  # a flag beats env and file: a GGUF path for local, a model name otherwise
+        if settings.resolved_kind == "local":
+            settings.model_path = model
+        else:
+            settings.model = model
+    gen = make_generator(settings)
+    if as_json:
+        _print_json(answer(ix, question, gen, budget=budget, router=router,
+                           strategy=strategy, mode=mode))
+        return
+    result = answer(ix, question, gen, budget=budget, router=router, strategy=strategy,
+                    mode=mode, stream_to=sys.stdout)
+    sys.stdout.write("\n")
+    routing = result["routing"]
+    chosen = ", ".join(map(str, routing.get("chosen", []))) or "-"
+    usage = result["usage"]
+    out.print(
+        f"\n{result['generator']} · router {routing.get('router', '-')} chose {chosen} · "
+        f"{usage['sources_used']}/{usage['sources_retrieved']} sources, "
+        f"{usage['retrieved_tokens']} tokens retrieved",
+        style="dim", markup=False,
+    )
+    for c in result["citations"]:
+        snippet = " ".join(c["text"].split())
+        if len(snippet) > 160:
+            snippet = snippet[:157] + "..."
+        out.print(f"[{c['n']}] {c['doc_id']} ({c['start']}–{c['end']}): {snippet}",
+                  markup=False)
 
 
 @app.command("serve")
@@ -529,12 +657,22 @@ def serve_cmd(
     max_budget: Annotated[
         int, typer.Option(help="Largest token budget a request may ask for.")
     ] = 8192,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="TOML config ([generator] for POST /ask)."),
+    ] = None,
+    generator: Annotated[
+        str | None,
+        typer.Option(callback=_choice(*GENERATORS),
+                     help="Generator for POST /ask [default: the config's, else extractive]."),
+    ] = None,
 ) -> None:
     """Serve the index over HTTP: JSON API (docs at /docs) and a routing inspector page."""
     from mograg.server import serve as run_server
 
     run_server(index, host=host, port=port, api_key_file=api_key_file, private=private,
-               max_body_bytes=int(max_body_mb * 1024 * 1024), max_budget=max_budget)
+               max_body_bytes=int(max_body_mb * 1024 * 1024), max_budget=max_budget,
+               config=config, generator_flags={"kind": generator})
 
 
 @app.command("train-router")

@@ -391,8 +391,14 @@ def run_eval_command(
     levels: str | None = None,
     graph: bool = False,
     progress: Progress = _no_progress,
+    generator: Any = None,
+    generate_limit: int | None = None,
 ) -> EvalOutcome:
-    """Everything `mograg eval` does apart from printing."""
+    """Everything `mograg eval` does apart from printing.
+
+    With ``generator`` (see :mod:`mograg.generate`), answers are also generated from the
+    best fixed level's and the routers' contexts and scored (EM / token F1).
+    """
     if (index is None) == (docs is None):
         raise MogragError("give exactly one of --index DIR or --docs DOCS.jsonl.gz")
     if index is not None:
@@ -405,10 +411,29 @@ def run_eval_command(
     qs, problems = load_questions(questions, lengths)
     if limit:
         qs = qs[:limit]
+    answerable = [q for q in qs if q.answers]
+    if generator is not None:
+        if not answerable:
+            raise MogragError(
+                f"{questions}: no question has reference answers; --generate needs a set "
+                "with answers (e.g. squad-dev, hotpotqa-dev)"
+            )
+        if generate_limit:
+            answerable = answerable[:generate_limit]
     train = None
     if train_questions:
         train, _ = load_questions(train_questions, lengths)
     outcome = evaluate(ix, qs, budgets, mode, routers=routers, folds=folds,
                        train_questions=train, progress=progress, skipped=len(problems))
+    if generator is not None:
+        from mograg.generate import evaluate_answers
+
+        for result in outcome.results:
+            systems = [result["systems"]["best_fixed"]["level"], "router:entropy"]
+            systems += [f"router:{r}" for r in routers or [] if f"router:{r}" not in systems]
+            result["answers"] = evaluate_answers(
+                ix, answerable, generator, systems, budget=result["budget"], mode=mode,
+                progress=progress,
+            )
     outcome.skipped = problems
     return outcome

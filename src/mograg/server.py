@@ -8,6 +8,8 @@ Endpoints (JSON in and out; errors are ``{"error": "..."}`` with the matching st
   schema) or a multipart upload of ``.jsonl``/``.txt``/``.md``/``.html``/``.pdf`` files;
 - ``DELETE /documents/{id}``, ``GET /documents/{id}`` (text and metadata);
 - ``GET /info``, ``GET /health``;
+- ``POST /ask`` ``{question, budget?, router?, strategy?, mode?, stream?}`` → the
+  ``mograg ask --json`` object (added by ``mograg serve`` through the extension hook);
 - ``GET|POST /api/inspect`` what the page draws: router weights, each level's top hits,
   and the assembled context;
 - ``GET /`` the inspection page; ``GET /docs`` the OpenAPI documentation.
@@ -761,14 +763,20 @@ def serve(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_budget: int = DEFAULT_MAX_BUDGET,
     log_level: str = "info",
+    config: str | Path | None = None,
+    generator_flags: dict[str, Any] | None = None,
 ) -> None:
-    """Serve the index with uvicorn until interrupted (``mograg serve``)."""
+    """Serve the index with uvicorn until interrupted (``mograg serve``), with ``POST /ask``."""
     _require_extra()
     import uvicorn
 
+    from mograg.config import load_config, resolve_generator_settings
+    from mograg.generate import make_ask_extension
+
     key = resolve_api_key(api_key, api_key_file)
+    settings = resolve_generator_settings(generator_flags or {}, load_config(config))
     app = create_app(index_path, api_key=key, private=private, max_body_bytes=max_body_bytes,
-                     max_budget=max_budget)
+                     max_budget=max_budget, extensions=[make_ask_extension(settings)])
     if host not in ("127.0.0.1", "localhost", "::1") and key is None:
         log.warning("serving on %s without an API key: anyone who can reach it can read", host)
     uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False,
