@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
+from mograg import __version__
 from mograg.errors import MogragError
 from mograg.index import Index
 from mograg.metrics import answer_found, reciprocal_rank, span_scores
@@ -24,6 +26,7 @@ from mograg.questions import Question, load_questions
 from mograg.retrieve import LevelRanking, Query, assemble, rank_level
 from mograg.router import EntropyRouter, Router, features, load_router, soft_labels, train_router
 from mograg.routing import STRATEGIES, granularity_names, granularity_picks, routed_hits
+from mograg.storage import FORMAT_VERSION
 from mograg.types import Hit
 
 Progress = Callable[[str, int, int], None]
@@ -212,9 +215,30 @@ def evaluate(
     progress: Progress = _no_progress,
     skipped: int = 0,
 ) -> EvalOutcome:
-    """Score every system at every budget."""
+    """Score every system at every budget.
+
+    BLAS runs single-threaded here: thousands of small matrix-vector products gain
+    nothing from threads and lose a lot when the cores are busy.
+    """
     if not questions:
         raise MogragError("no valid questions to evaluate")
+    with threadpool_limits(1, user_api="blas"):
+        return _evaluate_all(index, questions, budgets, mode, routers, folds, train_questions,
+                             strategies, progress, skipped)
+
+
+def _evaluate_all(
+    index: Index,
+    questions: Sequence[Question],
+    budgets: Sequence[int],
+    mode: str,
+    routers: Sequence[str] | None,
+    folds: int | None,
+    train_questions: Sequence[Question] | None,
+    strategies: Sequence[str],
+    progress: Progress,
+    skipped: int,
+) -> EvalOutcome:
     queries, embed_ms = encode_timed(index, questions)
     train_queries = encode_timed(index, train_questions)[0] if train_questions else None
     outcome = EvalOutcome(results=[])
@@ -357,7 +381,7 @@ def index_docs_cached(
     sizes = parse_levels(levels) if levels else DEFAULT_LEVELS
     h = hashlib.sha256()
     h.update(path.read_bytes())
-    h.update(repr((sizes, level_vectors, 1)).encode())
+    h.update(repr((sizes, level_vectors, FORMAT_VERSION, __version__)).encode())
     target = cache_root() / h.hexdigest()[:24]
     if (target / "manifest.json").exists():
         ix = Index.open(target)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.optimize import minimize
+from threadpoolctl import threadpool_limits
 
 from mograg.errors import MogragError
 from mograg.retrieve import LevelRanking, Query
@@ -238,6 +239,14 @@ def train_router(
     cross-validation on the training questions (small training sets overfit the
     384-d query embedding easily). Deterministic for a given ``seed``.
     """
+    with threadpool_limits(1, user_api="blas"):  # tiny matrices: threads only contend
+        return _train(x, targets, names, name, model, loss, hidden, l2, seed, max_iter)
+
+
+def _train(
+    x: np.ndarray, targets: np.ndarray, names: Sequence[str], name: str, model: str,
+    loss: str, hidden: int, l2: float | None, seed: int, max_iter: int,
+) -> TrainedRouter:
     if l2 is None:
         l2 = select_l2(x, targets, names, model=model, loss=loss, hidden=hidden, seed=seed)
     if model not in MODELS:

@@ -769,10 +769,13 @@ def serve(
     """Serve the index with uvicorn until interrupted (``mograg serve``), with ``POST /ask``."""
     _require_extra()
     import uvicorn
+    from threadpoolctl import threadpool_limits
 
     from mograg.config import load_config, resolve_generator_settings
     from mograg.generate import make_ask_extension
 
+    # many concurrent small matrix-vector products: one BLAS thread each beats contention
+    threadpool_limits(1, user_api="blas")
     key = resolve_api_key(api_key, api_key_file)
     settings = resolve_generator_settings(generator_flags or {}, load_config(config))
     app = create_app(index_path, api_key=key, private=private, max_body_bytes=max_body_bytes,
