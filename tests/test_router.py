@@ -20,6 +20,7 @@ from mograg.router import (
     load_router,
     save_router,
     soft_labels,
+    train_ridge_router,
     train_router,
 )
 from mograg.routing import granularity_names
@@ -120,6 +121,29 @@ def test_train_router_learns_known_rule(model, loss):
     acc = float((pred.argmax(axis=1) == scores[300:].argmax(axis=1)).mean())
     assert acc > 0.9, acc
     assert r.meta["n_train"] == 300 and r.meta["final_loss"] >= 0
+
+
+def test_ridge_router_learns_known_rule():
+    x, scores = synthetic(400, seed=2)
+    r = train_ridge_router(x[:300], scores[:300], NAMES3, seed=0)
+    pred = r.predict(x[300:])
+    assert np.allclose(pred.sum(axis=1), 1.0)
+    chosen = pred.argmax(axis=1)
+    realised = scores[300:][np.arange(100), chosen].mean()
+    best_fixed = scores[300:].mean(axis=0).max()
+    assert realised > best_fixed + 0.2, (realised, best_fixed)
+    again = TrainedRouter.from_bytes(r.to_bytes())
+    assert np.allclose(again.predict(x[300:]), pred)
+
+
+def test_ridge_router_falls_back_to_best_fixed_on_noise():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(200, 20))
+    scores = rng.uniform(0.0, 1.0, size=(200, 3)) * np.array([0.6, 1.0, 0.6])
+    r = train_ridge_router(x, scores, NAMES3, seed=0)
+    assert r.meta["alpha"] >= 1000  # cross-validation picks strong shrinkage
+    chosen = r.predict(rng.normal(size=(100, 20))).argmax(axis=1)
+    assert (chosen == 1).mean() > 0.9
 
 
 def test_default_l2_learns_known_rule():

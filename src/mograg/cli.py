@@ -684,7 +684,9 @@ def train_router_cmd(
     name: Annotated[str, typer.Option(help="Router name (becomes the default).")] = "default",
     budget: Annotated[int, typer.Option(help="Token budget the labels are measured at.")] = 256,
     mode: Annotated[str, typer.Option(callback=_choice(*MODES))] = "hybrid",
-    model: Annotated[str, typer.Option(callback=_choice("mlp", "softmax"))] = "mlp",
+    model: Annotated[
+        str, typer.Option(callback=_choice("ridge", "mlp", "softmax"))
+    ] = "ridge",
     loss: Annotated[str, typer.Option(callback=_choice("ce", "bce"))] = "ce",
     labels: Annotated[
         str, typer.Option(callback=_choice("softmax", "mog"))

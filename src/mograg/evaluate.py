@@ -24,14 +24,23 @@ from mograg.index import Index
 from mograg.metrics import answer_found, reciprocal_rank, span_scores
 from mograg.questions import Question, load_questions
 from mograg.retrieve import LevelRanking, Query, assemble, rank_level
-from mograg.router import EntropyRouter, Router, features, load_router, soft_labels, train_router
+from mograg.router import (
+    EntropyRouter,
+    Router,
+    TrainedRouter,
+    features,
+    load_router,
+    soft_labels,
+    train_ridge_router,
+    train_router,
+)
 from mograg.routing import STRATEGIES, granularity_names, granularity_picks, routed_hits
 from mograg.storage import FORMAT_VERSION
 from mograg.types import Hit
 
 Progress = Callable[[str, int, int], None]
 METRICS = ("recall", "precision", "iou", "answer_recall", "mrr")
-ROUTER_MODELS = ("mlp", "softmax")
+ROUTER_MODELS = ("ridge", "mlp", "softmax")
 
 
 def _no_progress(stage: str, done: int, total: int) -> None:
@@ -171,6 +180,16 @@ def _weights_of(
     return np.array(ws), np.array(ms)
 
 
+def fit_router(
+    x: np.ndarray, scores: np.ndarray, targets: np.ndarray, names: Sequence[str],
+    name: str, model: str, loss: str = "ce", seed: int = 0,
+) -> TrainedRouter:
+    """Train one router: ridge regresses raw scores, the others fit soft labels."""
+    if model == "ridge":
+        return train_ridge_router(x, scores, names, name=name, seed=seed)
+    return train_router(x, targets, names, name=name, model=model, loss=loss, seed=seed)
+
+
 def cross_validated_weights(
     col: Collected, folds: int, model: str, seed: int = 0, labels: str = "softmax"
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -181,13 +200,14 @@ def cross_validated_weights(
     order = np.random.default_rng(seed).permutation(n)
     fold_of = np.empty(n, dtype=np.int64)
     fold_of[order] = np.arange(n) % folds
-    targets = soft_labels(col.scores(), labels)
+    scores = col.scores()
+    targets = soft_labels(scores, labels)
     weights = np.zeros((n, len(col.names)))
     ms = np.zeros(n)
     for k in range(folds):
         train, test = fold_of != k, fold_of == k
-        r = train_router(col.features[train], targets[train], col.names, name=f"cv-{model}",
-                         model=model, seed=seed)
+        r = fit_router(col.features[train], scores[train], targets[train], col.names,
+                       name=f"cv-{model}", model=model, seed=seed)
         t = time.perf_counter()
         weights[test] = r.predict(col.features[test])
         ms[test] = 1000 * (time.perf_counter() - t) / max(int(test.sum()), 1)
@@ -271,10 +291,11 @@ def _evaluate_all(
                 router_weights.append((f"cv-{model}", w, ms))
         if train_questions:
             tcol = collect(index, train_questions, budget, mode, progress, train_queries)
-            targets = soft_labels(tcol.scores())
+            tscores = tcol.scores()
+            targets = soft_labels(tscores)
             for model in ROUTER_MODELS:
-                r = train_router(tcol.features, targets, tcol.names, name=f"xfer-{model}",
-                                 model=model)
+                r = fit_router(tcol.features, tscores, targets, tcol.names,
+                               name=f"xfer-{model}", model=model)
                 t = time.perf_counter()
                 w = r.predict(col.features)
                 ms = np.full(len(col.questions), 1000 * (time.perf_counter() - t) / len(w))
@@ -325,7 +346,7 @@ def train_router_command(
     name: str = "default",
     budget: int = 256,
     mode: str = "hybrid",
-    model: str = "mlp",
+    model: str = "ridge",
     loss: str = "ce",
     labels: str = "softmax",
     limit: int | None = None,
@@ -341,8 +362,10 @@ def train_router_command(
     if len(qs) < 2:
         raise MogragError(f"{questions}: need at least 2 valid questions to train a router")
     col = collect_for_training(ix, qs, budget, mode, progress)
-    targets = soft_labels(col.scores(), labels)
-    router = train_router(col.features, targets, col.names, name=name, model=model, loss=loss)
+    scores = col.scores()
+    with threadpool_limits(1, user_api="blas"):
+        router = fit_router(col.features, scores, soft_labels(scores, labels), col.names,
+                            name=name, model=model, loss=loss)
     router.meta.update({"budget": budget, "mode": mode, "labels": labels,
                         "questions_file": str(questions)})
     save_router(ix, router)
