@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from corpus import TOPICS
 from mograg.config import GeneratorSettings, load_config, resolve_generator_settings
 from mograg.errors import MissingExtraError, MogragError
 from mograg.generate import (
@@ -39,19 +40,7 @@ from mograg.index import Index
 from mograg.questions import Question
 from mograg.types import Document
 
-DOCS = {
-    "cats": "Cats sleep for most of the day. A cat purrs when it is content. "
-    "Kittens learn to hunt by playing with their siblings. Domestic cats descend from "
-    "wildcats of the Near East.",
-    "volcano": "A volcano erupts when magma rises through the crust. Lava flows can "
-    "destroy villages. Ash clouds disrupt air travel across whole continents. "
-    "Vesuvius buried Pompeii in the year 79.",
-    "bread": "Bread dough needs yeast, flour, water and salt. The dough rises while the "
-    "yeast ferments sugars. Bakers knead the dough to develop gluten. A hot oven gives "
-    "the loaf a crisp crust.",
-    "chess": "Chess is played on a board of sixty-four squares. Each player starts with "
-    "sixteen pieces. The queen is the most powerful piece. Checkmate ends the game.",
-}
+DOCS = TOPICS
 TITLES = {"cats": "Cats", "volcano": "Volcanoes", "bread": "Baking bread", "chess": "Chess"}
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import mograg.index
+from corpus import TOPIC_QUERIES, TOPICS
 from mograg.embeddings import make_embedder
 from mograg.errors import MogragError
 from mograg.index import Index
@@ -33,21 +34,8 @@ from mograg.types import Document
 
 LEVELS = [8, 16, 32]
 
-DOCS = {
-    "cats": "Cats sleep for most of the day. A cat purrs when it is content. "
-    "Kittens learn to hunt by playing with their siblings. Domestic cats descend from "
-    "wildcats of the Near East.",
-    "volcano": "A volcano erupts when magma rises through the crust. Lava flows can "
-    "destroy villages. Ash clouds disrupt air travel across whole continents. "
-    "Vesuvius buried Pompeii in the year 79.",
-    "bread": "Bread dough needs yeast, flour, water and salt. The dough rises while the "
-    "yeast ferments sugars. Bakers knead the dough to develop gluten. A hot oven gives "
-    "the loaf a crisp crust.",
-    "chess": "Chess is played on a board of sixty-four squares. Each player starts with "
-    "sixteen pieces. The queen is the most powerful piece. Checkmate ends the game.",
-}
-QUERIES = ["why do cats purr", "what buried Pompeii", "how does yeast make dough rise",
-           "which chess piece is strongest"]
+DOCS = TOPICS
+QUERIES = TOPIC_QUERIES
 EXPECT = ["cats", "volcano", "bread", "chess"]
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 

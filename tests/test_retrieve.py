@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import mograg.index
+from corpus import FACTS
 from mograg.embeddings import make_embedder
 from mograg.index import Index
 from mograg.retrieve import MODES, Pick, assemble, rank_level
@@ -18,18 +19,7 @@ LEVELS = [8, 16, 32, 64]
 BUDGETS = [5, 20, 64, 150]
 
 TEXTS = {
-    "moon": "The Moon orbits the Earth once every twenty-seven days. Its surface is covered "
-    "with craters from ancient impacts. Apollo 11 landed there in July 1969. Neil Armstrong "
-    "was the first person to walk on it. Astronauts brought back rock samples for study. "
-    "The Moon has no atmosphere to speak of. Tides on Earth are caused mostly by its gravity.",
-    "coffee": "Coffee beans are the roasted seeds of a tropical shrub. Ethiopia is often "
-    "named as the birthplace of coffee. Light roasts keep more of the original acidity. "
-    "Espresso is brewed by forcing hot water through fine grounds. A typical cup contains "
-    "about ninety milligrams of caffeine. Brazil grows more coffee than any other country.",
-    "rivers": "The Nile flows north through eleven countries. The Amazon carries more water "
-    "than any other river. Rivers deposit sediment where they meet the sea. Deltas form "
-    "when that sediment builds up faster than waves remove it. Dams hold back water to make "
-    "electricity.",
+    **FACTS,
     "short": "Penguins cannot fly. They swim very fast.",
 }
 
