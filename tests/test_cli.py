@@ -356,3 +356,16 @@ def test_sigkill_while_writing_files(built: Path, tmp_path: Path) -> None:
         assert info["generation"] == gen + 1
         assert info["documents"] == 6
     assert search_json(ix)["hits"]
+
+
+def test_demo_end_to_end(tmp_path: Path) -> None:
+    """README's first command: index the bundled corpus and answer its sample questions."""
+    code, out, err = run("demo", "--dir", tmp_path / "demo", "-q")
+    assert code == 0, err
+    assert out.count("router ") >= 4 and "chose level:" in out
+    assert "Traceback" not in out + err
+    # a second run reuses the index instead of rebuilding it
+    generation = json.loads((tmp_path / "demo" / "manifest.json").read_text())["generation"]
+    code, _, err = run("demo", "--dir", tmp_path / "demo", "-q")
+    assert code == 0, err
+    assert json.loads((tmp_path / "demo" / "manifest.json").read_text())["generation"] == generation
