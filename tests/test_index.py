@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,6 @@ import pytest
 
 import mograg.index
 from corpus import TOPIC_QUERIES, TOPICS
-from mograg.embeddings import make_embedder
 from mograg.errors import IndexFormatError, MogragError
 from mograg.index import Index
 from mograg.storage import MANIFEST
@@ -29,19 +27,6 @@ def docs(*ids: str, texts: dict[str, str] | None = None) -> list[Document]:
     return [Document(i, texts[i]) for i in ids]
 
 
-@pytest.fixture(scope="module")
-def shared_embedder():
-    """One ONNX session for the whole module (each new one costs ~1 s)."""
-    emb = make_embedder(None)
-
-    def fake_make(spec):
-        return emb if spec in (None, "minilm") else make_embedder(spec)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(mograg.index, "make_embedder", fake_make)
-        # durability is not under test here and fsync dominates small writes on this disk
-        mp.setattr(os, "fsync", lambda fd: None)
-        yield emb
 
 
 @pytest.fixture

@@ -17,9 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import mograg.index
 from corpus import TOPIC_QUERIES, TOPICS
-from mograg.embeddings import make_embedder
 from mograg.errors import MogragError
 from mograg.index import Index
 from mograg.ingest import committed_hashes, ingest
@@ -56,17 +54,6 @@ def docs(*ids: str) -> list[Document]:
     return [Document(i, DOCS[i]) for i in ids or DOCS]
 
 
-@pytest.fixture(scope="module")
-def shared_embedder():
-    emb = make_embedder(None)
-
-    def fake_make(spec):
-        return emb if spec in (None, "minilm") else make_embedder(spec)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(mograg.index, "make_embedder", fake_make)
-        mp.setattr(os, "fsync", lambda fd: None)
-        yield emb
 
 
 @pytest.fixture(scope="module")

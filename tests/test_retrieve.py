@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
-import mograg.index
 from corpus import FACTS
-from mograg.embeddings import make_embedder
 from mograg.index import Index
 from mograg.retrieve import MODES, Pick, assemble, rank_level
 from mograg.routing import STRATEGIES, mix_picks
@@ -33,14 +29,10 @@ QUERIES = [
 
 
 @pytest.fixture(scope="module")
-def ix(tmp_path_factory) -> Index:
-    emb = make_embedder(None)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(mograg.index, "make_embedder", lambda spec: emb)
-        mp.setattr(os, "fsync", lambda fd: None)  # durability is not under test here
-        index = Index.create(tmp_path_factory.mktemp("retrieve") / "ix", levels=LEVELS)
-        index.add([Document(k, v) for k, v in TEXTS.items()])
-        yield index
+def ix(tmp_path_factory, shared_embedder) -> Index:
+    index = Index.create(tmp_path_factory.mktemp("retrieve") / "ix", levels=LEVELS)
+    index.add([Document(k, v) for k, v in TEXTS.items()])
+    return index
 
 
 @pytest.fixture(scope="module")

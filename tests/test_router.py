@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
-import mograg.index
 from corpus import FACTS
-from mograg.embeddings import make_embedder
 from mograg.errors import MogragError
 from mograg.evaluate import METRICS, collect, evaluate
 from mograg.index import Index
@@ -186,14 +182,10 @@ def test_bytes_round_trip(model, loss):
 
 # --------------------------------------------------------------------------- with an index
 @pytest.fixture(scope="module")
-def ix(tmp_path_factory) -> Index:
-    emb = make_embedder(None)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(mograg.index, "make_embedder", lambda spec: emb)
-        mp.setattr(os, "fsync", lambda fd: None)  # durability is not under test here
-        index = Index.create(tmp_path_factory.mktemp("router") / "ix", levels=LEVELS)
-        index.add([Document(k, v) for k, v in TEXTS.items()])
-        yield index
+def ix(tmp_path_factory, shared_embedder) -> Index:
+    index = Index.create(tmp_path_factory.mktemp("router") / "ix", levels=LEVELS)
+    index.add([Document(k, v) for k, v in TEXTS.items()])
+    return index
 
 
 @pytest.fixture(scope="module")
