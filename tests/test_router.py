@@ -130,6 +130,16 @@ def test_ridge_router_falls_back_to_best_fixed_on_noise():
     assert (chosen == 1).mean() > 0.9
 
 
+def test_prior_router_gives_every_query_the_mean_weights():
+    x, scores = synthetic(200, seed=4)
+    scores[:, 2] += 0.3  # granularity 2 is best on average
+    r = train_ridge_router(x, scores, NAMES3, alpha=np.inf)
+    pred = r.predict(np.random.default_rng(0).normal(size=(10, x.shape[1])))
+    assert np.allclose(pred, pred[0]) and pred[0].argmax() == 2
+    assert r.meta["kind"] == "prior"
+    assert np.allclose(TrainedRouter.from_bytes(r.to_bytes()).predict(x[:3]), pred[:3])
+
+
 def test_default_l2_learns_known_rule():
     x, scores = synthetic(300, seed=1)
     r = train_router(x[:200], soft_labels(scores[:200]), NAMES3, model="softmax", loss="ce")

@@ -685,7 +685,7 @@ def train_router_cmd(
     budget: Annotated[int, typer.Option(help="Token budget the labels are measured at.")] = 256,
     mode: Annotated[str, typer.Option(callback=_choice(*MODES))] = "hybrid",
     model: Annotated[
-        str, typer.Option(callback=_choice("ridge", "mlp", "softmax"))
+        str, typer.Option(callback=_choice("ridge", "prior", "mlp", "softmax"))
     ] = "ridge",
     loss: Annotated[str, typer.Option(callback=_choice("ce", "bce"))] = "ce",
     labels: Annotated[

@@ -40,7 +40,7 @@ from mograg.types import Hit
 
 Progress = Callable[[str, int, int], None]
 METRICS = ("recall", "precision", "iou", "answer_recall", "mrr")
-ROUTER_MODELS = ("ridge", "mlp", "softmax")
+ROUTER_MODELS = ("ridge", "prior", "mlp", "softmax")
 
 
 def _no_progress(stage: str, done: int, total: int) -> None:
@@ -184,9 +184,11 @@ def fit_router(
     x: np.ndarray, scores: np.ndarray, targets: np.ndarray, names: Sequence[str],
     name: str, model: str, loss: str = "ce", seed: int = 0,
 ) -> TrainedRouter:
-    """Train one router: ridge regresses raw scores, the others fit soft labels."""
-    if model == "ridge":
-        return train_ridge_router(x, scores, names, name=name, seed=seed)
+    """Train one router: ridge regresses raw scores, prior is their mean (the same weights
+    for every query), the others fit soft labels."""
+    if model in ("ridge", "prior"):
+        alpha = np.inf if model == "prior" else None
+        return train_ridge_router(x, scores, names, name=name, alpha=alpha, seed=seed)
     return train_router(x, targets, names, name=name, model=model, loss=loss, seed=seed)
 
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 TOP_K = 10
 STATS_PER_GRANULARITY = 8
 ROUTER_DIR = "routers"
-MODELS = ("ridge", "softmax", "mlp")
+MODELS = ("ridge", "prior", "softmax", "mlp")
 RIDGE_GRID = (1.0, 10.0, 100.0, 1000.0, 10000.0)
 RIDGE_TEMPERATURE = 0.05
 LOSSES = ("ce", "bce")
@@ -253,8 +253,8 @@ def _train(
 ) -> TrainedRouter:
     if l2 is None:
         l2 = select_l2(x, targets, names, model=model, loss=loss, hidden=hidden, seed=seed)
-    if model not in MODELS or model == "ridge":
-        known = ", ".join(m for m in MODELS if m != "ridge")
+    if model not in MODELS or model in ("ridge", "prior"):
+        known = ", ".join(m for m in MODELS if m not in ("ridge", "prior"))
         raise MogragError(f"unknown router model {model!r} for soft labels; use {known} "
                           "(ridge: train_ridge_router)")
     if loss not in LOSSES:
@@ -363,8 +363,14 @@ def train_ridge_router(
     t0 = time.perf_counter()
     if alpha is None:
         alpha = _select_alpha(x, y, seed)
-    mean, scale, b, y_mean = _ridge_fit(x, y, alpha)
-    meta = {"n_train": len(x), "alpha": alpha, "seed": seed, "trained_at": time.time(),
+    if np.isinf(alpha):  # the "prior" router: the same weights for every query
+        mean, scale = x.mean(axis=0), np.ones(x.shape[1])
+        b, y_mean = np.zeros((x.shape[1], y.shape[1])), y.mean(axis=0)
+    else:
+        mean, scale, b, y_mean = _ridge_fit(x, y, alpha)
+    prior = bool(np.isinf(alpha))
+    meta = {"n_train": len(x), "alpha": None if prior else alpha,
+            "kind": "prior" if prior else "ridge", "seed": seed, "trained_at": time.time(),
             "train_seconds": round(time.perf_counter() - t0, 4)}
     return TrainedRouter(name=name, names=list(names), mean=mean, scale=scale,
                          params={"B": b, "y_mean": y_mean}, model="ridge", loss="mse",
