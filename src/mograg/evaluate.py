@@ -329,14 +329,6 @@ def _evaluate_all(
     return outcome
 
 
-def collect_for_training(
-    index: Index, questions: Sequence[Question], budget: int, mode: str,
-    progress: Progress = _no_progress,
-) -> Collected:
-    """Per-granularity results of training questions (the router's labels)."""
-    return collect(index, questions, budget, mode, progress)
-
-
 def _doc_lengths(index: Index) -> dict[str, int]:
     snap = index.snapshot
     return {d: len(snap.text(i)) for i, d in enumerate(snap.doc_ids)}
@@ -363,7 +355,7 @@ def train_router_command(
         qs = qs[:limit]
     if len(qs) < 2:
         raise MogragError(f"{questions}: need at least 2 valid questions to train a router")
-    col = collect_for_training(ix, qs, budget, mode, progress)
+    col = collect(ix, qs, budget, mode, progress)
     scores = col.scores()
     with threadpool_limits(1, user_api="blas"):
         router = fit_router(col.features, scores, soft_labels(scores, labels), col.names,
