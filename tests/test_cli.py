@@ -369,3 +369,27 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     code, _, err = run("demo", "--dir", tmp_path / "demo", "-q")
     assert code == 0, err
     assert json.loads((tmp_path / "demo" / "manifest.json").read_text())["generation"] == generation
+    # the tour that follows in the README: train a router on the demo questions, evaluate it
+    questions = Path(__file__).resolve().parents[1] / "src/mograg/data/demo/questions.jsonl"
+    code, out, err = run("train-router", "--index", tmp_path / "demo", "--questions", questions,
+                         "--name", "demo", "--model", "prior", "--json")
+    assert code == 0, err
+    assert json.loads(out)["router"] == "demo"
+    report = tmp_path / "report"
+    code, out, err = run("eval", "--index", tmp_path / "demo", "--questions", questions,
+                         "--router", "demo", "--budget", "128,256", "--report", report,
+                         "--json", "-q")
+    assert code == 0, err
+    results = json.loads(out)
+    assert [r["budget"] for r in results] == [128, 256]
+    for r in results:
+        systems = r["systems"]
+        assert {"best_fixed", "oracle", "router:entropy", "router:demo+blend"} <= set(systems)
+        assert systems["oracle"]["recall"] >= systems["best_fixed"]["recall"]
+    assert (report / "report.html").exists()
+    assert {p.name for p in report.glob("*.png")} >= {
+        "recall_vs_budget.png", "oracle_choice.png", "best_fixed_vs_oracle.png"}
+    # the trained router is now the index's default
+    code, out, err = run("search", "What is mograg?", "--index", tmp_path / "demo", "--json")
+    assert code == 0, err
+    assert json.loads(out)["routing"]["router"] == "demo"
