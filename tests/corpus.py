@@ -34,3 +34,21 @@ FACTS = {
     "when that sediment builds up faster than waves remove it. Dams hold back water to make "
     "electricity.",
 }
+
+ANIMALS = ["heron", "otter", "badger", "falcon", "beaver", "lynx", "salmon", "marten"]
+PLACES = ["the marsh", "the river delta", "the pine forest", "the high moor", "the lake shore"]
+FOODS = ["small fish", "frogs", "beetles", "berries", "voles", "crayfish", "seeds"]
+SEASONS = ["winter", "spring", "summer", "autumn"]
+
+
+def field_notes(seed: int, n: int) -> str:
+    """Deterministic, varied English sentences in paragraphs of five (any length needed)."""
+    out: list[str] = []
+    for i in range(n):
+        k = seed * 7919 + i * 104729
+        a, p = ANIMALS[k % len(ANIMALS)], PLACES[(k // 3) % len(PLACES)]
+        f, s = FOODS[(k // 7) % len(FOODS)], SEASONS[(k // 11) % len(SEASONS)]
+        out.append(f"In {s} the {a} of {p} eats {f}, observation {seed}-{i} notes.")
+        if i % 5 == 4:
+            out.append("\n\n")
+    return " ".join(out).replace(" \n\n ", "\n\n").strip()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from corpus import field_notes
 from mograg.cli import main
 from mograg.documents import load_documents
 from mograg.tokens import count_tokens
@@ -22,27 +23,6 @@ from mograg.tokens import count_tokens
 LEVELS = [32, 64, 128, 256, 512]
 QUERY = "What does the heron eat in winter?"
 SRC = Path(__file__).resolve().parents[1] / "src"
-
-ANIMALS = ["heron", "otter", "badger", "falcon", "beaver", "lynx", "salmon", "marten"]
-PLACES = ["the marsh", "the river delta", "the pine forest", "the high moor", "the lake shore"]
-FOODS = ["small fish", "frogs", "beetles", "berries", "voles", "crayfish", "seeds"]
-SEASONS = ["winter", "spring", "summer", "autumn"]
-
-
-def _prose(seed: int, n: int) -> str:
-    """Deterministic, varied English sentences in paragraphs of five."""
-    out: list[str] = []
-    for i in range(n):
-        k = seed * 7919 + i * 104729
-        a = ANIMALS[k % len(ANIMALS)]
-        p = PLACES[(k // 3) % len(PLACES)]
-        f = FOODS[(k // 7) % len(FOODS)]
-        s = SEASONS[(k // 11) % len(SEASONS)]
-        out.append(f"In {s} the {a} of {p} eats {f}, observation {seed}-{i} notes.")
-        if i % 5 == 4:
-            out.append("\n\n")
-    return " ".join(out).replace(" \n\n ", "\n\n").strip()
-
 
 def run(*args: object) -> tuple[int, str, str]:
     """Run the CLI in-process; return (exit code, stdout, stderr)."""
@@ -71,9 +51,9 @@ def copy_index(src: Path, dst: Path) -> Path:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("corpus")
-    (d / "a.txt").write_text("# Herons\n\n" + _prose(1, 30), encoding="utf-8")
-    (d / "b.md").write_text("# Otters\n\n" + _prose(2, 22), encoding="utf-8")
-    recs = [{"id": "rec-1", "text": _prose(3, 12), "metadata": {"k": 1}}]
+    (d / "a.txt").write_text("# Herons\n\n" + field_notes(1, 30), encoding="utf-8")
+    (d / "b.md").write_text("# Otters\n\n" + field_notes(2, 22), encoding="utf-8")
+    recs = [{"id": "rec-1", "text": field_notes(3, 12), "metadata": {"k": 1}}]
     (d / "c.jsonl").write_text("\n".join(json.dumps(r) for r in recs) + "\n", encoding="utf-8")
     return d
 
@@ -275,7 +255,8 @@ def test_demo_corpus_is_consistent() -> None:
 def _write_jsonl(path: Path, n_docs: int, n_sentences: int) -> Path:
     with path.open("w", encoding="utf-8") as f:
         for i in range(n_docs):
-            f.write(json.dumps({"id": f"big-{i}", "text": _prose(100 + i, n_sentences)}) + "\n")
+            rec = {"id": f"big-{i}", "text": field_notes(100 + i, n_sentences)}
+            f.write(json.dumps(rec) + "\n")
     return path
 
 

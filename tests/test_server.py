@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from corpus import field_notes
+
 pytest.importorskip("fastapi", reason="the server needs the 'serve' extra (fastapi)")
 if not (find_spec("python_multipart") or find_spec("multipart")):
     pytest.skip("the server needs the 'serve' extra (python-multipart)", allow_module_level=True)
@@ -27,29 +29,12 @@ KEY = "test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 QUERY = "What does the heron eat in winter?"
 
-ANIMALS = ["heron", "otter", "badger", "falcon", "beaver", "lynx", "salmon", "marten"]
-PLACES = ["the marsh", "the river delta", "the pine forest", "the high moor", "the lake shore"]
-FOODS = ["small fish", "frogs", "beetles", "berries", "voles", "crayfish", "seeds"]
-SEASONS = ["winter", "spring", "summer", "autumn"]
-
-
-def _prose(seed: int, n: int) -> str:
-    out: list[str] = []
-    for i in range(n):
-        k = seed * 7919 + i * 104729
-        a, p = ANIMALS[k % len(ANIMALS)], PLACES[(k // 3) % len(PLACES)]
-        f, s = FOODS[(k // 7) % len(FOODS)], SEASONS[(k // 11) % len(SEASONS)]
-        out.append(f"In {s} the {a} of {p} eats {f}, observation {seed}-{i} notes.")
-        if i % 5 == 4:
-            out.append("\n\n")
-    return " ".join(out).replace(" \n\n ", "\n\n").strip()
-
-
 @pytest.fixture(scope="module")
 def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("serve") / "ix"
     ix = Index.create(root)
-    ix.add([Document(f"doc-{i}", _prose(i, 24), {"title": f"Field notes {i}"}) for i in range(6)])
+    ix.add([Document(f"doc-{i}", field_notes(i, 24), {"title": f"Field notes {i}"})
+            for i in range(6)])
     return root
 
 
