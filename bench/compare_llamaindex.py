@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import platform
 import shutil
@@ -61,6 +60,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
+from _output import emit  # noqa: E402
 from mograg.documents import load_documents  # noqa: E402
 from mograg.embeddings import OnnxMiniLM  # noqa: E402
 from mograg.evaluate import evaluate, score_hits, summarize  # noqa: E402
@@ -536,13 +536,7 @@ def summarize_result(result: dict[str, Any]) -> None:
 
 def _finish(result: dict[str, Any], args: argparse.Namespace) -> int:
     summarize_result(result)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text + "\n", encoding="utf-8")
-    return 0
+    return emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ this was written on has 2 cores shared with other jobs, so absolute times are no
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import random
@@ -47,6 +46,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
+from _output import emit  # noqa: E402
 from mograg.documents import load_documents  # noqa: E402
 from mograg.evaluate import score_hits, summarize  # noqa: E402
 from mograg.index import Index  # noqa: E402
@@ -272,13 +272,7 @@ def main(argv: list[str] | None = None) -> int:
                        - (by["pool"]["queries"]["per_level"][lvl]["recall"] or 0), 4)
             for lvl in by["embed"]["queries"]["per_level"]
         }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text + "\n", encoding="utf-8")
-    return 0
+    return emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 
 from mograg import __version__
 from mograg.errors import MogragError
-from mograg.index import Index
+from mograg.index import Index, no_progress
 from mograg.metrics import answer_found, reciprocal_rank, span_scores
 from mograg.questions import Question, load_questions
 from mograg.retrieve import LevelRanking, Query, assemble, rank_level
@@ -42,9 +42,6 @@ Progress = Callable[[str, int, int], None]
 METRICS = ("recall", "precision", "iou", "answer_recall", "mrr")
 ROUTER_MODELS = ("ridge", "prior", "mlp", "softmax")
 
-
-def _no_progress(stage: str, done: int, total: int) -> None:
-    del stage, done, total
 
 
 def score_hits(hits: Sequence[Hit], q: Question) -> dict[str, float]:
@@ -97,7 +94,7 @@ def collect(
     questions: Sequence[Question],
     budget: int,
     mode: str = "hybrid",
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
     queries: Sequence[Query] | None = None,
     embed_ms: float | None = None,
 ) -> Collected:
@@ -234,7 +231,7 @@ def evaluate(
     folds: int | None = None,
     train_questions: Sequence[Question] | None = None,
     strategies: Sequence[str] = STRATEGIES,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
     skipped: int = 0,
 ) -> EvalOutcome:
     """Score every system at every budget.
@@ -344,7 +341,7 @@ def train_router_command(
     loss: str = "ce",
     labels: str = "softmax",
     limit: int | None = None,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> dict[str, Any]:
     """Train a router on questions with gold evidence/answers and save it in the index."""
     from mograg.router import save_router
@@ -385,7 +382,7 @@ def index_docs_cached(
     docs: str | Path,
     levels: Sequence[int] | str | None = None,
     level_vectors: str = "pool",
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
     graph: bool = False,
 ) -> Index:
     """Index a docs.jsonl(.gz) file once; later runs with the same bytes and settings reuse it."""
@@ -431,7 +428,7 @@ def run_eval_command(
     routers: Sequence[str] | None = None,
     levels: str | None = None,
     graph: bool = False,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
     generator: Any = None,
     generate_limit: int | None = None,
 ) -> EvalOutcome:

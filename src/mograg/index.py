@@ -58,7 +58,8 @@ def shared_embedder(spec: str | None) -> Embedder:
     return _EMBEDDERS[spec]
 
 
-def _no_progress(stage: str, done: int, total: int) -> None:
+def no_progress(stage: str, done: int, total: int) -> None:
+    """A progress callback that ignores every report."""
     del stage, done, total
 
 
@@ -237,7 +238,7 @@ class Index:
     # ------------------------------------------------------------------ writes
     def add(self, documents: Iterable[Document], progress: Progress | None = None) -> WriteReport:
         """Add documents (replacing any with the same id) and commit a new generation."""
-        progress = progress or _no_progress
+        progress = progress or no_progress
         t0 = time.perf_counter()
         docs = list(documents)
         seen: dict[str, int] = {}
@@ -258,7 +259,7 @@ class Index:
 
     def delete(self, ids: Iterable[str], progress: Progress | None = None) -> WriteReport:
         """Delete documents by id and commit; unknown ids are listed in ``missing``."""
-        progress = progress or _no_progress
+        progress = progress or no_progress
         wanted = list(dict.fromkeys(ids))
         with writer_lock(self.root):
             self._manifest = read_manifest(self.root)
@@ -349,15 +350,15 @@ class Index:
             lv = levels[j]
             vec = np.zeros((len(lv), emb.dim), dtype=np.float32)
             hsh = np.zeros((len(lv), 16), dtype=np.uint8)
+            keys = [content_hash(t, salt) for t in texts]
             for b in range(0, len(texts), EMBED_BATCH):
                 batch = texts[b : b + EMBED_BATCH]
-                hits_before = sum(1 for t in batch if content_hash(t, salt) in cache)
+                report.reused += sum(1 for key in keys[b : b + EMBED_BATCH] if key in cache)
                 vec[idx[b : b + EMBED_BATCH]] = embed_cached(emb, batch, cache)
-                report.reused += hits_before
                 done += len(batch)
                 progress("embed", done, total)
-            for k, t in zip(idx.tolist(), texts, strict=True):
-                hsh[k] = np.frombuffer(content_hash(t, salt), dtype=np.uint8)
+            for k, key in zip(idx.tolist(), keys, strict=True):
+                hsh[k] = np.frombuffer(key, dtype=np.uint8)
             if j > 0:
                 pooled = np.setdiff1d(np.arange(len(lv)), idx)
                 if len(pooled):

@@ -38,13 +38,11 @@ from typing import Any
 
 import numpy as np
 
+from mograg.index import no_progress
 from mograg.types import Document
 
 Progress = Callable[[str, int, int], None]
 
-
-def _no_progress(stage: str, done: int, total: int) -> None:
-    del stage, done, total
 
 
 @dataclass
@@ -114,7 +112,7 @@ def _build_batch(rows: list[tuple[str, str, dict[str, Any]]]) -> tuple[Any, dict
 
     report = WriteReport()
     docs = [Document(i, t, m) for i, t, m in rows]
-    seg = _WORKER._build_segment(docs, report, _no_progress)
+    seg = _WORKER._build_segment(docs, report, no_progress)
     return seg, {"chunks": report.chunks, "embedded": report.embedded}
 
 
@@ -181,7 +179,7 @@ def ingest(
 
     from mograg.milvus_store import doc_hash, stage_segment
 
-    progress = progress or _no_progress
+    progress = progress or no_progress
     t0 = time.perf_counter()
     n_workers = (os.cpu_count() or 1) if workers is None else max(0, int(workers))
     pending_cap = max_pending or max(2, 2 * max(1, n_workers))
