@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mograg.segment import split_sentences, split_with_counts
-from mograg.tokens import count_tokens
+from mograg.tokens import count_tokens, token_char_offsets
 
 
 def check_invariants(text: str, max_tokens: int) -> list[str]:
@@ -27,7 +27,9 @@ def check_invariants(text: str, max_tokens: int) -> list[str]:
     for k, ch in enumerate(text):
         if not ch.isspace():
             assert covered[k], f"char {k} {ch!r} not covered"
-    assert all(0 <= c <= max_tokens for c in counts)
+    for (s, e), c in zip(spans, counts, strict=True):
+        # over the cap only where no token boundary exists to cut at
+        assert 0 <= c <= max_tokens or len(set(token_char_offsets(text[s:e]))) == 1, (s, e, c)
     assert counts == count_tokens([text[s:e] for s, e in spans])
     assert split_sentences(text, max_tokens) == spans
     return [text[s:e] for s, e in spans]
@@ -152,3 +154,19 @@ def test_hard_cap_long_word_without_spaces() -> None:
 def test_max_tokens_validated() -> None:
     with pytest.raises(ValueError):
         split_sentences("Hi.", 0)
+
+
+def test_indivisible_character_over_the_cap_is_kept_whole() -> None:
+    # found by hypothesis: one Hangul syllable is three WordPieces (jamo) on one character
+    text = "슝 "
+    assert count_tokens(["슝"]) == [3]
+    for cap in (1, 2):
+        assert split_with_counts(text, cap) == ([(0, 1)], [3])
+        check_invariants(text, cap)
+    # a cap it fits under behaves as before, and neighbours are still cut normally
+    assert split_with_counts(text, 3) == ([(0, 1)], [3])
+    mixed = "슝 ab cd ef"  # "ef" is two WordPieces: cut at the cap like any word
+    spans, counts = split_with_counts(mixed, 1)
+    assert [mixed[a:b] for a, b in spans] == ["슝", "ab", "cd", "e", "f"]
+    assert counts == [3, 1, 1, 1, 1]
+    check_invariants(mixed, 1)

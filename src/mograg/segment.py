@@ -129,8 +129,14 @@ def _split_long(text: str, start: int, end: int, max_tokens: int) -> list[tuple[
             while cut_tok > i + 1 and offs[cut_tok][0] < offs[cut_tok - 1][1]:
                 cut_tok -= 1  # tokens sharing a character cannot be separated
         cut_char = offs[cut_tok][0]
-        if cut_char <= piece_start:  # cannot make progress at a token boundary
-            break
+        if cut_char <= piece_start:
+            # the tokens up to the cap share characters (one character, several
+            # WordPieces): this piece has to run to the next token that starts later
+            later = [j for j in range(cut_tok, n) if offs[j][0] > piece_start]
+            if not later:
+                break
+            cut_tok = later[0]
+            cut_char = offs[cut_tok][0]
         pieces.append((start + piece_start, start + cut_char))
         piece_start = cut_char
         i = cut_tok
@@ -153,7 +159,8 @@ def split_with_counts(text: str, max_tokens: int) -> tuple[list[tuple[int, int]]
     Returns:
         ``(spans, counts)``: ordered, non-overlapping character ``(start, end)`` spans
         trimmed of whitespace that cover every non-whitespace character, and the
-        WordPiece count of each span (``0 <= count <= max_tokens``).
+        WordPiece count of each span (``0 <= count <= max_tokens``, except a span no
+        token boundary can cut, such as one character that is several WordPieces).
     """
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
@@ -166,18 +173,24 @@ def split_with_counts(text: str, max_tokens: int) -> tuple[list[tuple[int, int]]
     counts = count_tokens([text[s:e] for s, e in spans])
     # Cut over-long spans; re-count the pieces (cuts inside a word may retokenise
     # differently) and repeat until everything fits.
-    while any(c > max_tokens for c in counts):
+    # A span no token boundary can cut (one character that is several WordPieces, e.g. a
+    # Hangul syllable decomposed into jamo) is kept whole with its true count.
+    atomic: set[tuple[int, int]] = set()
+    while any(c > max_tokens and sp not in atomic for sp, c in zip(spans, counts, strict=True)):
         new_spans: list[tuple[int, int]] = []
         new_counts: list[int] = []
         todo: list[int] = []
         for span, c in zip(spans, counts, strict=True):
-            if c <= max_tokens:
+            if c <= max_tokens or span in atomic:
                 new_spans.append(span)
                 new_counts.append(c)
                 continue
             pieces = _split_long(text, span[0], span[1], max_tokens)
             if len(pieces) == 1 and pieces[0] == span:
-                raise RuntimeError(f"cannot split span {span} below {max_tokens} tokens")
+                atomic.add(span)
+                new_spans.append(span)
+                new_counts.append(c)
+                continue
             for p in pieces:
                 todo.append(len(new_spans))
                 new_spans.append(p)
