@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import shutil
@@ -15,27 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from clirun import run
 from corpus import field_notes
-from mograg.cli import main
 from mograg.documents import load_documents
 from mograg.tokens import count_tokens
 
 LEVELS = [32, 64, 128, 256, 512]
 QUERY = "What does the heron eat in winter?"
 SRC = Path(__file__).resolve().parents[1] / "src"
-
-def run(*args: object) -> tuple[int, str, str]:
-    """Run the CLI in-process; return (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main([str(a) for a in args])
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
-        else:  # pragma: no cover - main always exits
-            code = 0
-    return code, out.getvalue(), err.getvalue()
-
 
 def search_json(index: Path, *extra: object) -> dict:
     code, out, err = run("search", QUERY, "--index", index, "--json", *extra)

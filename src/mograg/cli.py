@@ -238,8 +238,18 @@ def index_cmd(
     ] = None,
     graph: Annotated[
         bool,
-        typer.Option("--graph", help="Also build the MoGG graph (hop radii as granularities)."),
+        typer.Option("--graph", help="Also build the MoGG graph: title-mention links between "
+                     "chunks; each level expanded by linked context becomes a granularity."),
     ] = False,
+    graph_knn: Annotated[
+        int | None,
+        typer.Option(min=0, help="With --graph: also link each finest chunk to its K most "
+                     "similar chunks [default: 0, off]."),
+    ] = None,
+    graph_radius: Annotated[
+        int | None,
+        typer.Option(min=1, max=3, help="With --graph: largest hop radius offered [default: 1]."),
+    ] = None,
     store: Annotated[
         str | None,
         typer.Option(help="Search store of a new index: local (default), "
@@ -259,6 +269,11 @@ def index_cmd(
     from mograg.storage import MANIFEST
 
     sizes = parse_levels(levels) if levels is not None else DEFAULT_LEVELS
+    graph_settings = None
+    if graph or graph_knn is not None or graph_radius is not None:
+        from mograg.graph import GraphSettings
+
+        graph_settings = GraphSettings(k=graph_knn or 0, max_radius=graph_radius or 1)
     exists = (index / MANIFEST).exists()
     ix: Index | None = None
     if exists:
@@ -288,11 +303,11 @@ def index_cmd(
                     embedder=embedder,
                     vector_dtype="float16" if float16 else "float32",
                     level_vectors=level_vectors or "pool",
-                    graph=graph,
+                    graph=graph_settings or False,
                     store=store,
                 )
-            elif graph and not ix.manifest.get("graph"):
-                ix.enable_graph(progress=bars)
+            elif graph_settings and ix.manifest.get("graph") != graph_settings.to_dict():
+                ix.enable_graph(graph_settings, progress=bars)
             if not quiet:
                 bars.log(f"indexing {len(docs)} document(s) into {index}")
             if workers is not None:
@@ -337,7 +352,8 @@ def search(
     mode: Annotated[str, typer.Option(callback=_choice(*MODES))] = "hybrid",
     router: Annotated[
         str | None,
-        typer.Option(help="Trained router name, entropy, or level:N [default: index default]."),
+        typer.Option(help="Trained router name, entropy, level:N or graph:N:r=R "
+                     "[default: index default]."),
     ] = None,
     strategy: Annotated[str, typer.Option(callback=_choice(*STRATEGIES))] = "argmax",
     as_json: JsonOpt = False,
@@ -468,7 +484,8 @@ def eval_cmd(
         list[str] | None, typer.Option("--router", help="Also evaluate this router (repeatable).")
     ] = None,
     graph: Annotated[
-        bool, typer.Option("--graph", help="With --docs: build the MoGG graph and score radii.")
+        bool,
+        typer.Option("--graph", help="With --docs: build the MoGG graph, score its granularities."),
     ] = False,
     generate: Annotated[
         bool, typer.Option("--generate", help="Also generate answers and score EM / F1.")
@@ -579,7 +596,8 @@ def ask(
     budget: Annotated[int, typer.Option(help="Token budget of the retrieved context.")] = 256,
     router: Annotated[
         str | None,
-        typer.Option(help="Trained router name, entropy, or level:N [default: index default]."),
+        typer.Option(help="Trained router name, entropy, level:N or graph:N:r=R "
+                     "[default: index default]."),
     ] = None,
     strategy: Annotated[str, typer.Option(callback=_choice(*STRATEGIES))] = "argmax",
     mode: Annotated[str, typer.Option(callback=_choice(*MODES))] = "hybrid",

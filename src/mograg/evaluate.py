@@ -20,6 +20,7 @@ from threadpoolctl import threadpool_limits
 
 from mograg import __version__
 from mograg.errors import MogragError
+from mograg.graph import GraphSettings, parse_graph_name
 from mograg.index import Index, no_progress
 from mograg.metrics import answer_found, reciprocal_rank, span_scores
 from mograg.questions import Question, load_questions
@@ -105,6 +106,9 @@ def collect(
     """
     names = granularity_names(index)
     n_lv = len(index.levels)
+    # the level each granularity ranks (a graph granularity expands one level's ranking)
+    base = [g if g < n_lv else index.level_index(parse_graph_name(n)[0])  # type: ignore[index]
+            for g, n in enumerate(names)]
     snap = index.snapshot
     if queries is None:
         queries, embed_ms = encode_timed(index, questions)
@@ -124,7 +128,7 @@ def collect(
             t = time.perf_counter()
             hits = assemble(snap, query, granularity_picks(index, query, rankings, name), budget)
             took = 1000 * (time.perf_counter() - t)
-            lat[i, g] = embed_ms + took + (level_ms[g] if g < n_lv else level_ms[0])
+            lat[i, g] = embed_ms + took + level_ms[base[g]]
             row.append(score_hits(hits, q))
         all_rank.append(rankings)
         feats.append(features(query, rankings))
@@ -399,8 +403,10 @@ def index_docs_cached(
     target = cache_root() / h.hexdigest()[:24]
     if (target / "manifest.json").exists():
         ix = Index.open(target)
-        if graph and not ix.manifest.get("graph"):
-            ix.enable_graph(progress=progress)
+        stale = (ix.manifest.get("graph") != GraphSettings().to_dict()
+                 or "link_targets" not in (ix.manifest.get("graph_stats") or {}))
+        if graph and stale:
+            ix.enable_graph(progress=progress)  # none yet, or built by an older version
         return ix
     documents, problems = load_documents([path])
     if problems:

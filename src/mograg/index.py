@@ -438,7 +438,7 @@ class Index:
         """Build corpus-wide structures for the next generation: the MoGG graph if enabled."""
         if not manifest.get("graph"):
             return {}
-        settings = GraphSettings(**manifest["graph"])
+        settings = GraphSettings.from_dict(manifest["graph"])
         name, stats = build_and_save(self.root, snap, settings, progress)
         manifest["graph_stats"] = stats
         return {"graph": name}
@@ -499,7 +499,8 @@ class Index:
             budget: token budget of the returned context.
             level: a level size (e.g. 128) to search one granularity only.
             mode: "hybrid" (dense + BM25 fused by RRF), "dense" or "bm25".
-            router: router name, "entropy", or "level:N"; default the index's trained
+            router: router name, "entropy", or one fixed granularity ("level:N",
+                "graph:N:r=R"); default the index's trained
                 router if any, else "entropy". Ignored when ``level`` is given.
             strategy: how router weights are used: "argmax", "mix" or "blend".
         """
@@ -512,6 +513,8 @@ class Index:
                 level = int(router.split(":", 1)[1])
             except ValueError:
                 raise MogragError(f"invalid router {router!r}; use level:SIZE") from None
+        if level is None and router is not None and router.startswith("graph:"):
+            return self._search_graph(q, budget, mode, router)
         if level is not None:
             j = self.level_index(level)
             ranking = rank_level(self.snapshot, j, q, mode)
@@ -521,3 +524,19 @@ class Index:
         from mograg.routing import route_search
 
         return route_search(self, q, budget=budget, mode=mode, router=router, strategy=strategy)
+
+    def _search_graph(self, q: Query, budget: int, mode: str, name: str) -> SearchResult:
+        """One fixed graph granularity, e.g. ``graph:256:r=1``."""
+        from mograg.graph import graph_picks, parse_graph_name
+        from mograg.routing import granularity_names
+
+        known = [n for n in granularity_names(self) if n.startswith("graph:")]
+        parsed = parse_graph_name(name)
+        if parsed is None or name not in known:
+            hint = ", ".join(known) if known else "none: build the graph with mograg index --graph"
+            raise MogragError(f"unknown graph granularity {name!r}; this index has: {hint}")
+        size, radius = parsed
+        ranking = rank_level(self.snapshot, self.level_index(size), q, mode)
+        hits = assemble(self.snapshot, q, graph_picks(self, q, ranking, radius), budget)
+        routing = {"router": name, "chosen": [name]}
+        return SearchResult(query=q.text, hits=hits, budget=budget, routing=routing)

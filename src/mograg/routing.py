@@ -2,7 +2,7 @@
 
 A *granularity* is anything that turns a query's per-level rankings into an ordered
 list of candidate chunks: each level of the index (``level:128``) and, with a graph,
-each hop radius (``graph:r=2``). Routers output one weight per granularity.
+each level expanded by a hop radius (``graph:256:r=1``). Routers output one weight per granularity.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ BLEND_MIN_WEIGHT = 0.1
 def granularity_names(index: Index) -> list[str]:
     """Names of the granularities of an index, in router output order."""
     names = [f"level:{s}" for s in index.levels]
-    from mograg.graph import graph_radii
+    from mograg.graph import graph_name, graph_radii
 
-    names += [f"graph:r={r}" for r in graph_radii(index)]
+    names += [graph_name(s, r) for s in index.levels for r in graph_radii(index)]
     return names
 
 
@@ -41,20 +41,13 @@ def granularity_picks(
     if kind == "level":
         return picks_from_ranking(rankings[index.level_index(int(arg))])
     if kind == "graph":
-        from mograg.graph import graph_picks
+        from mograg.graph import graph_picks, parse_graph_name
 
-        return graph_picks(index, query, rankings[0], radius=int(arg.split("=")[1]))
+        parsed = parse_graph_name(name)
+        if parsed is not None:
+            size, radius = parsed
+            return graph_picks(index, query, rankings[index.level_index(size)], radius)
     raise MogragError(f"unknown granularity {name!r}")
-
-
-def _ancestors(snap: Snapshot) -> list[np.ndarray]:
-    anc = snap.ancestors
-    if anc is None:
-        anc = [np.arange(snap.n_chunks(0), dtype=np.int64)]
-        for j in range(1, len(snap.sizes)):
-            anc.append(snap.levels[j - 1]["parent"][anc[-1]].astype(np.int64))
-        snap.ancestors = anc
-    return anc
 
 
 def mix_picks(
@@ -66,7 +59,7 @@ def mix_picks(
     level's fused score scaled to [0, 1] (0 outside its candidates). The best finest
     chunks are returned as their containing chunk at the highest-weighted level.
     """
-    anc = _ancestors(snap)
+    anc = snap.ancestors
     n0 = snap.n_chunks(0)
     total = np.zeros(n0, dtype=np.float64)
     for j, r in enumerate(rankings):

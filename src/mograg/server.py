@@ -189,7 +189,7 @@ class IndexService:
         from mograg.graph import graph_radii, load_graph
 
         if graph_radii(ix):
-            load_graph(ix)
+            load_graph(ix).matcher(snap)
         with contextlib.suppress(MogragError, ValueError, IndexError):
             ix.search("warm up", budget=16)
         info = _info(ix)

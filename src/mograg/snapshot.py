@@ -53,9 +53,8 @@ class Snapshot:
                     f"BM25 index of {root} is unreadable ({exc}); rebuild the index"
                 ) from None
         self._texts: dict[int, str] = {}
-        # caches owned by other modules (routing ancestors, MoGG graph); the graph is read
-        # now so that a later garbage collection of its directory cannot break this reader
-        self.ancestors: list[np.ndarray] | None = None
+        # the MoGG graph is read now so that a later garbage collection of its
+        # directory cannot break this reader
         self.graph: Any = None
         if manifest.get("derived", {}).get("graph"):
             from mograg.graph import read_graph
@@ -131,6 +130,23 @@ class Snapshot:
     @cached_property
     def _bounds(self) -> list[np.ndarray]:
         return [np.cumsum([0] + [len(m) for m in mats]) for mats in self.vectors]
+
+    @cached_property
+    def ancestors(self) -> list[np.ndarray]:
+        """For each level ``j``: the level-``j`` chunk containing each finest chunk.
+
+        Levels pack consecutive chunks, so every array is non-decreasing and the finest
+        chunks under a level-``j`` chunk form one contiguous range.
+        """
+        anc = [np.arange(self.n_chunks(0), dtype=np.int64)]
+        for j in range(1, len(self.sizes)):
+            anc.append(self.levels[j - 1]["parent"][anc[-1]].astype(np.int64))
+        return anc
+
+    def finest_range(self, j: int, c: int) -> tuple[int, int]:
+        """``[lo, hi)``: the finest chunks inside chunk ``c`` of level ``j``."""
+        anc = self.ancestors[j]
+        return int(np.searchsorted(anc, c, "left")), int(np.searchsorted(anc, c, "right"))
 
     @cached_property
     def dim(self) -> int:
