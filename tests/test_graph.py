@@ -102,6 +102,7 @@ def test_title_matcher_prefers_the_longest_name():
     assert m.find("Shirley Temple Black met Shirley Temple at the Temple.") == [2, 1, 0]
     assert m.find("The Super Bowl 50 release notes.") == [4]
     assert m.find("shirley temple") == []
+    assert m.find("shirley temple black and the temple", ignore_case=True) == [2, 0]
     assert not TitleMatcher([(0, "notes"), (1, None), (2, "abc")])
 
 
@@ -220,7 +221,11 @@ def test_a_question_naming_a_title_starts_from_that_document(gix):
         assert seeds[0] == own[int(np.argmax(sims))]
         picks = graph_picks(gix, q, gix.rank(q)[j], 1)
         assert picks[0].chunk == seeds[0]
-    assert named_seeds(snap, graph, gix.encode_queries(["shirley temple"])[0], 0) == []
+    # case is matched when the question has any capital; ignored when it has none
+    mixed, lower = gix.encode_queries(["What did shirley temple do?", "what did shirley temple do"])
+    assert named_seeds(snap, graph, mixed, 0) == []
+    assert [snap.chunk_span(0, c)[0] for c in named_seeds(snap, graph, lower, 0)] == [
+        snap.doc_index["shirley-temple"]]
     # the level granularities are untouched by the title match
     assert granularity_picks(gix, q, gix.rank(q), "level:16")[0].chunk == gix.rank(q)[0].ids[0]
 
@@ -246,6 +251,11 @@ def test_fixed_graph_granularity_search(gix):
         gix.search("x", router="graph:64:r=9")
     routed = gix.search("Which comedy film stars Corliss Archer?", router="entropy", budget=40)
     assert routed.n_tokens <= 40
+    # with a graph, the training-free router weighs the one-hop graph granularities
+    weights = routed.routing["weights"]
+    assert sum(weights.values()) == pytest.approx(1.0, abs=1e-3)
+    assert all(w == 0 for n, w in weights.items() if not n.endswith(":r=1"))
+    assert routed.routing["chosen"][0].startswith("graph:")
 
 
 def test_graph_follows_add_and_delete(gix):

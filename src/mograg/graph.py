@@ -122,25 +122,33 @@ class TitleMatcher:
     """Finds which documents a text names by title (longest match wins).
 
     A match inside a longer match is dropped: "Shirley Temple Black" names
-    *Shirley Temple Black*, not also *Temple*.
+    *Shirley Temple Black*, not also *Temple*. Matching is case-sensitive unless asked
+    otherwise (for questions typed without capitals).
     """
 
     def __init__(self, titles: Iterable[tuple[int, str | None]]) -> None:
         self._by_first: dict[str, list[tuple[tuple[str, ...], int]]] = defaultdict(list)
+        self._folded: dict[str, list[tuple[tuple[str, ...], int]]] = defaultdict(list)
         for d, title in titles:
             words = _linkable(title_core(title)) if title else None
             if words is not None:
                 self._by_first[words[0]].append((words, d))
+                folded = tuple(w.casefold() for w in words)
+                self._folded[folded[0]].append((folded, d))
 
     def __bool__(self) -> bool:
         return bool(self._by_first)
 
-    def find(self, text: str) -> list[int]:
+    def find(self, text: str, ignore_case: bool = False) -> list[int]:
         """Documents named in ``text``, in order of first mention."""
         words = _WORD_RE.findall(text)
+        table = self._by_first
+        if ignore_case:
+            words = [w.casefold() for w in words]
+            table = self._folded
         spans: list[tuple[int, int, int]] = []  # (start, end, doc)
         for i, w in enumerate(words):
-            for seq, d in self._by_first.get(w, ()):
+            for seq, d in table.get(w, ()):
                 if tuple(words[i : i + len(seq)]) == seq:
                     spans.append((i, i + len(seq), d))
         out: list[int] = []
@@ -332,9 +340,13 @@ def named_seeds(snap: Snapshot, graph: Graph, query: Query, j: int) -> list[int]
 
     From each named document, its chunk most similar to the question; best first.
     The question is linked like a chunk: "Who directed Kiss and Tell?" starts from
-    *Kiss and Tell* even when its text ranks low.
+    *Kiss and Tell* even when its text ranks low. A question without any capital
+    letter ("who directed kiss and tell") is matched ignoring case.
     """
-    docs = graph.matcher(snap).find(query.text) if len(graph.targets) else []
+    if not len(graph.targets):
+        return []
+    # a question typed without capitals carries no case: match titles ignoring it
+    docs = graph.matcher(snap).find(query.text, ignore_case=query.text == query.text.lower())
     if not docs:
         return []
     chunk_docs = snap.atoms["doc"][snap.levels[j]["first_atom"]]
