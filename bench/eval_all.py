@@ -17,7 +17,7 @@ from mograg.evaluate import run_eval_command
 
 ROOT = Path(__file__).resolve().parents[1]
 EVALSETS = ROOT.parent / "shared" / "evalsets"
-DEFAULT_SETS = "chroma-dev,hotpotqa-dev,hotpotqa-train,musique-train,squad-dev"
+DEFAULT_SETS = "chroma-dev,hotpotqa-dev,hotpotqa-train,musique-train,clapnq-dev,squad-dev"
 
 
 def main() -> None:

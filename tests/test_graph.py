@@ -324,3 +324,20 @@ def test_cli_index_with_graph(tmp_path, shared_embedder):
     assert "shirley-temple" in {h["doc_id"] for h in res["hits"]}
     code, _, err = run("search", "x", "--index", ix_dir, "--router", "graph:32:r=7")
     assert code == 2 and "unknown graph granularity" in err and len(err.splitlines()) == 1
+
+
+def test_eval_cache_scores_the_graph_only_when_asked(tmp_path, monkeypatch, shared_embedder):
+    from mograg.evaluate import index_docs_cached
+
+    monkeypatch.setenv("MOGRAG_CACHE", str(tmp_path / "cache"))
+    src = tmp_path / "pages.jsonl"
+    src.write_text("".join(json.dumps({"id": d.id, "text": d.text, "metadata": d.metadata}) + "\n"
+                           for d in _docs()))
+    with_graph = index_docs_cached(src, "16,32", graph=True)
+    assert any(n.startswith("graph:") for n in granularity_names(with_graph))
+    levels_only = index_docs_cached(src, "16,32")  # same cached index, graph hidden
+    assert levels_only.root == with_graph.root
+    assert granularity_names(levels_only) == ["level:16", "level:32"]
+    assert levels_only.snapshot.graph is None
+    again = index_docs_cached(src, "16,32", graph=True)
+    assert again.manifest["generation"] == with_graph.manifest["generation"]  # not rebuilt

@@ -407,6 +407,12 @@ def index_docs_cached(
                  or "link_targets" not in (ix.manifest.get("graph_stats") or {}))
         if graph and stale:
             ix.enable_graph(progress=progress)  # none yet, or built by an older version
+        elif not graph and ix.manifest.get("graph"):
+            # an earlier --graph run added it to the cached index: score the levels only
+            manifest = {k: v for k, v in ix.manifest.items() if k != "graph"}
+            manifest["derived"] = {k: v for k, v in manifest.get("derived", {}).items()
+                                   if k != "graph"}
+            ix = Index(ix.root, manifest)
         return ix
     documents, problems = load_documents([path])
     if problems:

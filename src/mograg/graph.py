@@ -5,16 +5,17 @@ has (no LLM, no extra embedding):
 
 * **mention** edges (default): a chunk that names another document's title links to
   that document's first chunk, like a hyperlink (``... starring Shirley Temple as ...``
-  -> the lead of *Shirley Temple*). Titles that almost every chunk mentions are hubs
-  and are ignored.
+  -> the lead of *Shirley Temple*). Titles named by more than 1% of all chunks are
+  hubs and are not linked.
 * **kNN** edges (opt-in, ``k > 0``): each chunk's ``k`` most similar chunks anywhere in
   the corpus (cosine above a threshold), by blocked matrix products.
 * **sequential** edges (opt-in): neighbours within a document.
 
-Granularity ``graph:<size>:r=<r>`` ranks the chunks of level ``<size>`` and follows
-each by the level-``<size>`` chunks holding what its finest chunks reach in up to
-``r`` hops (best path weight first, then similarity to the query). Routers choose
-among these like among levels.
+Granularity ``graph:<size>:r=<r>`` starts from the documents the question names by
+title and from the ranked chunks of level ``<size>``, and follows each by the
+level-``<size>`` chunks holding what its finest chunks reach in up to ``r`` hops
+(best path weight first, then similarity to the query). Routers choose among these
+like among levels.
 """
 
 from __future__ import annotations
