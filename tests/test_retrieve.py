@@ -231,3 +231,28 @@ def test_search_is_deterministic(ix):
     a = ix.search(QUERIES[2], budget=64, strategy="blend").to_dict()
     b = ix.search(QUERIES[2], budget=64, strategy="blend").to_dict()
     assert a == b
+
+
+def test_isolated_fragments_are_skipped(tmp_path, shared_embedder):
+    long_sentence = ("The committee reviewed every proposal submitted during the spring session "
+                     "and then compared the costs, the schedules, the risks and the expected "
+                     "benefits of each one before voting on the final list of projects today.")
+    index = Index.create(tmp_path / "ix", levels=[32, 64])
+    index.add([Document("long", "A first short sentence opens the text. " + long_sentence),
+               Document("tiny", "Penguins swim.")])
+    snap = index.snapshot
+    q = index.encode_queries(["projects today"])[0]
+    lv = snap.levels[0]
+    docs = snap.atoms["doc"][lv["first_atom"]]
+    long_chunks = np.flatnonzero(docs == snap.doc_index["long"]).tolist()
+    tail = next(c for c in long_chunks if lv["n_tokens"][c] < 8)  # the cut sentence's tail
+    head = tail - 1
+    # alone, the few-token tail is not worth a place in the context
+    assert assemble(snap, q, [Pick(0, tail, 1.0)], budget=100) == []
+    # next to its sentence's first part it completes the span
+    hits = assemble(snap, q, [Pick(0, head, 1.0), Pick(0, tail, 0.9)], budget=100)
+    assert len(hits) == 1 and hits[0].text == long_sentence
+    # and a whole short document is still retrievable
+    tiny = int(np.flatnonzero(docs == snap.doc_index["tiny"])[0])
+    hits = assemble(snap, q, [Pick(0, tiny, 1.0)], budget=100)
+    assert [h.text for h in hits] == ["Penguins swim."]

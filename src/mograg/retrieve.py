@@ -15,6 +15,10 @@ from mograg.types import Hit
 MODES = ("hybrid", "dense", "bm25")
 RRF_K = 60
 DEFAULT_CANDIDATES = 50
+# an isolated piece shorter than this share of the finest level's size (the 2-token
+# tail of a sentence cut at that size, a lone heading) is noise in a context: it is
+# only taken next to text already taken, or when it is a whole document
+MIN_ISOLATED_SHARE = 0.25
 
 
 @dataclass
@@ -132,6 +136,7 @@ class BudgetFiller:
         self.taken: dict[int, tuple[float, int, int]] = {}  # atom -> (score, level, order)
         self._order = 0
         self._atom_tokens = snap.atoms["n_tokens"]
+        self._min_isolated = int(MIN_ISOLATED_SHARE * snap.sizes[0]) if snap.sizes else 0
 
     def offer(self, pick: Pick) -> None:
         """Take the chunk (or its best parts) if it fits the remaining budget."""
@@ -143,6 +148,8 @@ class BudgetFiller:
         if not new:
             return
         cost = int(self._atom_tokens[new].sum())
+        if cost < self._min_isolated and self._isolated(new):
+            return
         if cost <= self.remaining:
             self._take(new, pick)
             return
@@ -157,6 +164,16 @@ class BudgetFiller:
             self.offer(Pick(pick.level - 1, k, pick.score))
             if self.remaining <= 0:
                 break
+
+    def _isolated(self, atoms: list[int]) -> bool:
+        """True unless the atoms touch taken text or make up a whole document."""
+        doc = self.snap.atoms["doc"]
+        lo, hi = atoms[0], atoms[-1]
+        before = lo > 0 and doc[lo - 1] == doc[lo]
+        after = hi + 1 < len(doc) and doc[hi + 1] == doc[hi]
+        if not before and not after:
+            return False  # the whole document
+        return not ((before and lo - 1 in self.taken) or (after and hi + 1 in self.taken))
 
     def _take(self, atoms: list[int], pick: Pick) -> None:
         self._order += 1
