@@ -478,7 +478,8 @@ def load_router(index: Index, spec: str | None, budget: int = 256) -> Router:
         return EntropyRouter(budget)
     routers = manifest.get("routers", {})
     if spec not in routers:
-        known = ", ".join(["entropy", *sorted(routers), "level:SIZE"])
+        fixed = ["level:SIZE", "graph:SIZE:r=R"] if manifest.get("graph") else ["level:SIZE"]
+        known = ", ".join(["entropy", *sorted(routers), *fixed])
         raise MogragError(f"no router {spec!r} in {index.root}; known: {known}")
     cache = index._router_cache
     if spec not in cache:
