@@ -326,3 +326,19 @@ def test_evaluate_with_saved_router(ix, col):
 def test_evaluate_without_questions(ix):
     with pytest.raises(MogragError, match="no valid questions"):
         evaluate(ix, [])
+
+
+def test_default_strategy_is_the_same_everywhere():
+    import inspect
+
+    from mograg import cli, generate, routing
+    from mograg.index import Index
+
+    defaults = {
+        cli.DEFAULT_STRATEGY,
+        routing.DEFAULT_STRATEGY,
+        inspect.signature(Index.search).parameters["strategy"].default,
+        inspect.signature(routing.route_search).parameters["strategy"].default,
+        inspect.signature(generate.answer).parameters["strategy"].default,
+    }
+    assert defaults == {"blend"}

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 # Kept here (not imported) so `mograg --version` and `--help` stay fast.
 MODES = ("hybrid", "dense", "bm25")
 STRATEGIES = ("argmax", "mix", "blend")
+DEFAULT_STRATEGY = "blend"
 DEMO_FILES = ("*.md", "*.txt")
 DEMO_BUDGET = 256
 
@@ -355,7 +356,7 @@ def search(
         typer.Option(help="Trained router name, entropy, level:N or graph:N:r=R "
                      "[default: index default]."),
     ] = None,
-    strategy: Annotated[str, typer.Option(callback=_choice(*STRATEGIES))] = "argmax",
+    strategy: Annotated[str, typer.Option(callback=_choice(*STRATEGIES))] = DEFAULT_STRATEGY,
     as_json: JsonOpt = False,
 ) -> None:
     """Retrieve up to --budget tokens of context for a question."""
@@ -599,7 +600,7 @@ def ask(
         typer.Option(help="Trained router name, entropy, level:N or graph:N:r=R "
                      "[default: index default]."),
     ] = None,
-    strategy: Annotated[str, typer.Option(callback=_choice(*STRATEGIES))] = "argmax",
+    strategy: Annotated[str, typer.Option(callback=_choice(*STRATEGIES))] = DEFAULT_STRATEGY,
     mode: Annotated[str, typer.Option(callback=_choice(*MODES))] = "hybrid",
     timeout: Annotated[
         float | None, typer.Option(help="Seconds per LLM request [default: 60].")

@@ -726,7 +726,7 @@ def _answer(
     generator: Any,
     budget: int = 256,
     router: str | None = None,
-    strategy: str = "argmax",
+    strategy: str = "blend",
     stream_to: StreamTo | None = None,
     mode: str = "hybrid",
     result: SearchResult | None = None,
@@ -801,7 +801,7 @@ def answer(
     generator: Any,
     budget: int = 256,
     router: str | None = None,
-    strategy: str = "argmax",
+    strategy: str = "blend",
     stream_to: StreamTo | None = None,
     mode: str = "hybrid",
 ) -> dict[str, Any]:
@@ -974,7 +974,7 @@ def make_ask_extension(settings: GeneratorSettings | None = None,
                                 description="Token budget of the retrieved context.")
             router: str | None = Field(None, max_length=200,
                                        description="Router name, 'entropy' or 'level:N'.")
-            strategy: Literal["argmax", "mix", "blend"] = "argmax"
+            strategy: Literal["argmax", "mix", "blend"] = "blend"
             mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
             stream: bool = Field(False, description="Stream the answer as server-sent events.")
 

@@ -490,7 +490,7 @@ class Index:
         level: int | None = None,
         mode: str = "hybrid",
         router: str | None = None,
-        strategy: str = "argmax",
+        strategy: str = "blend",
     ) -> SearchResult:
         """Retrieve up to ``budget`` tokens for ``query``.
 
@@ -502,7 +502,7 @@ class Index:
             router: router name, "entropy", or one fixed granularity ("level:N",
                 "graph:N:r=R"); default the index's trained
                 router if any, else "entropy". Ignored when ``level`` is given.
-            strategy: how router weights are used: "argmax", "mix" or "blend".
+            strategy: how router weights are used: "blend" (default), "argmax" or "mix".
         """
         if budget < 1:
             raise MogragError(f"budget must be a positive number of tokens, got {budget}")

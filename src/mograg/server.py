@@ -465,7 +465,7 @@ def create_app(
         )
         mode: Mode = "hybrid"
         level: int | None = Field(None, ge=1, description="Search one level (size in tokens).")
-        strategy: Strategy = "argmax"
+        strategy: Strategy = "blend"
 
     class InspectRequest(SearchRequest):
         top: int = Field(5, ge=1, le=MAX_TOP, description="Hits shown per level.")
@@ -561,7 +561,7 @@ def create_app(
     @app.get("/api/inspect", dependencies=[Depends(require_read)], tags=["read"])
     def inspect_get(
         query: str, budget: int = 256, router: str | None = None, mode: str = "hybrid",
-        level: int | None = None, strategy: str = "argmax", top: int = 5,
+        level: int | None = None, strategy: str = "blend", top: int = 5,
     ) -> Any:
         """What the page shows: router weights, each level's top hits, the final context."""
         try:
