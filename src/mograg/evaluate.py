@@ -22,6 +22,7 @@ from mograg import __version__
 from mograg.errors import MogragError
 from mograg.graph import GraphSettings, parse_graph_name
 from mograg.index import Index, no_progress
+from mograg.lexical import is_current
 from mograg.metrics import answer_found, reciprocal_rank, span_scores
 from mograg.questions import Question, load_questions
 from mograg.retrieve import LevelRanking, Query, assemble, rank_level
@@ -403,6 +404,9 @@ def index_docs_cached(
     target = cache_root() / h.hexdigest()[:24]
     if (target / "manifest.json").exists():
         ix = Index.open(target)
+        lexical = ix.manifest.get("derived", {}).get("lexical")
+        if lexical and not is_current(target / "lexical" / lexical):
+            ix.upgrade(progress)  # cached by an older version
         stale = (ix.manifest.get("graph") != GraphSettings().to_dict()
                  or "link_targets" not in (ix.manifest.get("graph_stats") or {}))
         if graph and stale:

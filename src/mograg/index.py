@@ -14,7 +14,7 @@ from mograg.embeddings import Embedder, content_hash, embed_cached, make_embedde
 from mograg.errors import IndexFormatError, MogragError
 from mograg.granularity import ATOM_DTYPE, DEFAULT_LEVELS, build_levels, parse_levels
 from mograg.graph import GraphSettings, build_and_save
-from mograg.lexical import LexicalIndex
+from mograg.lexical import is_current, mark_current, reuse_or_build
 from mograg.retrieve import (
     DEFAULT_CANDIDATES,
     LevelRanking,
@@ -273,6 +273,14 @@ class Index:
                 self._commit(None, remove=set(wanted), progress=progress)
         return report
 
+    def upgrade(self, progress: Progress | None = None) -> None:
+        """Commit the same documents again so derived data (BM25 postings, graph) is in
+        this version's format; nothing is re-embedded."""
+        with writer_lock(self.root):
+            self._manifest = read_manifest(self.root)
+            self._snapshot = None
+            self._commit(None, remove=set(), progress=progress or no_progress)
+
     def _build_segment(
         self, docs: list[Document], report: WriteReport, progress: Progress
     ) -> SegmentData | None:
@@ -412,14 +420,7 @@ class Index:
             before_commit(snap, next_snap)
             progress("store", 1, 1)
         else:
-            lex_name = new_name("bm25")
-            for j in range(len(self.levels)):
-                progress("bm25", j, len(self.levels))
-                LexicalIndex.build(next_snap.level_texts(j)).save(
-                    self.root / "lexical" / lex_name / f"level-{j}"
-                )
-            progress("bm25", len(self.levels), len(self.levels))
-            derived["lexical"] = lex_name
+            derived["lexical"] = self._write_lexical(next_snap, names, progress)
         extra = self._derive_hook(next_snap, manifest, progress)
         derived.update(extra)
         manifest["derived"] = derived
@@ -431,6 +432,28 @@ class Index:
 
             after_commit(snap, self.snapshot)  # delete rows of chunks that left
         collect_garbage(self.root, manifest)
+
+    def _write_lexical(self, next_snap: Snapshot, names: list[str], progress: Progress) -> str:
+        """BM25 postings of the next generation: unchanged segments' are hard-linked from
+        the current generation, only new or rewritten segments are tokenized."""
+        target = self.root / "lexical" / new_name("bm25")
+        target.mkdir(parents=True)
+        current = self._manifest.get("derived", {}).get("lexical")
+        previous = self.root / "lexical" / current if current else None
+        if previous is not None and not is_current(previous):
+            previous = None  # an older whole-corpus BM25: count every segment once
+        n_levels = len(self.levels)
+        for j in range(n_levels):
+            progress("bm25", j, n_levels)
+            lo = 0
+            for name, seg in zip(names, next_snap.segments, strict=True):
+                hi = lo + len(seg.levels[j])
+                reuse_or_build(target, previous, name, j,
+                               lambda j=j, lo=lo, hi=hi: next_snap.level_texts(j, lo, hi))
+                lo = hi
+        progress("bm25", n_levels, n_levels)
+        mark_current(target)
+        return target.name
 
     def _derive_hook(
         self, snap: Snapshot, manifest: dict[str, Any], progress: Progress

@@ -14,7 +14,7 @@ import numpy as np
 
 from mograg.errors import IndexFormatError
 from mograg.granularity import children_ranges
-from mograg.lexical import LexicalIndex
+from mograg.lexical import Bm25, TermPostings, is_current, segment_dir
 from mograg.storage import SegmentReader, concat_tables
 
 
@@ -40,19 +40,11 @@ class Snapshot:
             [s.vectors[j] for s in self.segments] for j in range(n_levels)
         ]
         self.children = children_ranges(self.levels)
-        lex = manifest.get("derived", {}).get("lexical")
-        self.lexical: list[LexicalIndex] = []
-        if lex:
-            try:
-                self.lexical = [
-                    LexicalIndex.load(root / "lexical" / lex / f"level-{j}")
-                    for j in range(n_levels)
-                ]
-            except (OSError, ValueError) as exc:
-                raise IndexFormatError(
-                    f"BM25 index of {root} is unreadable ({exc}); rebuild the index"
-                ) from None
         self._texts: dict[int, str] = {}
+        self.lexical: list[Bm25] = []
+        lex = manifest.get("derived", {}).get("lexical")
+        if lex:
+            self.lexical = self._load_lexical(root / "lexical" / lex, n_levels)
         # the MoGG graph is read now so that a later garbage collection of its
         # directory cannot break this reader
         self.graph: Any = None
@@ -60,6 +52,23 @@ class Snapshot:
             from mograg.graph import read_graph
 
             self.graph = read_graph(root / "graph" / manifest["derived"]["graph"])
+
+    def _load_lexical(self, directory: Path, n_levels: int) -> list[Bm25]:
+        if not is_current(directory):
+            # written by an older mograg (one bm25s index per level): count the terms in
+            # memory now; the next write stores them per segment
+            return [Bm25([TermPostings.from_texts(self.level_texts(j))])
+                    for j in range(n_levels)]
+        try:
+            return [
+                Bm25([TermPostings.load(segment_dir(directory, name, j))
+                      for name in self.manifest["segments"]])
+                for j in range(n_levels)
+            ]
+        except (OSError, ValueError) as exc:
+            raise IndexFormatError(
+                f"BM25 data of {self.root} is unreadable ({exc}); rebuild the index"
+            ) from None
 
     def _concat(self) -> tuple[np.ndarray, list[np.ndarray]]:
         parts = [(s.atoms, s.levels, len(s.doc_ids)) for s in self.segments]
@@ -101,9 +110,9 @@ class Snapshot:
         doc, start, end = self.chunk_span(j, c)
         return self.text(doc)[start:end]
 
-    def level_texts(self, j: int) -> list[str]:
-        """Texts of all chunks of level ``j`` in order."""
-        lv = self.levels[j]
+    def level_texts(self, j: int, lo: int = 0, hi: int | None = None) -> list[str]:
+        """Texts of the chunks ``lo:hi`` (default all) of level ``j`` in order."""
+        lv = self.levels[j][lo:hi]
         first = self.atoms[lv["first_atom"]]
         last = self.atoms[lv["last_atom"]]
         docs, starts, ends = first["doc"].tolist(), first["start"].tolist(), last["end"].tolist()

@@ -10,7 +10,7 @@ Layout of an index directory::
         level-<j>.npy        # chunks: (first_atom, last_atom, n_tokens, parent)
         vectors-<j>.npy      # (n_chunks, dim) float16/float32, L2-normalised
         hashes-<j>.npy       # (n_chunks, 16) content hashes, to reuse vectors on re-add
-    lexical/<name>/level-<j>/   # BM25 over all live chunks of level j (rebuilt per write)
+    lexical/<name>/<segment>/level-<j>/  # BM25 postings per segment (unchanged ones hard-linked)
     graph/<name>/               # optional MoGG graph over the finest level
 
 A writer builds new segment/lexical directories beside the live ones and then
