@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import mograg.index
-from corpus import TOPIC_QUERIES, TOPICS
+from corpus import TOPIC_QUERIES, TOPICS, field_notes
 from mograg.errors import IndexFormatError, MogragError
 from mograg.index import Index
 from mograg.storage import MANIFEST
@@ -274,6 +274,25 @@ def test_merge_policy(new_index, monkeypatch):
         assert [(h["doc_id"], h["start"], h["end"]) for h in got] == [
             (h["doc_id"], h["start"], h["end"]) for h in want
         ]
+
+
+def test_merge_keeps_a_dominant_segment(new_index, monkeypatch):
+    monkeypatch.setattr(mograg.index, "MAX_SEGMENTS", 3)
+    ix = new_index()
+    ix.add([Document(f"base-{i}", text) for i, text in enumerate(field_notes(7, 60).split("\n\n"))])
+    base = ix.manifest["segments"][0]
+    base_lexical = ix.root / "lexical" / ix.manifest["derived"]["lexical"] / base
+    inode = (base_lexical / "level-0" / "rows.npy").stat().st_ino
+    for name in ("cats", "chess", "volcano"):
+        ix.add(docs(name))
+    # 4 segments > 3: the small ones are merged, the big one is left as it is
+    assert ix.manifest["segments"][0] == base and len(ix.manifest["segments"]) == 2
+    lexical = ix.root / "lexical" / ix.manifest["derived"]["lexical"] / base
+    assert (lexical / "level-0" / "rows.npy").stat().st_ino == inode  # not re-tokenized
+    assert {"cats", "chess", "volcano"} <= set(ix.snapshot.doc_ids)
+    hits = ix.search("Which piece moves diagonally in chess?", budget=48).hits
+    assert hits and all(h.text == ix.snapshot.text(ix.snapshot.doc_index[h.doc_id])[h.start:h.end]
+                        for h in hits)
 
 
 def test_merge_with_replacement(new_index, monkeypatch):

@@ -395,11 +395,17 @@ class Index:
         if segment is not None:
             rewritten.append(segment)
         if len(names) + len(rewritten) > MAX_SEGMENTS:
-            # merge everything into one segment (vectors are copied, never recomputed)
-            loaded = [s.load() for s, n in zip(snap.segments, self._manifest["segments"],
-                                               strict=True) if n in names]
+            # merge into one segment (vectors are copied, never recomputed) -- except an
+            # unchanged segment holding at least half of the corpus, which stays as it is,
+            # so a stream of small additions keeps merging small segments only
+            kept = [(s, n) for s, n in zip(snap.segments, self._manifest["segments"],
+                                           strict=True) if n in names]
+            sizes = {n: len(s.levels[0]) for s, n in kept}
+            total = sum(sizes.values()) + sum(len(d.levels[0]) for d in rewritten)
+            big = max(sizes, key=lambda n: sizes[n]) if sizes else None
+            names = [big] if big is not None and 2 * sizes[big] >= total else []
+            loaded = [s.load() for s, n in kept if n not in names]
             rewritten = [concat_segments(loaded + rewritten)]
-            names = []
         for data in rewritten:
             if data.n_docs == 0:
                 continue
