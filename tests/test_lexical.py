@@ -8,6 +8,8 @@ import itertools
 import bm25s
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from corpus import FACTS, TOPICS, field_notes
 from mograg.index import Index
@@ -95,3 +97,21 @@ def test_older_bm25_directories_are_read_and_upgraded(tmp_path, shared_embedder)
     assert old.manifest["segments"] == ix.manifest["segments"]
     np.testing.assert_allclose(Index.open(ix.root).snapshot.lexical[1].scores(terms),
                                _fresh_scores(old, 1, terms), rtol=1e-6)
+
+
+WORDS = ["river", "delta", "moon", "crater", "coffee", "cat", "kitten", "volcano", "lava", "ash"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    docs=st.lists(st.lists(st.sampled_from(WORDS), max_size=12).map(" ".join), min_size=1,
+                  max_size=25),
+    cuts=st.lists(st.integers(min_value=0, max_value=25), max_size=4),
+    query=st.lists(st.sampled_from([*WORDS, "unknown"]), min_size=1, max_size=4),
+)
+def test_splitting_into_segments_never_changes_scores(docs, cuts, query):
+    bounds = sorted({0, len(docs), *(min(c, len(docs)) for c in cuts)})
+    whole = Bm25([TermPostings.from_texts(docs)])
+    split = Bm25([TermPostings.from_texts(docs[a:b]) for a, b in itertools.pairwise(bounds)])
+    terms = tokenize([" ".join(query)])[0]
+    np.testing.assert_allclose(split.scores(terms), whole.scores(terms), rtol=1e-6, atol=1e-7)
