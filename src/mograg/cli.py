@@ -173,6 +173,18 @@ def _choice(*allowed: str) -> Any:
     return check
 
 
+ModeOpt = Annotated[str, typer.Option(callback=_choice(*MODES))]
+StrategyOpt = Annotated[str, typer.Option(callback=_choice(*STRATEGIES))]
+RouterOpt = Annotated[
+    str | None,
+    typer.Option(help="Trained router name, entropy, level:N or graph:N:r=R "
+                 "[default: index default]."),
+]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="TOML config [default: ./mograg.toml].")
+]
+
+
 def _version(value: bool) -> None:
     if value:
         out.print(f"mograg {__version__}")
@@ -350,13 +362,9 @@ def search(
         int | None, typer.Option(help="Search one level (its size in tokens).")
     ] = None,
     budget: Annotated[int, typer.Option(help="Token budget of the context.")] = 256,
-    mode: Annotated[str, typer.Option(callback=_choice(*MODES))] = "hybrid",
-    router: Annotated[
-        str | None,
-        typer.Option(help="Trained router name, entropy, level:N or graph:N:r=R "
-                     "[default: index default]."),
-    ] = None,
-    strategy: Annotated[str, typer.Option(callback=_choice(*STRATEGIES))] = DEFAULT_STRATEGY,
+    mode: ModeOpt = "hybrid",
+    router: RouterOpt = None,
+    strategy: StrategyOpt = DEFAULT_STRATEGY,
     as_json: JsonOpt = False,
 ) -> None:
     """Retrieve up to --budget tokens of context for a question."""
@@ -469,7 +477,7 @@ def eval_cmd(
         Path | None, typer.Option(help="docs.jsonl[.gz]: indexed first (cached).")
     ] = None,
     budget: Annotated[str, typer.Option(help="Token budget(s), e.g. 256 or 256,512.")] = "256",
-    mode: Annotated[str, typer.Option(callback=_choice(*MODES))] = "hybrid",
+    mode: ModeOpt = "hybrid",
     limit: Annotated[int | None, typer.Option(help="Use the first N questions.")] = None,
     report: Annotated[
         Path | None, typer.Option(help="Write report.html and PNG plots here.")
@@ -502,9 +510,7 @@ def eval_cmd(
     base_url: Annotated[
         str | None, typer.Option(help="OpenAI-compatible base URL for --generate.")
     ] = None,
-    config: Annotated[
-        Path | None, typer.Option("--config", help="TOML config [default: ./mograg.toml].")
-    ] = None,
+    config: ConfigOpt = None,
     generate_limit: Annotated[
         int | None, typer.Option(help="Generate answers for the first N questions only.")
     ] = None,
@@ -595,22 +601,16 @@ def ask(
         typer.Option(help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8080/v1."),
     ] = None,
     budget: Annotated[int, typer.Option(help="Token budget of the retrieved context.")] = 256,
-    router: Annotated[
-        str | None,
-        typer.Option(help="Trained router name, entropy, level:N or graph:N:r=R "
-                     "[default: index default]."),
-    ] = None,
-    strategy: Annotated[str, typer.Option(callback=_choice(*STRATEGIES))] = DEFAULT_STRATEGY,
-    mode: Annotated[str, typer.Option(callback=_choice(*MODES))] = "hybrid",
+    router: RouterOpt = None,
+    strategy: StrategyOpt = DEFAULT_STRATEGY,
+    mode: ModeOpt = "hybrid",
     timeout: Annotated[
         float | None, typer.Option(help="Seconds per LLM request [default: 60].")
     ] = None,
     max_tokens: Annotated[
         int | None, typer.Option(help="Longest answer in tokens [default: 256].")
     ] = None,
-    config: Annotated[
-        Path | None, typer.Option("--config", help="TOML config [default: ./mograg.toml].")
-    ] = None,
+    config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Answer a question from the index with citations (streams the answer)."""
@@ -702,7 +702,7 @@ def train_router_cmd(
     ],
     name: Annotated[str, typer.Option(help="Router name (becomes the default).")] = "default",
     budget: Annotated[int, typer.Option(help="Token budget the labels are measured at.")] = 256,
-    mode: Annotated[str, typer.Option(callback=_choice(*MODES))] = "hybrid",
+    mode: ModeOpt = "hybrid",
     model: Annotated[
         str, typer.Option(callback=_choice("ridge", "prior", "mlp", "softmax"))
     ] = "ridge",
