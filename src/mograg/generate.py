@@ -724,18 +724,11 @@ def _answer(
     index: Index,
     question: str,
     generator: Any,
-    budget: int = 256,
-    router: str | None = None,
-    strategy: str = "blend",
-    stream_to: StreamTo | None = None,
-    mode: str = "hybrid",
-    result: SearchResult | None = None,
-) -> tuple[dict[str, Any], SearchResult]:
-    emit = _emitter(stream_to)
-    t0 = time.perf_counter()
-    if result is None:
-        result = index.search(question, budget=budget, router=router, strategy=strategy,
-                              mode=mode)
+    result: SearchResult,
+    retrieval_seconds: float = 0.0,
+    emit: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Answer ``question`` from an already retrieved ``result`` (see :func:`answer`)."""
     t_retrieved = time.perf_counter()
     sources = sources_from(index, result)
     usage: dict[str, Any] = {}
@@ -779,7 +772,7 @@ def _answer(
         sources_retrieved=len(sources),
         sources_used=len(kept),
         sources_dropped=dropped,
-        retrieval_seconds=round(t_retrieved - t0, 4),
+        retrieval_seconds=round(retrieval_seconds, 4),
         generation_seconds=round(t_done - t_retrieved, 4),
     )
     if invalid:
@@ -792,7 +785,7 @@ def _answer(
         "generator": str(getattr(generator, "name", type(generator).__name__)),
         "usage": usage,
     }
-    return out, result
+    return out
 
 
 def answer(
@@ -812,8 +805,9 @@ def answer(
         question: the question.
         generator: a :class:`Generator` (or an :class:`ExtractiveGenerator`).
         budget: token budget of the retrieved context (before fitting the model's window).
-        router: router name, ``entropy`` or ``level:N`` (default: the index's default).
-        strategy: ``argmax``, ``mix`` or ``blend``.
+        router: router name, ``entropy``, ``level:N`` or ``graph:N:r=R`` (default: the
+            index's default).
+        strategy: ``blend`` (default), ``argmax`` or ``mix``.
         stream_to: a callable or a file-like object receiving the answer as it is generated.
         mode: ``hybrid``, ``dense`` or ``bm25`` retrieval.
 
@@ -825,7 +819,10 @@ def answer(
     """
     if not question or not question.strip():
         raise MogragError("the question is empty; give a question to answer")
-    return _answer(index, question, generator, budget, router, strategy, stream_to, mode)[0]
+    emit = _emitter(stream_to)
+    t0 = time.perf_counter()
+    result = index.search(question, budget=budget, router=router, strategy=strategy, mode=mode)
+    return _answer(index, question, generator, result, time.perf_counter() - t0, emit)
 
 
 # --------------------------------------------------------------------------- answer evaluation
@@ -915,8 +912,7 @@ def evaluate_answers(
             t = time.perf_counter()
             result = per_q_cache[i].get(key)
             if result is None:
-                result, _ = _answer(index, q.question, generator, budget, router, strategy,
-                                    mode=mode, result=res)
+                result = _answer(index, q.question, generator, res)
                 per_q_cache[i][key] = result
             secs.append(time.perf_counter() - t)
             s = answer_scores(result["answer"], q.answers)
