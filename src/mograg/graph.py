@@ -130,9 +130,11 @@ class TitleMatcher:
     def __init__(self, titles: Iterable[tuple[int, str | None]]) -> None:
         self._by_first: dict[str, list[tuple[tuple[str, ...], int]]] = defaultdict(list)
         self._folded: dict[str, list[tuple[tuple[str, ...], int]]] = defaultdict(list)
+        self.docs: list[int] = []  # the documents with a linkable title
         for d, title in titles:
             words = _linkable(title_core(title)) if title else None
             if words is not None:
+                self.docs.append(d)
                 self._by_first[words[0]].append((words, d))
                 folded = tuple(w.casefold() for w in words)
                 self._folded[folded[0]].append((folded, d))
@@ -175,9 +177,7 @@ def mention_edges(
             pairs.extend((c, d) for d in matcher.find(text) if d != chunk_docs[c])
     mentions = Counter(d for _, d in pairs)
     hub = max(MENTION_MIN_HUB, MENTION_MAX_SHARE * len(chunk_docs))
-    candidates = {d for d, t in enumerate(titles) if t and first_chunk[d] >= 0
-                  and _linkable(title_core(t)) is not None}
-    targets = np.array(sorted(d for d in candidates if mentions[d] <= hub), np.int64)
+    targets = np.array(sorted(d for d in matcher.docs if mentions[d] <= hub), np.int64)
     kept = [(c, int(first_chunk[d])) for c, d in pairs if mentions[d] <= hub]
     rows = np.array([c for c, _ in kept], np.int64)
     cols = np.array([t for _, t in kept], np.int64)
@@ -223,8 +223,8 @@ def build_graph(snap: Snapshot, settings: GraphSettings) -> tuple[Graph, dict[st
         parts += [(same, same + 1, w), (same + 1, same, w)]
         counts["sequential"] = len(same)
     if settings.mention and n > 0:
-        first = np.full(snap.n_docs, -1, np.int64)
-        first[docs[::-1]] = np.arange(n - 1, -1, -1)  # the first chunk of each document
+        bounds = snap.doc_bounds(0)  # first chunk of each document, -1 if it has none
+        first = np.where(bounds[1:] > bounds[:-1], bounds[:-1], -1)
         titles = [snap.metadata(d).get("title") for d in range(snap.n_docs)]
         r, c, targets = mention_edges(snap.level_texts(0), docs, titles, first)
         parts.append((r, c, np.full(len(r), MENTION_WEIGHT, np.float32)))
@@ -350,19 +350,15 @@ def named_seeds(snap: Snapshot, graph: Graph, query: Query, j: int) -> list[int]
     docs = graph.matcher(snap).find(query.text, ignore_case=query.text == query.text.lower())
     if not docs:
         return []
-    chunk_docs = snap.atoms["doc"][snap.levels[j]["first_atom"]]
-    cand = np.concatenate([
-        np.arange(*np.searchsorted(chunk_docs, [d, d + 1]), dtype=np.int64) for d in docs
-    ])
-    if not len(cand):
-        return []
-    sims = snap.chunk_vectors(j, cand) @ query.vector
-    best: dict[int, tuple[float, int]] = {}
-    for c, sim in zip(cand.tolist(), sims.tolist(), strict=True):
-        d = int(chunk_docs[c])
-        if d not in best or sim > best[d][0]:
-            best[d] = (sim, c)
-    return [c for _, c in sorted(best.values(), key=lambda t: -t[0])]
+    bounds = snap.doc_bounds(j)
+    best: list[tuple[float, int]] = []
+    for d in docs:
+        own = np.arange(bounds[d], bounds[d + 1], dtype=np.int64)
+        if len(own):
+            sims = snap.chunk_vectors(j, own) @ query.vector
+            k = int(np.argmax(sims))
+            best.append((float(sims[k]), int(own[k])))
+    return [c for _, c in sorted(best, key=lambda t: -t[0])]
 
 
 def graph_picks(index: Index, query: Query, ranking: LevelRanking, radius: int) -> list[Pick]:

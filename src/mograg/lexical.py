@@ -103,11 +103,12 @@ class Bm25:
         sizes = [len(p.lengths) for p in self.parts]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self.n_docs = int(self.offsets[-1])
-        total = sum(float(np.asarray(p.lengths, np.float64).sum()) for p in self.parts)
+        lengths = [np.asarray(p.lengths, np.float64) for p in self.parts]
+        total = sum(float(x.sum()) for x in lengths)
         self.avgdl = total / self.n_docs if self.n_docs else 0.0
         # the length normalisation of every chunk, K1 * (1 - B + B * length / avgdl)
-        self._norm = [K1 * ((1.0 - B) + B * np.asarray(p.lengths, np.float64) / self.avgdl)
-                      if self.avgdl > 0 else np.zeros(len(p.lengths)) for p in self.parts]
+        self._norm = [K1 * ((1.0 - B) + B * x / self.avgdl) if self.avgdl > 0
+                      else np.zeros(len(x)) for x in lengths]
 
     def scores(self, query_terms: list[str]) -> np.ndarray:
         """BM25 score of every chunk for the (tokenized) query; a repeated term counts again."""

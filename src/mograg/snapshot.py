@@ -41,6 +41,7 @@ class Snapshot:
         ]
         self.children = children_ranges(self.levels)
         self._texts: dict[int, str] = {}
+        self._doc_bounds: dict[int, np.ndarray] = {}
         self.lexical: list[Bm25] = []
         lex = manifest.get("derived", {}).get("lexical")
         if lex:
@@ -156,6 +157,15 @@ class Snapshot:
         """``[lo, hi)``: the finest chunks inside chunk ``c`` of level ``j``."""
         anc = self.ancestors[j]
         return int(np.searchsorted(anc, c, "left")), int(np.searchsorted(anc, c, "right"))
+
+    def doc_bounds(self, j: int) -> np.ndarray:
+        """``n_docs + 1`` offsets: the level-``j`` chunks of document ``d`` are
+        ``doc_bounds(j)[d]:doc_bounds(j)[d + 1]`` (chunks are numbered document by document)."""
+        if j not in self._doc_bounds:
+            chunk_docs = self.atoms["doc"][self.levels[j]["first_atom"]]
+            self._doc_bounds[j] = np.searchsorted(
+                chunk_docs, np.arange(self.n_docs + 1)).astype(np.int64)
+        return self._doc_bounds[j]
 
     @cached_property
     def dim(self) -> int:
