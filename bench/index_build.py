@@ -9,7 +9,7 @@ temporary directories and prints ONE JSON object with, per configuration:
   questions (query pre-encoded, so this is retrieval + assembly only), the routed default
   ``Index.search(query)`` (entropy router unless a trained one exists), the single-query
   embedding time, and an end-to-end ``Index.search("text")`` for the routed default;
-* quality: recall / precision / IoU (character level, :func:`mograg.evaluate.score_hits`)
+* quality: recall / precision / IoU (character level, :func:`mograg.eval.evaluate.score_hits`)
   per level and for the routed default at ``--budget`` tokens, on the same questions.
 
 Configurations (``--configs``, comma-separated):
@@ -47,10 +47,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
 from _output import emit  # noqa: E402
-from mograg.documents import load_documents  # noqa: E402
-from mograg.evaluate import score_hits, summarize  # noqa: E402
-from mograg.index import Index  # noqa: E402
-from mograg.questions import Question, load_questions  # noqa: E402
+from mograg.eval.evaluate import score_hits, summarize  # noqa: E402
+from mograg.eval.questions import Question, load_questions  # noqa: E402
+from mograg.index.core import Index  # noqa: E402
+from mograg.text.documents import load_documents  # noqa: E402
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "1level": {"levels": (128,), "level_vectors": "embed", "vector_dtype": "float32"},

@@ -68,7 +68,7 @@ def start_server(index: str, key: str, timeout: float = 180.0) -> tuple[subproce
     env = {**os.environ, "MOGRAG_API_KEY": key,
            "PYTHONPATH": os.pathsep.join(p for p in (str(src), os.environ.get("PYTHONPATH"))
                                          if p)}
-    code = ("import sys; from mograg.server import serve; "
+    code = ("import sys; from mograg.server.app import serve; "
             "serve(sys.argv[1], host='127.0.0.1', port=int(sys.argv[2]), log_level='warning')")
     proc = subprocess.Popen([sys.executable, "-c", code, index, str(port)], env=env)
     url = f"http://127.0.0.1:{port}"

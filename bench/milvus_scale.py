@@ -6,7 +6,7 @@ Measures, on synthetic L2-normalised 384-d vectors:
   * Milvus Lite: insert rate and dense (FLAT) / BM25 search latency at 10k / 100k rows
     (1M only with --milvus-max 1000000: Milvus Lite 3 is pure Python, see the output);
   * bytes per chunk of a real mograg index (local store) and of its Milvus Lite copy;
-  * embeddings/s of mograg.embeddings.OnnxMiniLM on short and long texts;
+  * embeddings/s of mograg.embed.embedders.OnnxMiniLM on short and long texts;
   * ingestion throughput (docs/s, chunks/s) into both backends on a corpus sample;
   * (section ``parity``) eval recall of the same index on both backends.
 
@@ -102,7 +102,7 @@ def fake_terms(n: int, length: int = 24) -> list[str]:
 
 
 def bench_milvus(sizes: list[int], n_queries: int, workdir: Path) -> list[dict[str, Any]]:
-    from mograg.milvus_store import MilvusStore, close_clients
+    from mograg.store.milvus import MilvusStore, close_clients
 
     rows = []
     queries = unit(n_queries)
@@ -153,7 +153,7 @@ def bench_milvus(sizes: list[int], n_queries: int, workdir: Path) -> list[dict[s
 
 
 def bench_embed(texts_short: list[str], texts_long: list[str]) -> dict[str, Any]:
-    from mograg.embeddings import OnnxMiniLM
+    from mograg.embed.embedders import OnnxMiniLM
 
     emb = OnnxMiniLM()
     emb.embed(["warm up"])
@@ -186,8 +186,8 @@ def corpus_sample(path: Path, n_docs: int) -> list[Any]:
 
 
 def bench_ingest(docs: list[Any], workdir: Path, workers: int) -> list[dict[str, Any]]:
-    from mograg.ingest import ingest
-    from mograg.milvus_store import close_clients, create_index, store_of
+    from mograg.index.ingest import ingest
+    from mograg.store.milvus import close_clients, create_index, store_of
 
     rows = []
     for store in (None, f"milvus-lite:{workdir / 'ingest.db'}"):
@@ -226,9 +226,9 @@ def bench_parity(docs_path: str, questions_path: str, limit: int, workdir: Path,
     difference comes from the search backend alone. ``evaluate.rank_level`` is routed to the
     store while index.py/retrieve.py are not wired yet.
     """
-    import mograg.evaluate as ev
-    from mograg import retrieve
-    from mograg.milvus_store import attach_store, close_clients, rank_level_remote
+    import mograg.eval.evaluate as ev
+    from mograg.retrieval import rank as retrieve
+    from mograg.store.milvus import attach_store, close_clients, rank_level_remote
 
     orig = retrieve.rank_level
 
@@ -287,7 +287,7 @@ def main() -> int:
             out["numpy"] = bench_numpy(sizes, args.queries)
         docs = corpus_sample(Path(args.corpus), args.ingest_docs)
         if "embed" in sections:
-            from mograg.segment import split_sentences
+            from mograg.text.segment import split_sentences
 
             sents = [d.text[s:e] for d in docs[:2] for s, e in split_sentences(d.text, 64)]
             longs = [d.text[i : i + 1000] for d in docs for i in range(0, 8000, 1000)]

@@ -1,7 +1,7 @@
 """How long a small write takes on a large index: add / replace / delete one document.
 
 Copies the cached eval index of a set (built once by `mograg eval --docs`, see
-mograg.evaluate.index_docs_cached) to a temporary directory and times single-document
+mograg.eval.evaluate.index_docs_cached) to a temporary directory and times single-document
 writes there. Prints one JSON object.
 Usage: PYTHONPATH=src python bench/write_latency.py [--evalset ../shared/evalsets/medquad-dev]
        [--writes 5] [--out bench/results/write_latency.json]
@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 from _output import emit
-from mograg.evaluate import index_docs_cached
-from mograg.index import Index, shared_embedder
+from mograg.eval.evaluate import index_docs_cached
+from mograg.index.core import Index, shared_embedder
 from mograg.types import Document
 
 ROOT = Path(__file__).resolve().parents[1]

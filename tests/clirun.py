@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 
-from mograg.cli import main
+from mograg.cli.app import main
 
 
 def run(*args: object) -> tuple[int, str, str]:

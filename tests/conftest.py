@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from mograg.embeddings import Embedder
+from mograg.embed.embedders import Embedder
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +17,7 @@ def shared_embedder() -> Iterator[Embedder]:
     Durability is not under test in modules using this (the crash tests are), and fsync
     dominates the many small writes of a test index on this disk.
     """
-    from mograg.index import shared_embedder as default_embedder
+    from mograg.index.core import shared_embedder as default_embedder
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(os, "fsync", lambda fd: None)

@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str) -> object:
     # Index pulls in onnxruntime and bm25s; import it lazily so `import mograg` stays cheap.
     if name == "Index":
-        from mograg.index import Index
+        from mograg.index.core import Index
 
         return Index
     raise AttributeError(name)

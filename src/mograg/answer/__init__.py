@@ -1,0 +1,1 @@
+"""Answers: generators, prompt fitting and citations over retrieved sources."""

@@ -1,0 +1,1 @@
+"""Embedders: the bundled int8 MiniLM, sentence-transformers, OpenAI-compatible APIs."""

@@ -1,0 +1,1 @@
+"""Evaluation: questions, span metrics, per-level/router scores and the HTML report."""

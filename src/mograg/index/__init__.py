@@ -1,0 +1,1 @@
+"""The Index (create/open/add/delete/search) and streamed parallel ingestion."""

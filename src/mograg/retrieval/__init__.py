@@ -1,0 +1,1 @@
+"""Retrieval: per-level ranking, budget assembly, granularities, routers."""

@@ -1,0 +1,230 @@
+"""Per-level ranking (dense, BM25, or both fused) and token-budget assembly."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mograg.errors import MogragError
+from mograg.store.lexical import tokenize
+from mograg.store.snapshot import Snapshot
+from mograg.types import Hit
+
+MODES = ("hybrid", "dense", "bm25")
+RRF_K = 60
+DEFAULT_CANDIDATES = 50
+# an isolated piece shorter than this share of the finest level's size (the 2-token
+# tail of a sentence cut at that size, a lone heading) is noise in a context: it is
+# only taken next to text already taken, or when it is a whole document
+MIN_ISOLATED_SHARE = 0.25
+
+
+@dataclass
+class Query:
+    """A query with its embedding and BM25 terms, computed once and reused per level."""
+
+    text: str
+    vector: np.ndarray
+    terms: list[str]
+    n_tokens: int = 0
+
+
+@dataclass
+class LevelRanking:
+    """The best chunks of one level for one query.
+
+    ``ids``/``scores`` are the fused ranking (best first); ``dense``/``bm25`` hold the
+    raw scores of the same ids (for router features).
+    """
+
+    level: int
+    ids: np.ndarray
+    scores: np.ndarray
+    dense: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    bm25: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+
+
+def check_mode(mode: str) -> str:
+    """Validate a retrieval mode name."""
+    if mode not in MODES:
+        raise MogragError(f"unknown mode {mode!r}; use one of: {', '.join(MODES)}")
+    return mode
+
+
+def make_query(text: str, vector: np.ndarray, n_tokens: int = 0) -> Query:
+    """Bundle a query's text, vector and BM25 terms."""
+    return Query(text=text, vector=np.asarray(vector, np.float32), terms=tokenize([text])[0],
+                 n_tokens=n_tokens)
+
+
+def _top(scores: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the n largest scores, best first (ties by lower index)."""
+    if n >= len(scores):
+        order = np.argsort(-scores, kind="stable")
+        return order
+    part = np.argpartition(-scores, n - 1)[:n]
+    return part[np.lexsort((part, -scores[part]))]
+
+
+def rank_level(
+    snap: Snapshot, j: int, query: Query, mode: str = "hybrid", n: int = DEFAULT_CANDIDATES
+) -> LevelRanking:
+    """Rank the chunks of level ``j`` for ``query``; keep the best ``n``."""
+    total = snap.n_chunks(j)
+    if total == 0:
+        empty = np.zeros(0, np.int64)
+        return LevelRanking(j, empty, np.zeros(0, np.float32))
+    if snap.manifest.get("store"):
+        from mograg.store.milvus import rank_level_remote
+
+        return rank_level_remote(snap, j, query, mode, n)
+    dense = snap.dense_scores(j, query.vector) if mode != "bm25" else None
+    lexical = snap.lexical[j].scores(query.terms) if mode != "dense" else None
+    if mode == "dense":
+        ids = _top(dense, n)
+        scores = dense[ids]
+    elif mode == "bm25":
+        ids = _top(lexical, n)
+        scores = lexical[ids]
+    else:
+        d_ids = _top(dense, n)
+        fused: dict[int, float] = {}
+        for r, i in enumerate(d_ids.tolist()):
+            fused[i] = 1.0 / (RRF_K + r + 1)
+        if lexical is not None and lexical.max(initial=0.0) > 0:
+            b_ids = _top(lexical, n)
+            for r, i in enumerate(b_ids.tolist()):
+                if lexical[i] > 0:
+                    fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + r + 1)
+        cand = np.fromiter(fused.keys(), dtype=np.int64, count=len(fused))
+        vals = np.fromiter(fused.values(), dtype=np.float64, count=len(fused))
+        # ties (same fused score) broken by dense similarity
+        order = np.lexsort((-dense[cand], -vals))[:n]
+        ids, scores = cand[order], vals[order].astype(np.float32)
+    return LevelRanking(
+        level=j,
+        ids=ids.astype(np.int64),
+        scores=np.asarray(scores, np.float32),
+        dense=dense[ids] if dense is not None else np.zeros(0, np.float32),
+        bm25=lexical[ids] if lexical is not None else np.zeros(0, np.float32),
+    )
+
+
+@dataclass
+class Pick:
+    """A candidate chunk for assembly."""
+
+    level: int
+    chunk: int
+    score: float
+
+
+class BudgetFiller:
+    """Fill a token budget with chunks, never taking a sentence twice.
+
+    A chunk that no longer fits is replaced by its best-matching children (by dense
+    similarity to the query), recursively, so a coarse level still contributes its
+    most relevant part instead of nothing.
+    """
+
+    def __init__(self, snap: Snapshot, query: Query, budget: int) -> None:
+        self.snap = snap
+        self.query = query
+        self.remaining = budget
+        self.taken: dict[int, tuple[float, int, int]] = {}  # atom -> (score, level, order)
+        self._order = 0
+        self._atom_tokens = snap.atoms["n_tokens"]
+        self._min_isolated = int(MIN_ISOLATED_SHARE * snap.sizes[0]) if snap.sizes else 0
+
+    def offer(self, pick: Pick) -> None:
+        """Take the chunk (or its best parts) if it fits the remaining budget."""
+        if self.remaining <= 0:
+            return
+        ch = self.snap.levels[pick.level][pick.chunk]
+        first, last = int(ch["first_atom"]), int(ch["last_atom"])
+        new = [a for a in range(first, last + 1) if a not in self.taken]
+        if not new:
+            return
+        cost = int(self._atom_tokens[new].sum())
+        if cost < self._min_isolated and self._isolated(new):
+            return
+        if cost <= self.remaining:
+            self._take(new, pick)
+            return
+        new_tokens = self._atom_tokens[new]
+        # anything taken from inside costs at least its cheapest new sentence: prune early
+        if pick.level == 0 or int(new_tokens.min()) > self.remaining:
+            return
+        lo, hi = self.snap.children[pick.level][pick.chunk : pick.chunk + 2]
+        kids = np.arange(lo, hi, dtype=np.int64)
+        sims = self.snap.chunk_vectors(pick.level - 1, kids) @ self.query.vector
+        for k in kids[np.argsort(-sims, kind="stable")].tolist():
+            self.offer(Pick(pick.level - 1, k, pick.score))
+            if self.remaining <= 0:
+                break
+
+    def _isolated(self, atoms: list[int]) -> bool:
+        """True unless the atoms touch taken text or make up a whole document."""
+        doc = self.snap.atoms["doc"]
+        lo, hi = atoms[0], atoms[-1]
+        before = lo > 0 and doc[lo - 1] == doc[lo]
+        after = hi + 1 < len(doc) and doc[hi + 1] == doc[hi]
+        if not before and not after:
+            return False  # the whole document
+        return not ((before and lo - 1 in self.taken) or (after and hi + 1 in self.taken))
+
+    def _take(self, atoms: list[int], pick: Pick) -> None:
+        self._order += 1
+        for a in atoms:
+            self.taken[a] = (pick.score, pick.level, self._order)
+        self.remaining -= int(self._atom_tokens[atoms].sum())
+
+    def hits(self, sizes: Sequence[int]) -> list[Hit]:
+        """Merge taken sentences into contiguous spans, best first."""
+        snap = self.snap
+        atoms = sorted(self.taken)
+        runs: list[list[int]] = []
+        for a in atoms:
+            if runs and a == runs[-1][-1] + 1 and snap.atoms[a]["doc"] == snap.atoms[a - 1]["doc"]:
+                runs[-1].append(a)
+            else:
+                runs.append([a])
+        out: list[tuple[float, int, Hit]] = []
+        for run in runs:
+            best = max(run, key=lambda a: (self.taken[a][0], -self.taken[a][2]))
+            score, level, order = self.taken[best]
+            first, last = snap.atoms[run[0]], snap.atoms[run[-1]]
+            doc = int(first["doc"])
+            start, end = int(first["start"]), int(last["end"])
+            hit = Hit(
+                doc_id=snap.doc_ids[doc],
+                start=start,
+                end=end,
+                level=sizes[level],
+                score=float(score),
+                text=snap.text(doc)[start:end],
+                n_tokens=int(self._atom_tokens[run].sum()),
+            )
+            out.append((-score, order, hit))
+        out.sort(key=lambda t: (t[0], t[1]))
+        return [h for _, _, h in out]
+
+
+def assemble(snap: Snapshot, query: Query, picks: Sequence[Pick], budget: int) -> list[Hit]:
+    """Fill ``budget`` tokens from ``picks`` in the given order."""
+    filler = BudgetFiller(snap, query, budget)
+    for p in picks:
+        filler.offer(p)
+        if filler.remaining <= 0:
+            break
+    return filler.hits(snap.sizes)
+
+
+def picks_from_ranking(ranking: LevelRanking) -> list[Pick]:
+    """Candidates of one level, in rank order."""
+    return [
+        Pick(ranking.level, int(c), float(s))
+        for c, s in zip(ranking.ids.tolist(), ranking.scores.tolist(), strict=True)
+    ]

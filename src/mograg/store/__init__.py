@@ -1,0 +1,1 @@
+"""Storage: segment files, manifests, snapshots, BM25 postings, the Milvus backend."""

@@ -1,0 +1,171 @@
+"""BM25 per level, kept per segment so a write only counts the terms of what it adds.
+
+Tokenization is bm25s's (English stopwords, Snowball stemming via PyStemmer). Each
+segment stores, per level, its chunks' term counts column-major (term -> postings);
+a level's BM25 combines the segments with corpus-wide statistics (number of chunks,
+document frequencies, average length) at query time, so the scores are exactly those
+of one index over all live chunks — bm25s's Lucene variant (k1 = 1.5, b = 0.75) —
+while unchanged segments are never re-tokenized.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import bm25s
+import numpy as np
+
+from mograg.store.storage import fsync_dir, save_npy, write_bytes_durable
+
+K1 = 1.5
+B = 0.75
+FORMAT = "terms-1"
+FORMAT_FILE = "format"
+_ARRAYS = ("vocab", "indptr", "rows", "counts", "lengths")
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> object:
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def tokenize(texts: Sequence[str]) -> list[list[str]]:
+    """BM25 terms of each text (lowercased, stopwords removed, stemmed)."""
+    return bm25s.tokenize(
+        list(texts), stopwords="en", stemmer=_stemmer(), show_progress=False, return_ids=False
+    )
+
+
+@dataclass
+class TermPostings:
+    """Term counts of one segment's chunks at one level, by term (sorted vocabulary)."""
+
+    vocab: np.ndarray  # sorted unique terms
+    indptr: np.ndarray  # postings of vocab[i] are rows/counts[indptr[i]:indptr[i + 1]]
+    rows: np.ndarray  # chunk rows (segment-local)
+    counts: np.ndarray  # occurrences of the term in that chunk
+    lengths: np.ndarray  # number of terms of every chunk
+
+    @classmethod
+    def from_texts(cls, texts: Sequence[str]) -> TermPostings:
+        """Count the terms of ``texts`` (one per chunk)."""
+        tokens = tokenize(texts) if texts else []
+        lengths = np.array([len(t) for t in tokens], dtype=np.int32)
+        per_term: dict[str, list[tuple[int, int]]] = {}
+        for row, terms in enumerate(tokens):
+            for term, n in Counter(terms).items():
+                per_term.setdefault(term, []).append((row, n))
+        vocab = sorted(per_term)
+        indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
+        indptr[1:] = np.cumsum([len(per_term[t]) for t in vocab])
+        flat = [p for t in vocab for p in per_term[t]]
+        rows = np.array([r for r, _ in flat], dtype=np.int32)
+        counts = np.array([n for _, n in flat], dtype=np.int32)
+        return cls(np.array(vocab, dtype=str), indptr, rows, counts, lengths)
+
+    def postings(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, counts) of the chunks containing ``term``."""
+        i = int(np.searchsorted(self.vocab, term))
+        if i >= len(self.vocab) or self.vocab[i] != term:
+            empty = np.zeros(0, np.int32)
+            return empty, empty
+        lo, hi = int(self.indptr[i]), int(self.indptr[i + 1])
+        return self.rows[lo:hi], self.counts[lo:hi]
+
+    def save(self, directory: Path) -> None:
+        """Write into a new directory (fsynced)."""
+        directory.mkdir(parents=True)
+        for name in _ARRAYS:
+            save_npy(directory / f"{name}.npy", getattr(self, name))
+        fsync_dir(directory)
+
+    @classmethod
+    def load(cls, directory: Path) -> TermPostings:
+        """Read a saved segment level (memory-mapped, except the small vocabulary)."""
+        arrays = {name: np.load(directory / f"{name}.npy", mmap_mode="r") for name in _ARRAYS}
+        arrays["vocab"] = np.array(arrays["vocab"])
+        return cls(**arrays)
+
+
+class Bm25:
+    """BM25 over the chunks of several segments (one level), scored as one corpus."""
+
+    def __init__(self, parts: Sequence[TermPostings]) -> None:
+        self.parts = list(parts)
+        sizes = [len(p.lengths) for p in self.parts]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.n_docs = int(self.offsets[-1])
+        lengths = [np.asarray(p.lengths, np.float64) for p in self.parts]
+        total = sum(float(x.sum()) for x in lengths)
+        self.avgdl = total / self.n_docs if self.n_docs else 0.0
+        # the length normalisation of every chunk, K1 * (1 - B + B * length / avgdl)
+        self._norm = [K1 * ((1.0 - B) + B * x / self.avgdl) if self.avgdl > 0
+                      else np.zeros(len(x)) for x in lengths]
+
+    def scores(self, query_terms: list[str]) -> np.ndarray:
+        """BM25 score of every chunk for the (tokenized) query; a repeated term counts again."""
+        out = np.zeros(self.n_docs, dtype=np.float64)
+        if not self.n_docs or self.avgdl <= 0:
+            return out.astype(np.float32)
+        for term, times in Counter(query_terms).items():
+            hits = [(k, *p.postings(term)) for k, p in enumerate(self.parts)]
+            df = sum(len(rows) for _, rows, _ in hits)
+            if df == 0:
+                continue
+            idf = np.log(1.0 + (self.n_docs - df + 0.5) / (df + 0.5))
+            for k, rows, counts in hits:
+                if not len(rows):
+                    continue
+                tf = counts.astype(np.float64)
+                out[self.offsets[k] + rows] += times * idf * tf / (self._norm[k][rows] + tf)
+        return out.astype(np.float32)
+
+
+def segment_dir(lexical_dir: Path, segment: str, level: int) -> Path:
+    """Where one segment's postings of one level live inside a lexical directory."""
+    return lexical_dir / segment / f"level-{level}"
+
+
+def is_current(lexical_dir: Path) -> bool:
+    """True if ``lexical_dir`` holds per-segment postings (not an older whole-corpus index)."""
+    try:
+        return (lexical_dir / FORMAT_FILE).read_text().strip() == FORMAT
+    except OSError:
+        return False
+
+
+def reuse_or_build(
+    target: Path, previous: Path | None, segment: str, level: int,
+    texts: Callable[[], Sequence[str]],
+) -> bool:
+    """Put a segment's postings into ``target``: hard-linked from ``previous`` if it has
+    them (segments are immutable, so they are still right), else counted from ``texts()``.
+    Returns True if they were reused."""
+    dst = segment_dir(target, segment, level)
+    src = segment_dir(previous, segment, level) if previous is not None else None
+    if src is not None and src.is_dir():
+        dst.mkdir(parents=True)
+        for f in src.iterdir():
+            try:
+                os.link(f, dst / f.name)
+            except OSError:  # a file system without hard links: copy instead
+                shutil.copy2(f, dst / f.name)
+        fsync_dir(dst)
+        return True
+    TermPostings.from_texts(texts()).save(dst)
+    return False
+
+
+def mark_current(lexical_dir: Path) -> None:
+    """Record the format once every segment is in place."""
+    lexical_dir.mkdir(parents=True, exist_ok=True)
+    write_bytes_durable(lexical_dir / FORMAT_FILE, FORMAT.encode())
+    fsync_dir(lexical_dir)

@@ -1,0 +1,177 @@
+"""A read-only view of one committed generation of an index.
+
+Readers hold a ``Snapshot``; writers build the next generation beside it and swap
+the manifest, so a reader never sees a half-written index.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mograg.errors import IndexFormatError
+from mograg.store.lexical import Bm25, TermPostings, is_current, segment_dir
+from mograg.store.storage import SegmentReader, concat_tables
+from mograg.text.levels import children_ranges
+
+
+class Snapshot:
+    """Concatenated, globally numbered view over the segments named by a manifest."""
+
+    def __init__(self, root: Path, manifest: dict[str, Any]) -> None:
+        self.root = root
+        self.manifest = manifest
+        self.sizes: list[int] = list(manifest["levels"])
+        n_levels = len(self.sizes)
+        self.segments = [
+            SegmentReader(root / "segments" / name, n_levels) for name in manifest["segments"]
+        ]
+        self.doc_ids: list[str] = [d for s in self.segments for d in s.doc_ids]
+        self.doc_index: dict[str, int] = {d: i for i, d in enumerate(self.doc_ids)}
+        # where document i lives: (segment, local index)
+        self._doc_loc: list[tuple[int, int]] = [
+            (si, li) for si, s in enumerate(self.segments) for li in range(len(s.doc_ids))
+        ]
+        self.atoms, self.levels = self._concat()
+        self.vectors: list[list[np.ndarray]] = [
+            [s.vectors[j] for s in self.segments] for j in range(n_levels)
+        ]
+        self.children = children_ranges(self.levels)
+        self._texts: dict[int, str] = {}
+        self._doc_bounds: dict[int, np.ndarray] = {}
+        self.lexical: list[Bm25] = []
+        lex = manifest.get("derived", {}).get("lexical")
+        if lex:
+            self.lexical = self._load_lexical(root / "lexical" / lex, n_levels)
+        # the MoGG graph is read now so that a later garbage collection of its
+        # directory cannot break this reader
+        self.graph: Any = None
+        if manifest.get("derived", {}).get("graph"):
+            from mograg.graph.build import read_graph
+
+            self.graph = read_graph(root / "graph" / manifest["derived"]["graph"])
+
+    def _load_lexical(self, directory: Path, n_levels: int) -> list[Bm25]:
+        if not is_current(directory):
+            # written by an older mograg (one bm25s index per level): count the terms in
+            # memory now; the next write stores them per segment
+            return [Bm25([TermPostings.from_texts(self.level_texts(j))])
+                    for j in range(n_levels)]
+        try:
+            return [
+                Bm25([TermPostings.load(segment_dir(directory, name, j))
+                      for name in self.manifest["segments"]])
+                for j in range(n_levels)
+            ]
+        except (OSError, ValueError) as exc:
+            raise IndexFormatError(
+                f"BM25 data of {self.root} is unreadable ({exc}); rebuild the index"
+            ) from None
+
+    def _concat(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        parts = [(s.atoms, s.levels, len(s.doc_ids)) for s in self.segments]
+        return concat_tables(parts, len(self.sizes))
+
+    @property
+    def n_docs(self) -> int:
+        """Number of documents."""
+        return len(self.doc_ids)
+
+    def n_chunks(self, j: int) -> int:
+        """Number of chunks at level ``j``."""
+        return len(self.levels[j])
+
+    def text(self, doc: int) -> str:
+        """Full text of global document ``doc`` (cached)."""
+        t = self._texts.get(doc)
+        if t is None:
+            si, li = self._doc_loc[doc]
+            t = self.segments[si].text(li)
+            if len(self._texts) > 4096:
+                self._texts.clear()
+            self._texts[doc] = t
+        return t
+
+    def metadata(self, doc: int) -> dict[str, Any]:
+        """Metadata of global document ``doc``."""
+        si, li = self._doc_loc[doc]
+        return self.segments[si].metadata[li]
+
+    def chunk_span(self, j: int, c: int) -> tuple[int, int, int]:
+        """``(doc, start, end)`` of chunk ``c`` at level ``j``."""
+        ch = self.levels[j][c]
+        a0, a1 = self.atoms[ch["first_atom"]], self.atoms[ch["last_atom"]]
+        return int(a0["doc"]), int(a0["start"]), int(a1["end"])
+
+    def chunk_text(self, j: int, c: int) -> str:
+        """Text of chunk ``c`` at level ``j``."""
+        doc, start, end = self.chunk_span(j, c)
+        return self.text(doc)[start:end]
+
+    def level_texts(self, j: int, lo: int = 0, hi: int | None = None) -> list[str]:
+        """Texts of the chunks ``lo:hi`` (default all) of level ``j`` in order."""
+        lv = self.levels[j][lo:hi]
+        first = self.atoms[lv["first_atom"]]
+        last = self.atoms[lv["last_atom"]]
+        docs, starts, ends = first["doc"].tolist(), first["start"].tolist(), last["end"].tolist()
+        return [self.text(d)[s:e] for d, s, e in zip(docs, starts, ends, strict=True)]
+
+    def dense_scores(self, j: int, qvec: np.ndarray) -> np.ndarray:
+        """Cosine similarity of the query vector to every chunk of level ``j``."""
+        parts = [np.asarray(m @ qvec.astype(m.dtype), dtype=np.float32) for m in self.vectors[j]]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+    def chunk_vectors(self, j: int, ids: np.ndarray) -> np.ndarray:
+        """Vectors of the given chunks of level ``j`` (float32)."""
+        mats = self.vectors[j]
+        if len(mats) == 1:
+            return np.asarray(mats[0][ids], dtype=np.float32)
+        bounds = self._bounds[j]
+        seg = np.searchsorted(bounds, ids, side="right") - 1
+        out = np.empty((len(ids), self.dim), dtype=np.float32)
+        for s in np.unique(seg).tolist():
+            mask = seg == s
+            out[mask] = mats[s][ids[mask] - bounds[s]]
+        return out
+
+    @cached_property
+    def _bounds(self) -> list[np.ndarray]:
+        return [np.cumsum([0] + [len(m) for m in mats]) for mats in self.vectors]
+
+    @cached_property
+    def ancestors(self) -> list[np.ndarray]:
+        """For each level ``j``: the level-``j`` chunk containing each finest chunk.
+
+        Levels pack consecutive chunks, so every array is non-decreasing and the finest
+        chunks under a level-``j`` chunk form one contiguous range.
+        """
+        anc = [np.arange(self.n_chunks(0), dtype=np.int64)]
+        for j in range(1, len(self.sizes)):
+            anc.append(self.levels[j - 1]["parent"][anc[-1]].astype(np.int64))
+        return anc
+
+    def finest_range(self, j: int, c: int) -> tuple[int, int]:
+        """``[lo, hi)``: the finest chunks inside chunk ``c`` of level ``j``."""
+        anc = self.ancestors[j]
+        return int(np.searchsorted(anc, c, "left")), int(np.searchsorted(anc, c, "right"))
+
+    def doc_bounds(self, j: int) -> np.ndarray:
+        """``n_docs + 1`` offsets: the level-``j`` chunks of document ``d`` are
+        ``doc_bounds(j)[d]:doc_bounds(j)[d + 1]`` (chunks are numbered document by document)."""
+        if j not in self._doc_bounds:
+            chunk_docs = self.atoms["doc"][self.levels[j]["first_atom"]]
+            self._doc_bounds[j] = np.searchsorted(
+                chunk_docs, np.arange(self.n_docs + 1)).astype(np.int64)
+        return self._doc_bounds[j]
+
+    @cached_property
+    def dim(self) -> int:
+        """Vector dimension."""
+        return int(self.manifest["dim"])
+
+    def document_of_atom(self) -> np.ndarray:
+        """Document index of every atom."""
+        return self.atoms["doc"]

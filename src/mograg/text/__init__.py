@@ -1,0 +1,1 @@
+"""Text: loading documents, sentence segments, WordPiece counts, the level tree."""

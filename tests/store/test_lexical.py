@@ -1,0 +1,117 @@
+"""BM25 kept per segment: the same scores as one bm25s index, and writes that only count
+the terms of what they add."""
+
+from __future__ import annotations
+
+import itertools
+
+import bm25s
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from corpus import FACTS, TOPICS, field_notes
+from mograg.index.core import Index
+from mograg.store.lexical import Bm25, TermPostings, is_current, segment_dir, tokenize
+from mograg.types import Document
+
+TEXTS = [*TOPICS.values(), *FACTS.values(), *field_notes(3, 40).split("\n\n")]
+QUERIES = [
+    "Who first walked on the Moon?",
+    "cats purr content kittens hunt",
+    "moon moon craters",  # a repeated term counts twice, as in bm25s
+    "zzzunknown moon",  # a term no chunk has
+    "the of and",  # stopwords only: no terms
+]
+
+
+@pytest.mark.parametrize("cuts", [[], [5], [1, 7, 12]])
+def test_scores_equal_one_bm25s_index(cuts):
+    bounds = [0, *cuts, len(TEXTS)]
+    parts = [TermPostings.from_texts(TEXTS[a:b]) for a, b in itertools.pairwise(bounds)]
+    mine = Bm25(parts)
+    ref = bm25s.BM25()
+    ref.index(tokenize(TEXTS), show_progress=False)
+    for q in QUERIES:
+        terms = tokenize([q])[0]
+        known = [t for t in terms if t in ref.vocab_dict]
+        expected = ref.get_scores(known) if known else np.zeros(len(TEXTS))
+        np.testing.assert_allclose(mine.scores(terms), expected, rtol=1e-5, atol=1e-5)
+    assert mine.scores([]).shape == (len(TEXTS),)
+
+
+def test_postings_round_trip(tmp_path):
+    p = TermPostings.from_texts(["Rivers form deltas.", "", "Deltas of rivers, rivers."])
+    assert p.lengths.tolist() == [3, 0, 3]  # "of" is a stopword
+    rows, counts = p.postings("river")
+    assert rows.tolist() == [0, 2] and counts.tolist() == [1, 2]
+    assert len(p.postings("absent")[0]) == 0
+    p.save(tmp_path / "p")
+    q = TermPostings.load(tmp_path / "p")
+    assert q.vocab.tolist() == p.vocab.tolist()
+    assert q.postings("delta")[1].tolist() == [1, 1]
+    empty = TermPostings.from_texts([])
+    assert Bm25([empty]).scores(["river"]).shape == (0,)
+
+
+def _fresh_scores(ix: Index, j: int, terms: list[str]) -> np.ndarray:
+    return Bm25([TermPostings.from_texts(ix.snapshot.level_texts(j))]).scores(terms)
+
+
+def test_writes_reuse_unchanged_segments(tmp_path, shared_embedder):
+    ix = Index.create(tmp_path / "ix", levels=[16, 64])
+    ix.add([Document(k, v) for k, v in TOPICS.items()])
+    first = ix.manifest["segments"][0]
+    lex0 = ix.root / "lexical" / ix.manifest["derived"]["lexical"]
+    inode = (segment_dir(lex0, first, 0) / "rows.npy").stat().st_ino
+    ix.add([Document(k, v) for k, v in FACTS.items()])
+    lex1 = ix.root / "lexical" / ix.manifest["derived"]["lexical"]
+    assert lex1 != lex0 and is_current(lex1) and not lex0.exists()  # old one collected
+    # the first segment's postings were linked, not recounted; the new one was counted
+    assert (segment_dir(lex1, first, 0) / "rows.npy").stat().st_ino == inode
+    assert len(ix.manifest["segments"]) == 2
+    terms = tokenize(["cats and the Moon landing"])[0]
+    for j in range(2):
+        got = ix.snapshot.lexical[j].scores(terms)
+        np.testing.assert_allclose(got, _fresh_scores(ix, j, terms), rtol=1e-6)
+    ix.delete(["cats", "moon"])  # both segments rewritten
+    for j in range(2):
+        got = ix.snapshot.lexical[j].scores(terms)
+        np.testing.assert_allclose(got, _fresh_scores(ix, j, terms), rtol=1e-6)
+    hits = ix.search("Moon landing astronauts", mode="bm25", level=64).hits
+    assert "moon" not in {h.doc_id for h in hits}
+
+
+def test_older_bm25_directories_are_read_and_upgraded(tmp_path, shared_embedder):
+    ix = Index.create(tmp_path / "ix", levels=[16, 64])
+    ix.add([Document(k, v) for k, v in FACTS.items()])
+    lex = ix.root / "lexical" / ix.manifest["derived"]["lexical"]
+    (lex / "format").unlink()  # as if written by an older mograg
+    old = Index.open(ix.root)
+    terms = tokenize(["Moon craters"])[0]
+    np.testing.assert_allclose(old.snapshot.lexical[1].scores(terms),
+                               _fresh_scores(old, 1, terms), rtol=1e-6)
+    old.upgrade()
+    assert is_current(old.root / "lexical" / old.manifest["derived"]["lexical"])
+    assert old.manifest["segments"] == ix.manifest["segments"]
+    np.testing.assert_allclose(Index.open(ix.root).snapshot.lexical[1].scores(terms),
+                               _fresh_scores(old, 1, terms), rtol=1e-6)
+
+
+WORDS = ["river", "delta", "moon", "crater", "coffee", "cat", "kitten", "volcano", "lava", "ash"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    docs=st.lists(st.lists(st.sampled_from(WORDS), max_size=12).map(" ".join), min_size=1,
+                  max_size=25),
+    cuts=st.lists(st.integers(min_value=0, max_value=25), max_size=4),
+    query=st.lists(st.sampled_from([*WORDS, "unknown"]), min_size=1, max_size=4),
+)
+def test_splitting_into_segments_never_changes_scores(docs, cuts, query):
+    bounds = sorted({0, len(docs), *(min(c, len(docs)) for c in cuts)})
+    whole = Bm25([TermPostings.from_texts(docs)])
+    split = Bm25([TermPostings.from_texts(docs[a:b]) for a, b in itertools.pairwise(bounds)])
+    terms = tokenize([" ".join(query)])[0]
+    np.testing.assert_allclose(split.scores(terms), whole.scores(terms), rtol=1e-6, atol=1e-7)
