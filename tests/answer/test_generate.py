@@ -486,8 +486,8 @@ def test_evaluate_answers(ix: Index) -> None:
 
 def test_post_ask(ix: Index, llm_server) -> None:
     pytest.importorskip("fastapi")
-    from mograg.answer.generate import make_ask_extension
     from mograg.server.app import create_app, running_server
+    from mograg.server.ask import make_ask_extension
 
     httpx = pytest.importorskip("httpx")
     url, _ = llm_server

@@ -220,7 +220,7 @@ def test_bad_flags(built: Path, corpus: Path, tmp_path: Path) -> None:
 
 
 def test_demo_corpus_is_consistent() -> None:
-    from mograg.cli.app import _demo_data, _demo_documents
+    from mograg.cli.demo import _demo_data, _demo_documents
 
     docs = {d.id: d.text for d in _demo_documents()}
     assert 30_000 <= sum(len(t.encode()) for t in docs.values()) <= 60_000

@@ -332,7 +332,7 @@ def test_default_strategy_is_the_same_everywhere():
     import inspect
 
     from mograg.answer import generate
-    from mograg.cli import app as cli
+    from mograg.cli import options as cli
     from mograg.index.core import Index
     from mograg.retrieval import routing
 

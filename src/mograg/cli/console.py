@@ -1,0 +1,112 @@
+"""What commands share to talk to the user: console, progress bars, error lines, JSON, results."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.padding import Padding
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from mograg.types import SearchResult
+
+out = Console(highlight=False, soft_wrap=True)
+
+
+class Bars:
+    """Rich progress bars on stderr, one per stage; a callable ``cb(stage, done, total)``."""
+
+    def __init__(self, enabled: bool) -> None:
+        self._bar: Progress | None = None
+        if enabled:
+            self._bar = Progress(
+                TextColumn("{task.description:>8}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+            )
+        self._tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> Bars:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self._bar is None:
+            return
+        tid = self._tasks.get(stage)
+        if tid is None:
+            tid = self._tasks[stage] = self._bar.add_task(stage, total=total or None)
+        self._bar.update(tid, completed=done, total=total or None)
+
+    def log(self, line: str) -> None:
+        """A status line on stderr (above the bars while they run)."""
+        if self._bar is None:
+            say(line)
+        else:
+            self._bar.console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def progress_bars(quiet: bool) -> Bars:
+    return Bars(enabled=not quiet and sys.stderr.isatty())
+
+
+def say(line: str) -> None:
+    """One unwrapped line on stderr."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def one_line(msg: object) -> str:
+    return " ".join(str(msg).split("\n")).strip()
+
+
+def render_result(res: SearchResult, shorten: int | None = None) -> None:
+    """Readable rendering of one search result (rank, doc, level, score, span, text)."""
+    routing = res.routing or {}
+    if routing:
+        line = Text(f"router {routing.get('router', '?')}", style="bold")
+        if routing.get("strategy"):
+            line.append(f" ({routing['strategy']})")
+        line.append(f" chose {', '.join(map(str, routing.get('chosen', [])))}")
+        weights = routing.get("weights")
+        if weights:
+            ws = "  ".join(f"{k.split(':', 1)[-1]}:{v:.2f}" for k, v in weights.items())
+            line.append(f"   weights {ws}", style="dim")
+        out.print(line)
+    out.print(Text(f"{len(res.hits)} span(s), {res.n_tokens}/{res.budget} tokens", style="dim"))
+    for rank, h in enumerate(res.hits, 1):
+        head = Text(f"#{rank} ", style="bold cyan")
+        head.append(h.doc_id, style="bold")
+        head.append(
+            f"  level {h.level}  score {h.score:.4f}  chars {h.start}-{h.end}  "
+            f"{h.n_tokens} tokens",
+            style="dim",
+        )
+        out.print(head)
+        text = " ".join(h.text.split())
+        if shorten and len(text) > shorten:
+            text = text[: shorten - 1].rstrip() + "…"
+        out.print(Padding(Text(text), (0, 0, 0, 4)), soft_wrap=False)

@@ -1,0 +1,213 @@
+"""`mograg eval` and `mograg train-router`: measuring retrieval and training routers."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from mograg.cli.console import one_line, out, print_json, progress_bars, say
+from mograg.cli.options import (
+    ConfigOpt,
+    IndexOpt,
+    JsonOpt,
+    ModeOpt,
+    QuietOpt,
+    choice,
+    parse_budgets,
+)
+from mograg.errors import MogragError
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)
+
+
+def _eval_table(result: dict[str, Any]) -> Table:
+    cols = {"recall": "recall", "precision": "prec", "iou": "IoU", "answer_recall": "ans_rec",
+            "mrr": "MRR", "p50_ms": "p50 ms", "p99_ms": "p99 ms", "gap_closed": "gap closed"}
+    table = Table(
+        title=f"budget {result['budget']} tokens, {result['questions']} questions"
+        f" ({result['skipped']} skipped), mode {result.get('mode', '?')}",
+        box=box.SIMPLE_HEAD,
+    )
+    table.add_column("system", style="bold", no_wrap=True)
+    for c in cols.values():
+        table.add_column(c, justify="right", no_wrap=True)
+    for name, s in result["systems"].items():
+        label = f"best_fixed = {s['level']}" if name == "best_fixed" else name
+        table.add_row(label, *(_fmt(s.get(c)) for c in cols))
+    return table
+
+
+def _answers_table(a: dict[str, Any]) -> Table:
+    t = Table(title=f"answers by {a['generator']}: {a['questions']} questions, "
+              f"budget {a['budget']}", box=box.SIMPLE_HEAD)
+    for c in ("system", "EM", "F1", "ans in ctx", "not found", "s/question"):
+        t.add_column(c, justify="left" if c == "system" else "right")
+    for name, s in a["systems"].items():
+        t.add_row(name, *(_fmt(s[k]) for k in ("em", "f1", "answer_in_context",
+                                                "not_found", "seconds_per_question")))
+    return t
+
+
+def eval_cmd(
+    questions: Annotated[
+        Path, typer.Option(help="questions.jsonl[.gz] (eval-set format).", show_default=False)
+    ],
+    index: Annotated[Path | None, typer.Option(help="An existing index.")] = None,
+    docs: Annotated[
+        Path | None, typer.Option(help="docs.jsonl[.gz]: indexed first (cached).")
+    ] = None,
+    budget: Annotated[str, typer.Option(help="Token budget(s), e.g. 256 or 256,512.")] = "256",
+    mode: ModeOpt = "hybrid",
+    limit: Annotated[int | None, typer.Option(help="Use the first N questions.")] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Write report.html and PNG plots here.")
+    ] = None,
+    as_json: JsonOpt = False,
+    folds: Annotated[
+        int | None, typer.Option(help="K-fold cross-validated routers (train on K-1 folds).")
+    ] = None,
+    train_questions: Annotated[
+        Path | None, typer.Option(help="Train routers on these questions, test on --questions.")
+    ] = None,
+    router: Annotated[
+        list[str] | None, typer.Option("--router", help="Also evaluate this router (repeatable).")
+    ] = None,
+    graph: Annotated[
+        bool,
+        typer.Option("--graph", help="With --docs: build the MoGG graph, score its granularities."),
+    ] = False,
+    generate: Annotated[
+        bool, typer.Option("--generate", help="Also generate answers and score EM / F1.")
+    ] = False,
+    generator: Annotated[
+        str | None,
+        typer.Option(callback=choice("openai", "local", "extractive"),
+                     help="Generator for --generate [default: the config's, else extractive]."),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model name (openai) or GGUF file (local).")
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible base URL for --generate.")
+    ] = None,
+    config: ConfigOpt = None,
+    generate_limit: Annotated[
+        int | None, typer.Option(help="Generate answers for the first N questions only.")
+    ] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Measure retrieval quality per level, best fixed level, oracle and routers."""
+    from mograg.eval.evaluate import run_eval_command
+
+    write_report = None
+    if report is not None:  # fail before the (long) run, not after it
+        try:
+            from mograg.eval.report import write_report
+        except ImportError:
+            raise MogragError("--report is not available in this version of mograg") from None
+    budgets = parse_budgets(budget)
+    if folds is not None and folds < 2:
+        raise typer.BadParameter("need at least 2 folds", param_hint="--folds")
+    gen = None
+    if generate:
+        from mograg.answer.generate import make_generator
+        from mograg.config import load_config, resolve_generator_settings
+
+        settings = resolve_generator_settings(
+            {"kind": generator, "base_url": base_url}, load_config(config)
+        )
+        if model:
+            setattr(settings, "model_path" if settings.resolved_kind == "local" else "model",
+                    model)
+        gen = make_generator(settings)
+    with progress_bars(quiet) as bars:
+        outcome = run_eval_command(
+            questions=questions,
+            index=index,
+            docs=docs,
+            budgets=budgets,
+            mode=mode,
+            limit=limit,
+            folds=folds,
+            train_questions=train_questions,
+            routers=router or None,
+            graph=graph,
+            progress=bars,
+            generator=gen,
+            generate_limit=generate_limit,
+        )
+    results = getattr(outcome, "results", outcome)
+    if isinstance(results, dict):
+        results = [results]
+    problems = list(getattr(outcome, "skipped", []) or [])
+    for p in problems[:20]:
+        say(f"skipped {one_line(p)}")
+    if len(problems) > 20:
+        say(f"... and {len(problems) - 20} more")
+    if problems:
+        say(f"skipped {len(problems)} invalid question(s)")
+    if write_report is not None and report is not None:
+        say(f"report written to {write_report(outcome, report)}")
+    if as_json:
+        print_json(results[0] if len(results) == 1 else results)
+        return
+    wide = Console(highlight=False, width=max(out.width, 110))
+    for r in results:
+        wide.print(_eval_table(r))
+        if "answers" in r:
+            wide.print(_answers_table(r["answers"]))
+
+
+def train_router_cmd(
+    index: IndexOpt,
+    questions: Annotated[
+        Path, typer.Option(help="Training questions (eval-set format).", show_default=False)
+    ],
+    name: Annotated[str, typer.Option(help="Router name (becomes the default).")] = "default",
+    budget: Annotated[int, typer.Option(help="Token budget the labels are measured at.")] = 256,
+    mode: ModeOpt = "hybrid",
+    model: Annotated[
+        str, typer.Option(callback=choice("ridge", "prior", "mlp", "softmax"))
+    ] = "ridge",
+    loss: Annotated[str, typer.Option(callback=choice("ce", "bce"))] = "ce",
+    labels: Annotated[
+        str, typer.Option(callback=choice("softmax", "mog"))
+    ] = "softmax",
+    limit: Annotated[int | None, typer.Option(help="Use the first N questions.")] = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train a granularity router on questions with gold evidence; save it in the index."""
+    from mograg.eval.evaluate import train_router_command
+
+    if budget < 1:
+        raise typer.BadParameter("must be a positive number of tokens", param_hint="--budget")
+    t0 = time.perf_counter()
+    with progress_bars(quiet) as bars:
+        summary = train_router_command(
+            index=index, questions=questions, name=name, budget=budget, mode=mode,
+            model=model, loss=loss, labels=labels, limit=limit, progress=bars,
+        )
+    if as_json:
+        print_json(summary)
+        return
+    for p in summary.get("problems", []):
+        say(f"skipped {one_line(p)}")
+    out.print(
+        f"trained router {summary['router']!r} ({model}, {loss}, {labels} labels) on "
+        f"{summary['trained_on']} question(s) ({summary['skipped']} skipped) in "
+        f"{time.perf_counter() - t0:.1f} s; saved in {index} as the default router",
+        markup=False,
+    )

@@ -1,0 +1,197 @@
+"""`mograg index`, `mograg delete` and `mograg info`: writing and describing an index."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from mograg.cli.console import one_line, out, print_json, progress_bars, say
+from mograg.cli.options import IndexOpt, JsonOpt, QuietOpt, choice, open_index
+from mograg.errors import MogragError
+
+if TYPE_CHECKING:
+    from mograg.index.core import Index
+    from mograg.types import Document
+
+
+def _check_same_settings(
+    ix: Index,
+    levels: str | None,
+    embedder: str | None,
+    float16: bool,
+    level_vectors: str | None,
+) -> None:
+    """Creation-only options given for an existing index must match it."""
+    from mograg.text.levels import parse_levels
+
+    m = ix.manifest
+    fix = "creation options only apply to a new index: drop them or use a new --index"
+    if levels is not None and list(parse_levels(levels)) != ix.levels:
+        have = ",".join(map(str, ix.levels))
+        raise MogragError(f"{ix.root} has levels {have}, not {levels}; {fix}")
+    if embedder is not None and embedder != m["embedder"]["spec"]:
+        raise MogragError(f"{ix.root} uses embedder {m['embedder']['spec']!r}; {fix}")
+    if float16 and m["vector_dtype"] != "float16":
+        raise MogragError(f"{ix.root} stores {m['vector_dtype']} vectors; {fix}")
+    if level_vectors is not None and level_vectors != m["level_vectors"]:
+        raise MogragError(f"{ix.root} uses --level-vectors {m['level_vectors']}; {fix}")
+
+
+def index_cmd(
+    sources: Annotated[
+        list[str], typer.Argument(help="Files or directories (.txt .md .html .pdf .jsonl[.gz]).")
+    ],
+    index: IndexOpt,
+    levels: Annotated[
+        str | None,
+        typer.Option(help="Level sizes in tokens, finest first [default: 32,64,128,256,512]."),
+    ] = None,
+    embedder: Annotated[
+        str | None,
+        typer.Option(help="minilm (default), st:/path/to/model or openai:MODEL@URL."),
+    ] = None,
+    float16: Annotated[bool, typer.Option("--float16", help="Store vectors as float16.")] = False,
+    level_vectors: Annotated[
+        str | None,
+        typer.Option(
+            callback=choice("embed", "pool"),
+            help="Coarser levels' vectors: pool children, or embed [default: pool].",
+        ),
+    ] = None,
+    graph: Annotated[
+        bool,
+        typer.Option("--graph", help="Also build the MoGG graph: title-mention links between "
+                     "chunks; each level expanded by linked context becomes a granularity."),
+    ] = False,
+    graph_knn: Annotated[
+        int | None,
+        typer.Option(min=0, help="With --graph: also link each finest chunk to its K most "
+                     "similar chunks [default: 0, off]."),
+    ] = None,
+    graph_radius: Annotated[
+        int | None,
+        typer.Option(min=1, max=3, help="With --graph: largest hop radius offered [default: 1]."),
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(help="Search store of a new index: local (default), "
+                     "milvus-lite:PATH or milvus://HOST:PORT."),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Embed in N worker processes, committing in batches "
+                     "(resumable: a re-run skips committed documents)."),
+    ] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Create an index, or add documents to it (same id = replace)."""
+    from mograg.index.core import Index, WriteReport
+    from mograg.store.storage import MANIFEST
+    from mograg.text.documents import LoadProblem, iter_documents
+    from mograg.text.levels import DEFAULT_LEVELS, parse_levels
+
+    sizes = parse_levels(levels) if levels is not None else DEFAULT_LEVELS
+    graph_settings = None
+    if graph or graph_knn is not None or graph_radius is not None:
+        from mograg.graph.build import GraphSettings
+
+        graph_settings = GraphSettings(k=graph_knn or 0, max_radius=graph_radius or 1)
+    exists = (index / MANIFEST).exists()
+    ix: Index | None = None
+    if exists:
+        ix = Index.open(index)
+        _check_same_settings(ix, levels, embedder, float16, level_vectors)
+        if store is not None:
+            from mograg.store.milvus import parse_store
+
+            have = ix.manifest.get("store") or {}
+            if (parse_store(store) or {}).get("uri") != have.get("uri"):
+                raise MogragError(
+                    f"{ix.root} uses the {have.get('uri', 'local')} store; "
+                    "--store only applies to a new index"
+                )
+    problems: list[LoadProblem] = []
+    docs: list[Document] = []
+    with progress_bars(quiet) as bars:
+        for doc in iter_documents(sources, problems):
+            docs.append(doc)
+            bars("load", len(docs), 0)
+        bars("load", len(docs), len(docs))
+        if docs:
+            if ix is None:
+                ix = Index.create(
+                    index,
+                    levels=sizes,
+                    embedder=embedder,
+                    vector_dtype="float16" if float16 else "float32",
+                    level_vectors=level_vectors or "pool",
+                    graph=graph_settings or False,
+                    store=store,
+                )
+            elif graph_settings and ix.manifest.get("graph") != graph_settings.to_dict():
+                ix.enable_graph(graph_settings, progress=bars)
+            if not quiet:
+                bars.log(f"indexing {len(docs)} document(s) into {index}")
+            if workers is not None:
+                from mograg.index.ingest import ingest
+
+                rep = ingest(ix, docs, workers=workers, progress=bars)
+                report = WriteReport(added=rep.added, replaced=rep.replaced,
+                                     chunks=rep.chunks, seconds=rep.seconds)
+            else:
+                report = ix.add(docs, progress=bars)
+    if docs:
+        out.print(
+            f"indexed {len(docs)} document(s) ({report.added} added, {report.replaced} "
+            f"replaced): {report.chunks} chunks at {len(sizes if ix is None else ix.levels)} "
+            f"levels in {report.seconds:.1f} s -> {index}",
+        )
+    else:
+        say("nothing indexed: no loadable documents")
+    for p in problems:
+        say(f"error: {one_line(p)}")
+    if problems:
+        say(
+            f"{len(problems)} problem(s) above; "
+            + ("the other documents were indexed" if docs else "fix them and re-run")
+        )
+        raise typer.Exit(1)
+    if not docs:
+        raise typer.Exit(1)
+
+
+def delete(
+    doc_ids: Annotated[list[str], typer.Argument(help="Document ids to delete.")],
+    index: IndexOpt,
+    quiet: QuietOpt = False,
+) -> None:
+    """Delete documents by id (unknown ids are reported: exit 1)."""
+    ix = open_index(index)
+    with progress_bars(quiet) as bars:
+        report = ix.delete(doc_ids, progress=bars)
+    out.print(f"deleted {report.deleted} document(s) from {index}")
+    for missing in report.missing:
+        say(f"error: unknown document id {missing!r} (not in {index})")
+    if report.missing:
+        raise typer.Exit(1)
+
+
+def info(index: IndexOpt, as_json: JsonOpt = False) -> None:
+    """Counts and settings of an index."""
+    data = open_index(index).info()
+    if as_json:
+        print_json(data)
+        return
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in data.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}: {v}" for k, v in value.items())
+        elif isinstance(value, list):
+            value = ", ".join(map(str, value)) or "-"
+        table.add_row(key, Text(str(value)))
+    out.print(table)
