@@ -150,7 +150,7 @@ class SpanMapper:
             self._count(how)
             return guess, guess + len(text)
         stripped = text.strip()
-        hits = []
+        hits: list[int] = []
         pos = doc.find(stripped)
         while pos >= 0 and len(hits) < 50:
             hits.append(pos)

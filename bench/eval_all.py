@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from mograg.eval.evaluate import run_eval_command
+from mograg.eval.commands import run_eval_command
 
 ROOT = Path(__file__).resolve().parents[1]
 EVALSETS = ROOT.parent / "shared" / "evalsets"

@@ -156,7 +156,8 @@ def build_and_measure(
     out["load_before_queries"] = load()
     per_level: dict[str, Any] = {}
     for lvl in ix.levels:
-        lat, rows = [], []
+        lat: list[float] = []
+        rows: list[dict[str, float]] = []
         for q, query in zip(questions, queries, strict=True):
             t1 = time.perf_counter()
             res = ix.search(query, level=lvl, budget=budget)
@@ -167,7 +168,8 @@ def build_and_measure(
             **pct(lat),
             **{k: s[k] for k in ("recall", "precision", "iou", "answer_recall", "mrr")},
         }
-    lat, rows, chosen = [], [], {}
+    lat, rows = [], []
+    chosen: dict[str, int] = {}
     for q, query in zip(questions, queries, strict=True):
         t1 = time.perf_counter()
         res = ix.search(query, budget=budget)

@@ -206,8 +206,9 @@ def main(argv: list[str] | None = None) -> None:
 
     proc = None
     if args.index:
-        key = secrets.token_urlsafe(24)
-        proc, url = start_server(args.index, key)
+        new_key = secrets.token_urlsafe(24)
+        key: str | None = new_key
+        proc, url = start_server(args.index, new_key)
     else:
         url = args.url.rstrip("/")
         if urlparse(url).hostname not in LOOPBACK:

@@ -186,13 +186,14 @@ def corpus_sample(path: Path, n_docs: int) -> list[Any]:
 
 
 def bench_ingest(docs: list[Any], workdir: Path, workers: int) -> list[dict[str, Any]]:
+    from mograg.index.core import Index
     from mograg.index.ingest import ingest
-    from mograg.store.milvus import close_clients, create_index, store_of
+    from mograg.store.milvus import close_clients, store_of
 
     rows = []
     for store in (None, f"milvus-lite:{workdir / 'ingest.db'}"):
         root = workdir / f"ix-{'milvus' if store else 'local'}"
-        ix = create_index(root, store=store)
+        ix = Index.create(root, store=store)
         before = load()
         rep = ingest(ix, docs, workers=workers, batch_docs=4, commit_docs=10_000)
         local_bytes = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
@@ -223,28 +224,22 @@ def bench_parity(docs_path: str, questions_path: str, limit: int, workdir: Path,
     """Recall of the same index served by the embedded store and by Milvus Lite.
 
     The Milvus copy is made with ``attach_store`` (same vectors, nothing re-embedded), so any
-    difference comes from the search backend alone. ``evaluate.rank_level`` is routed to the
-    store while index.py/retrieve.py are not wired yet.
+    difference comes from the search backend alone (the index picks its backend from the
+    manifest).
     """
+    import mograg.eval.commands as cmd
     import mograg.eval.evaluate as ev
-    from mograg.retrieval import rank as retrieve
-    from mograg.store.milvus import attach_store, close_clients, rank_level_remote
+    from mograg.eval.questions import load_questions
+    from mograg.index.migrate import attach_store
+    from mograg.store.milvus import close_clients
 
-    orig = retrieve.rank_level
-
-    def dispatch(snap: Any, j: int, query: Any, mode: str = "hybrid", n: int = 50) -> Any:
-        if snap.manifest.get("store"):
-            return rank_level_remote(snap, j, query, mode, n)
-        return orig(snap, j, query, mode, n)
-
-    ev.rank_level = dispatch
-    local = ev.index_docs_cached(docs_path)
+    local = cmd.index_docs_cached(docs_path)
     dst = workdir / "parity-ix"
     shutil.copytree(local.root, dst)
     t = time.perf_counter()
     remote = attach_store(dst, f"milvus-lite:{workdir / 'parity.db'}")
     out: dict[str, Any] = {"attach_s": round(time.perf_counter() - t, 1)}
-    qs, _ = ev.load_questions(questions_path, ev._doc_lengths(local))
+    qs, _ = load_questions(questions_path, cmd.doc_lengths(local))
     qs = qs[:limit]
     for name, ix in (("local", local), ("milvus-lite", remote)):
         for mode in modes:
@@ -258,7 +253,6 @@ def bench_parity(docs_path: str, questions_path: str, limit: int, workdir: Path,
             out[f"{name}/{mode}"] = row
             print(json.dumps({f"{name}/{mode}": row}), flush=True)
     close_clients()
-    ev.rank_level = orig
     return out
 
 

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from _output import emit
-from mograg.eval.evaluate import index_docs_cached
+from mograg.eval.commands import index_docs_cached
 from mograg.index.core import Index, shared_embedder
 from mograg.types import Document
 

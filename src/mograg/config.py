@@ -22,8 +22,7 @@ Environment variables: ``MOGRAG_GENERATOR`` (kind), ``MOGRAG_LLM_BASE_URL``,
 read from the file: it comes from the variable named by ``api_key_env``, else
 ``MOGRAG_LLM_API_KEY``, else ``OPENAI_API_KEY``.
 
-Other tables (e.g. ``[serve]``) are kept as plain dicts in :attr:`Config.tables` for the
-commands that own them.
+Other tables (e.g. ``[serve]``) are accepted and ignored.
 """
 
 from __future__ import annotations
@@ -96,11 +95,10 @@ class GeneratorSettings:
 
 @dataclass
 class Config:
-    """A loaded config file: the ``[generator]`` table validated, other tables as dicts."""
+    """A loaded config file: its ``[generator]`` table, validated."""
 
     path: Path | None = None
     generator: dict[str, Any] = field(default_factory=dict)
-    tables: dict[str, Any] = field(default_factory=dict)
 
 
 def _load_toml(path: Path) -> dict[str, Any]:
@@ -203,8 +201,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         v = _coerce(value, typ, where)
         _check_value(key, v, where)
         checked[key] = v
-    tables = {k: v for k, v in data.items() if k != "generator"}
-    return Config(path=p, generator=checked, tables=tables)
+    return Config(path=p, generator=checked)
 
 
 def resolve_generator_settings(

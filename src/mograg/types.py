@@ -1,9 +1,17 @@
-"""Plain data types shared across mograg."""
+"""Plain data types and the shared vocabulary of mograg (modes, strategies, granularities).
+
+Imported by every layer; cheap to import (no numpy at import time)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from mograg.errors import MogragError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -64,4 +72,142 @@ class SearchResult:
         }
         if self.routing:
             out["routing"] = self.routing
+        return out
+
+
+# --------------------------------------------------------------------------- retrieval vocabulary
+
+Mode = Literal["hybrid", "dense", "bm25"]
+"""How a level is ranked: dense and BM25 fused by reciprocal rank, or one of them."""
+MODES: tuple[Mode, ...] = ("hybrid", "dense", "bm25")
+
+Strategy = Literal["argmax", "mix", "blend"]
+"""How router weights become a context: the best granularity, MoG tree mixing, or blending."""
+STRATEGIES: tuple[Strategy, ...] = ("argmax", "mix", "blend")
+# blending measured better than argmax for the trained and the training-free routers on
+# 6 of 7 dev sets (README, "Measured"), so it is what a search does unless told otherwise
+DEFAULT_STRATEGY: Strategy = "blend"
+
+
+def check_mode(mode: str) -> Mode:
+    """Validate a retrieval mode name."""
+    if mode not in MODES:
+        raise MogragError(f"unknown mode {mode!r}; use one of: {', '.join(MODES)}")
+    return mode
+
+
+def check_strategy(strategy: str) -> Strategy:
+    """Validate a routing strategy name."""
+    if strategy not in STRATEGIES:
+        raise MogragError(
+            f"unknown strategy {strategy!r}; use one of: {', '.join(STRATEGIES)}"
+        )
+    return strategy
+
+
+_GRAPH_RE = re.compile(r"graph:(\d+):r=(\d+)")
+_LEVEL_RE = re.compile(r"level:(\d+)")
+
+
+@dataclass(frozen=True)
+class Granularity:
+    """One granularity a router can choose: a level (``level:N``) or a level expanded by
+    ``radius`` graph hops (``graph:N:r=R``). ``str()`` gives the name; :meth:`parse` reads it.
+    """
+
+    size: int
+    radius: int = 0  # 0: the level itself
+
+    @property
+    def is_graph(self) -> bool:
+        """True for a graph expansion (``graph:N:r=R``)."""
+        return self.radius > 0
+
+    def __str__(self) -> str:
+        return f"graph:{self.size}:r={self.radius}" if self.radius else f"level:{self.size}"
+
+    @classmethod
+    def level(cls, size: int) -> Granularity:
+        """The granularity of one level."""
+        return cls(int(size))
+
+    @classmethod
+    def graph(cls, size: int, radius: int) -> Granularity:
+        """``radius`` hops of linked context around the chunks of level ``size``."""
+        return cls(int(size), int(radius))
+
+    @classmethod
+    def parse(cls, name: str) -> Granularity | None:
+        """The granularity named ``level:N`` or ``graph:N:r=R``; None for anything else."""
+        m = _LEVEL_RE.fullmatch(name)
+        if m:
+            return cls(int(m.group(1)))
+        m = _GRAPH_RE.fullmatch(name)
+        if m and int(m.group(2)) > 0:
+            return cls(int(m.group(1)), int(m.group(2)))
+        return None
+
+
+@dataclass
+class Query:
+    """A query with its embedding and BM25 terms, computed once and reused per level."""
+
+    text: str
+    vector: np.ndarray
+    terms: list[str]
+    n_tokens: int = 0
+
+
+@dataclass
+class LevelRanking:
+    """The best chunks of one level for one query.
+
+    ``ids``/``scores`` are the fused ranking (best first); ``dense``/``bm25`` hold the
+    raw scores of the same ids (for router features).
+    """
+
+    level: int
+    ids: np.ndarray
+    scores: np.ndarray
+    dense: np.ndarray = field(default_factory=lambda: _no_scores())
+    bm25: np.ndarray = field(default_factory=lambda: _no_scores())
+
+
+def _no_scores() -> np.ndarray:
+    # numpy is imported by whatever builds rankings; `import mograg` itself stays without it
+    import numpy as np
+
+    return np.zeros(0, np.float32)
+
+
+@dataclass
+class Pick:
+    """A candidate chunk for assembly: chunk ``chunk`` of level position ``level``."""
+
+    level: int
+    chunk: int
+    score: float
+
+
+@dataclass
+class Routing:
+    """How a search chose its granularities (``SearchResult.routing``, a JSON contract).
+
+    ``chosen`` always holds granularity names (``level:64``, ``graph:64:r=1``).
+    ``strategy`` and ``weights`` are set for routed searches only.
+    """
+
+    router: str
+    chosen: list[str]
+    strategy: str | None = None
+    weights: dict[str, float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: ``{"router", ["strategy", "weights",] "chosen"}``."""
+        out: dict[str, Any] = {"router": self.router}
+        if self.strategy is not None:
+            out["strategy"] = self.strategy
+        if self.weights is not None:
+            out["weights"] = self.weights
+        out["chosen"] = list(self.chosen)
         return out

@@ -27,12 +27,9 @@ from typing import Any
 
 import pytest
 
-from mograg.answer.generate import (
-    LlamaCppGenerator,
-    OpenAIGenerator,
-    answer,
-    default_gguf,
-)
+from mograg.answer.generate import answer
+from mograg.answer.llamacpp import LlamaCppGenerator, default_gguf
+from mograg.answer.openai import OpenAIGenerator
 from mograg.index.core import Index
 from mograg.types import Document
 

@@ -16,26 +16,15 @@ from typing import Any
 import pytest
 
 from corpus import TOPICS
-from mograg.answer.generate import (
-    EXTRACTIVE_NOTE,
-    ExtractiveGenerator,
-    Generator,
-    OpenAIGenerator,
-    Source,
-    answer,
-    answer_for_scoring,
-    answer_scores,
-    build_messages,
-    chat_url,
-    cited_numbers,
-    estimate_tokens,
-    evaluate_answers,
-    fit_sources,
-    make_generator,
-    says_not_found,
-)
+from mograg.answer.citations import cited_numbers, says_not_found
+from mograg.answer.extractive import EXTRACTIVE_NOTE, ExtractiveGenerator
+from mograg.answer.generate import Generator, answer, make_generator
+from mograg.answer.openai import OpenAIGenerator, chat_url
+from mograg.answer.prompt import Source, build_messages, estimate_tokens, fit_sources
+from mograg.answer.squad import answer_for_scoring, answer_scores
 from mograg.config import GeneratorSettings, load_config, resolve_generator_settings
 from mograg.errors import MissingExtraError, MogragError
+from mograg.eval.answers import evaluate_answers
 from mograg.eval.questions import Question
 from mograg.index.core import Index
 from mograg.types import Document
@@ -418,7 +407,6 @@ port = 9000
     assert s.api_key(env) == "k1"
     s = resolve_generator_settings({"model": "from-flag", "timeout": 9}, cfg, env=env)
     assert (s.model, s.timeout) == ("from-flag", 9.0) and s.origin["model"] == "flag"
-    assert load_config(cfg).tables["serve"] == {"port": 9000}
     # ./mograg.toml is found by default; nothing configured -> extractive
     assert load_config(None, env={}, cwd=tmp_path).path == cfg
     assert load_config(None, env={}, cwd=tmp_path / "nowhere").path is None

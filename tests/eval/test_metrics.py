@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mograg.eval.metrics import (
-    answer_found,
-    merge_intervals,
-    normalize_answer,
-    reciprocal_rank,
-    span_scores,
-)
+from mograg.answer.squad import answer_found, normalize_answer
+from mograg.eval.metrics import merge_intervals, reciprocal_rank, span_scores
 
 
 def approx(*values: float):

@@ -15,20 +15,15 @@ from corpus import FACTS
 from mograg.errors import MogragError
 from mograg.graph.build import (
     GraphSettings,
-    TitleMatcher,
     build_graph,
-    graph_picks,
-    graph_radii,
     knn_edges,
     mention_edges,
-    named_seeds,
-    parse_graph_name,
-    reach,
-    title_core,
 )
+from mograg.graph.titles import TitleMatcher, title_core
+from mograg.graph.walk import graph_picks, graph_radii, named_seeds, reach
 from mograg.index.core import Index
 from mograg.retrieval.routing import granularity_names, granularity_picks
-from mograg.types import Document
+from mograg.types import Document, Granularity
 
 LEVELS = [16, 32, 64]
 
@@ -181,11 +176,13 @@ def test_mentions_link_to_the_named_page_lead(gix):
 
 
 def test_graph_granularities_follow_seeds_with_linked_chunks(gix):
-    assert graph_radii(gix) == [1, 2]
+    assert graph_radii(gix.manifest) == [1, 2]
     names = granularity_names(gix)
     assert names[:3] == ["level:16", "level:32", "level:64"]
     assert names[3:] == [f"graph:{s}:r={r}" for s in LEVELS for r in (1, 2)]
-    assert parse_graph_name("graph:32:r=2") == (32, 2) and parse_graph_name("graph:r=2") is None
+    assert Granularity.parse("graph:32:r=2") == Granularity.graph(32, 2)
+    assert Granularity.parse("graph:r=2") is None
+    assert str(Granularity.graph(32, 2)) == "graph:32:r=2"
     q = gix.encode_queries(["Which comedy film stars Corliss Archer as a teenager?"])[0]
     rankings = gix.rank(q)
     snap = gix.snapshot
@@ -201,7 +198,7 @@ def test_graph_granularities_follow_seeds_with_linked_chunks(gix):
         pos = chunks.index(naming)
         assert lead in chunks[: pos + 2]
     # two hops reach the protocol page through Shirley Temple's page
-    two = graph_picks(gix, q, rankings[0], 2)
+    two = graph_picks(gix.snapshot, q, rankings[0], 2)
     docs = [gix.snapshot.chunk_span(0, p.chunk)[0] for p in two]
     assert gix.snapshot.doc_index["protocol"] in docs
 
@@ -219,7 +216,7 @@ def test_a_question_naming_a_title_starts_from_that_document(gix):
         own = np.flatnonzero(chunk_docs == snap.doc_index["shirley-temple"])
         sims = snap.chunk_vectors(j, own) @ q.vector
         assert seeds[0] == own[int(np.argmax(sims))]
-        picks = graph_picks(gix, q, gix.rank(q)[j], 1)
+        picks = graph_picks(gix.snapshot, q, gix.rank(q)[j], 1)
         assert picks[0].chunk == seeds[0]
     # case is matched when the question has any capital; ignored when it has none
     mixed, lower = gix.encode_queries(["What did shirley temple do?", "what did shirley temple do"])
@@ -277,11 +274,11 @@ def test_graph_follows_add_and_delete(gix):
 def test_enable_graph_on_existing_index(tmp_path, shared_embedder):
     ix = Index.create(tmp_path / "ix", levels=LEVELS)
     ix.add(_docs())
-    assert graph_radii(ix) == []
+    assert graph_radii(ix.manifest) == []
     stats = ix.enable_graph()
     assert stats["nodes"] == ix.snapshot.n_chunks(0) and stats["mention_edges"] > 0
     reopened = Index.open(ix.root)
-    assert graph_radii(reopened) == [1]
+    assert graph_radii(reopened.manifest) == [1]
     _check_graph(reopened)
 
 
@@ -327,7 +324,7 @@ def test_cli_index_with_graph(tmp_path, shared_embedder):
 
 
 def test_eval_cache_scores_the_graph_only_when_asked(tmp_path, monkeypatch, shared_embedder):
-    from mograg.eval.evaluate import index_docs_cached
+    from mograg.eval.commands import index_docs_cached
 
     monkeypatch.setenv("MOGRAG_CACHE", str(tmp_path / "cache"))
     src = tmp_path / "pages.jsonl"

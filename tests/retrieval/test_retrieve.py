@@ -7,9 +7,9 @@ import pytest
 
 from corpus import FACTS
 from mograg.index.core import Index
-from mograg.retrieval.rank import MODES, Pick, assemble, rank_level
-from mograg.retrieval.routing import STRATEGIES, mix_picks
-from mograg.types import Document
+from mograg.retrieval.rank import assemble, rank_level
+from mograg.retrieval.routing import mix_picks
+from mograg.types import MODES, STRATEGIES, Document, Pick
 
 LEVELS = [8, 16, 32, 64]
 BUDGETS = [5, 20, 64, 150]
@@ -95,7 +95,7 @@ def test_fixed_level_invariants(ix, queries, mode, level):
         for budget in BUDGETS:
             res = ix.search(q, budget=budget, level=level, mode=mode)
             check_hits(ix, res.hits, budget, max_level=level)
-            assert res.routing["chosen"] == [level]
+            assert res.routing["chosen"] == [f"level:{level}"]  # a name, like routed searches
             if budget >= 20:
                 assert res.hits, (q.text, budget)
 
@@ -141,7 +141,7 @@ def test_stopword_query(ix, queries):
     assert q.terms == []
     for mode in MODES:
         for level in LEVELS:
-            r = rank_level(ix.snapshot, LEVELS.index(level), q, mode)
+            r = rank_level(ix.backend, LEVELS.index(level), q, mode)
             assert len(r.ids) == ix.snapshot.n_chunks(LEVELS.index(level))
             if mode != "dense":
                 assert not r.bm25.any()
@@ -173,11 +173,11 @@ def test_rankings_sorted_and_unique(ix, queries):
     for q in queries:
         for j in range(len(LEVELS)):
             for mode in MODES:
-                r = rank_level(snap, j, q, mode, n=5)
+                r = rank_level(ix.backend, j, q, mode, n=5)
                 assert len(r.ids) == min(5, snap.n_chunks(j))
                 assert len(set(r.ids.tolist())) == len(r.ids)
                 assert np.all(np.diff(r.scores) <= 1e-7)
-            dense = rank_level(snap, j, q, "dense", n=3)
+            dense = rank_level(ix.backend, j, q, "dense", n=3)
             full = snap.dense_scores(j, q.vector)
             assert np.allclose(dense.scores, np.sort(full)[::-1][:3], atol=1e-6)
 

@@ -10,15 +10,13 @@ from mograg.errors import MogragError
 from mograg.eval.evaluate import METRICS, collect, evaluate
 from mograg.eval.questions import Question
 from mograg.index.core import Index
+from mograg.retrieval.router_training import soft_labels, train_ridge_router, train_router
 from mograg.retrieval.routers import (
     EntropyRouter,
     TrainedRouter,
     features,
     load_router,
     save_router,
-    soft_labels,
-    train_ridge_router,
-    train_router,
 )
 from mograg.retrieval.routing import granularity_names
 from mograg.types import Document
@@ -331,14 +329,15 @@ def test_evaluate_without_questions(ix):
 def test_default_strategy_is_the_same_everywhere():
     import inspect
 
+    from mograg import types
     from mograg.answer import generate
-    from mograg.cli import options as cli
+    from mograg.cli import options
     from mograg.index.core import Index
     from mograg.retrieval import routing
 
     defaults = {
-        cli.DEFAULT_STRATEGY,
-        routing.DEFAULT_STRATEGY,
+        options.DEFAULT_STRATEGY,
+        types.DEFAULT_STRATEGY,
         inspect.signature(Index.search).parameters["strategy"].default,
         inspect.signature(routing.route_search).parameters["strategy"].default,
         inspect.signature(generate.answer).parameters["strategy"].default,

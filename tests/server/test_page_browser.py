@@ -167,3 +167,18 @@ def test_page_reports_errors(page_url: str, browser) -> None:
     d.find_element(By.ID, "go").click()
     WebDriverWait(d, 30).until(lambda drv: "no router" in drv.find_element(By.ID, "status").text)
     assert "error" in d.find_element(By.ID, "status").get_attribute("class")
+
+
+def test_page_marks_the_level_a_fixed_search_used(page_url: str, browser) -> None:
+    """``router=level:64`` searches one level: the page marks that level's column chosen."""
+    d = browser
+    d.get(page_url + "/")
+    wait = WebDriverWait(d, 30)
+    wait.until(lambda drv: "documents" in drv.find_element(By.ID, "index-info").text)
+    d.find_element(By.ID, "q").send_keys("What do beavers eat?")
+    d.find_element(By.CSS_SELECTOR, "details.options-box summary").click()
+    d.find_element(By.ID, "router").send_keys("level:64")
+    d.find_element(By.ID, "go").click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#levels .level")))
+    chosen = d.find_elements(By.CSS_SELECTOR, "#levels .level.chosen")
+    assert [c.get_attribute("data-level") for c in chosen] == ["64"]

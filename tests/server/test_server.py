@@ -87,6 +87,15 @@ def test_search_is_the_cli_json(client: TestClient, index_dir: Path) -> None:
     assert {h["level"] for h in one["hits"]} <= {32, 64}
 
 
+def test_fixed_level_search_reports_the_granularity_name(client: TestClient) -> None:
+    """A fixed-level search names its granularity in ``chosen`` (as routed searches do)."""
+    res = client.post("/search", json={"query": QUERY, "level": 64, "budget": 64}).json()
+    assert res["routing"] == {"router": "level:64", "chosen": ["level:64"]}
+    page = client.get("/api/inspect", params={"query": QUERY, "router": "level:64"}).json()
+    assert page["routing"]["chosen"] == ["level:64"]
+    assert [lv["size"] for lv in page["levels"] if lv["chosen"]] == [64]
+
+
 def test_inspect_gives_weights_levels_and_final(client: TestClient) -> None:
     resp = client.get("/api/inspect", params={"query": QUERY, "top": 3, "budget": 96})
     assert resp.status_code == 200, resp.text

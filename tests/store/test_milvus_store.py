@@ -21,13 +21,9 @@ from corpus import TOPIC_QUERIES, TOPICS
 from mograg.errors import MogragError
 from mograg.index.core import Index
 from mograg.index.ingest import committed_hashes, ingest
-from mograg.store.milvus import (
-    chunk_keys,
-    close_clients,
-    key_map,
-    parse_store,
-    store_of,
-)
+from mograg.store.content_keys import chunk_keys, key_map
+from mograg.store.milvus import close_clients, store_of
+from mograg.store.milvus_config import parse_store
 from mograg.types import Document
 
 LEVELS = [8, 16, 32]

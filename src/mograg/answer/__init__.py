@@ -1,1 +1,2 @@
-"""Answers: generators, prompt fitting and citations over retrieved sources."""
+"""Answers: generators (extractive, OpenAI-compatible, llama.cpp), prompt fitting, citations,
+answer scores."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,6 +14,7 @@ from rich.table import Table
 
 from mograg.cli.console import one_line, out, print_json, progress_bars, say
 from mograg.cli.options import (
+    GENERATORS,
     ConfigOpt,
     IndexOpt,
     JsonOpt,
@@ -93,7 +95,7 @@ def eval_cmd(
     ] = False,
     generator: Annotated[
         str | None,
-        typer.Option(callback=choice("openai", "local", "extractive"),
+        typer.Option(callback=choice(*GENERATORS),
                      help="Generator for --generate [default: the config's, else extractive]."),
     ] = None,
     model: Annotated[
@@ -109,9 +111,9 @@ def eval_cmd(
     quiet: QuietOpt = False,
 ) -> None:
     """Measure retrieval quality per level, best fixed level, oracle and routers."""
-    from mograg.eval.evaluate import run_eval_command
+    from mograg.eval.commands import run_eval_command
 
-    write_report = None
+    write_report: Callable[[Any, Path], Path] | None = None
     if report is not None:  # fail before the (long) run, not after it
         try:
             from mograg.eval.report import write_report
@@ -148,9 +150,7 @@ def eval_cmd(
             generator=gen,
             generate_limit=generate_limit,
         )
-    results = getattr(outcome, "results", outcome)
-    if isinstance(results, dict):
-        results = [results]
+    results: list[dict[str, Any]] = outcome.results
     problems = list(getattr(outcome, "skipped", []) or [])
     for p in problems[:20]:
         say(f"skipped {one_line(p)}")
@@ -190,7 +190,7 @@ def train_router_cmd(
     quiet: QuietOpt = False,
 ) -> None:
     """Train a granularity router on questions with gold evidence; save it in the index."""
-    from mograg.eval.evaluate import train_router_command
+    from mograg.eval.commands import train_router_command
 
     if budget < 1:
         raise typer.BadParameter("must be a positive number of tokens", param_hint="--budget")

@@ -10,34 +10,10 @@ from rich.text import Text
 
 from mograg.cli.console import one_line, out, print_json, progress_bars, say
 from mograg.cli.options import IndexOpt, JsonOpt, QuietOpt, choice, open_index
-from mograg.errors import MogragError
 
 if TYPE_CHECKING:
     from mograg.index.core import Index
     from mograg.types import Document
-
-
-def _check_same_settings(
-    ix: Index,
-    levels: str | None,
-    embedder: str | None,
-    float16: bool,
-    level_vectors: str | None,
-) -> None:
-    """Creation-only options given for an existing index must match it."""
-    from mograg.text.levels import parse_levels
-
-    m = ix.manifest
-    fix = "creation options only apply to a new index: drop them or use a new --index"
-    if levels is not None and list(parse_levels(levels)) != ix.levels:
-        have = ",".join(map(str, ix.levels))
-        raise MogragError(f"{ix.root} has levels {have}, not {levels}; {fix}")
-    if embedder is not None and embedder != m["embedder"]["spec"]:
-        raise MogragError(f"{ix.root} uses embedder {m['embedder']['spec']!r}; {fix}")
-    if float16 and m["vector_dtype"] != "float16":
-        raise MogragError(f"{ix.root} stores {m['vector_dtype']} vectors; {fix}")
-    if level_vectors is not None and level_vectors != m["level_vectors"]:
-        raise MogragError(f"{ix.root} uses --level-vectors {m['level_vectors']}; {fix}")
 
 
 def index_cmd(
@@ -89,30 +65,18 @@ def index_cmd(
 ) -> None:
     """Create an index, or add documents to it (same id = replace)."""
     from mograg.index.core import Index, WriteReport
+    from mograg.index.settings import IndexSettings, check_existing
     from mograg.store.storage import MANIFEST
     from mograg.text.documents import LoadProblem, iter_documents
-    from mograg.text.levels import DEFAULT_LEVELS, parse_levels
 
-    sizes = parse_levels(levels) if levels is not None else DEFAULT_LEVELS
-    graph_settings = None
-    if graph or graph_knn is not None or graph_radius is not None:
-        from mograg.graph.build import GraphSettings
-
-        graph_settings = GraphSettings(k=graph_knn or 0, max_radius=graph_radius or 1)
-    exists = (index / MANIFEST).exists()
+    settings = IndexSettings.from_options(
+        levels=levels, embedder=embedder, float16=float16, level_vectors=level_vectors,
+        graph=graph, graph_knn=graph_knn, graph_radius=graph_radius, store=store,
+    )
     ix: Index | None = None
-    if exists:
+    if (index / MANIFEST).exists():
         ix = Index.open(index)
-        _check_same_settings(ix, levels, embedder, float16, level_vectors)
-        if store is not None:
-            from mograg.store.milvus import parse_store
-
-            have = ix.manifest.get("store") or {}
-            if (parse_store(store) or {}).get("uri") != have.get("uri"):
-                raise MogragError(
-                    f"{ix.root} uses the {have.get('uri', 'local')} store; "
-                    "--store only applies to a new index"
-                )
+        check_existing(ix.root, ix.manifest, levels, embedder, float16, level_vectors, store)
     problems: list[LoadProblem] = []
     docs: list[Document] = []
     with progress_bars(quiet) as bars:
@@ -122,17 +86,10 @@ def index_cmd(
         bars("load", len(docs), len(docs))
         if docs:
             if ix is None:
-                ix = Index.create(
-                    index,
-                    levels=sizes,
-                    embedder=embedder,
-                    vector_dtype="float16" if float16 else "float32",
-                    level_vectors=level_vectors or "pool",
-                    graph=graph_settings or False,
-                    store=store,
-                )
-            elif graph_settings and ix.manifest.get("graph") != graph_settings.to_dict():
-                ix.enable_graph(graph_settings, progress=bars)
+                ix = Index.create(index, settings=settings)
+            elif (settings.graph is not None
+                  and ix.manifest.get("graph") != settings.graph.to_dict()):
+                ix.enable_graph(settings.graph, progress=bars)
             if not quiet:
                 bars.log(f"indexing {len(docs)} document(s) into {index}")
             if workers is not None:
@@ -144,9 +101,10 @@ def index_cmd(
             else:
                 report = ix.add(docs, progress=bars)
     if docs:
+        n_levels = len(settings.levels if ix is None else ix.levels)
         out.print(
             f"indexed {len(docs)} document(s) ({report.added} added, {report.replaced} "
-            f"replaced): {report.chunks} chunks at {len(sizes if ix is None else ix.levels)} "
+            f"replaced): {report.chunks} chunks at {n_levels} "
             f"levels in {report.seconds:.1f} s -> {index}",
         )
     else:

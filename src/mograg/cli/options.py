@@ -7,14 +7,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from mograg.config import KINDS as GENERATORS
+from mograg.types import DEFAULT_STRATEGY, MODES, STRATEGIES
+
 if TYPE_CHECKING:
     from mograg.index.core import Index
 
-# Kept here (not imported) so `mograg --version` and `--help` stay fast.
-MODES = ("hybrid", "dense", "bm25")
-STRATEGIES = ("argmax", "mix", "blend")
-DEFAULT_STRATEGY = "blend"
-GENERATORS = ("openai", "local", "extractive")
+__all__ = [
+    "DEFAULT_STRATEGY", "GENERATORS", "MODES", "STRATEGIES", "ConfigOpt", "IndexOpt", "JsonOpt",
+    "ModeOpt", "QuietOpt", "RouterOpt", "StrategyOpt", "choice", "open_index", "parse_budgets",
+]
 
 
 def choice(*allowed: str) -> Any:

@@ -1,1 +1,2 @@
-"""Embedders: the bundled int8 MiniLM, sentence-transformers, OpenAI-compatible APIs."""
+"""Embedders: the bundled int8 MiniLM, sentence-transformers, OpenAI-compatible APIs; the
+vector cache."""

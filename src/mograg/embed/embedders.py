@@ -7,20 +7,18 @@ imported lazily: ``import mograg.embed.embedders`` stays cheap.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import os
-import random
 import re
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mograg.embed.base import Embedder, normalise
+from mograg.embed.cache import content_hash, embed_cached
+from mograg.embed.openai import OpenAIEmbedder
 from mograg.errors import MissingExtraError, MogragError
 
 if TYPE_CHECKING:
@@ -44,43 +42,6 @@ _SPEC_HELP = (
     "use 'minilm' (default), 'onnx:/path/model.onnx', 'st:/path/to/model' "
     "or 'openai:MODEL@http://host:port/v1'"
 )
-
-
-@runtime_checkable
-class Embedder(Protocol):
-    """Anything that turns texts into normalised vectors.
-
-    Plain attributes satisfy the read-only members below.
-    """
-
-    @property
-    def name(self) -> str:
-        """Identifier recorded in the index manifest (and salting the cache keys)."""
-        ...
-
-    @property
-    def dim(self) -> int:
-        """Vector width."""
-        ...
-
-    @property
-    def max_tokens(self) -> int:
-        """Longest input, in WordPieces, that the model reads; longer input is truncated."""
-        ...
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed ``texts`` into an ``(n, dim)`` float32 array with L2-normalised rows."""
-        ...
-
-
-def _normalise(x: np.ndarray) -> np.ndarray:
-    """L2-normalise rows in place (zero rows stay zero) and return float32."""
-    x = np.asarray(x, dtype=np.float32)
-    if x.size:
-        norms = np.linalg.norm(x, axis=1, keepdims=True)
-        np.maximum(norms, 1e-12, out=norms)
-        x /= norms
-    return x
 
 
 # --------------------------------------------------------------------------- ONNX MiniLM
@@ -246,7 +207,7 @@ class OnnxMiniLM:
                     self._dim = int(vecs.shape[1])
             result[idx] = vecs
         assert result is not None
-        return _normalise(result)
+        return normalise(result)
 
 
 def _default_model_path() -> Path:
@@ -316,165 +277,7 @@ class SentenceTransformerEmbedder:
             normalize_embeddings=True,
             show_progress_bar=False,
         )
-        return _normalise(np.array(out, dtype=np.float32))
-
-
-# --------------------------------------------------------------------------- OpenAI API
-
-
-class OpenAIEmbedder:
-    """An OpenAI-compatible ``/v1/embeddings`` endpoint (OpenAI, vLLM, llama.cpp, Ollama...)."""
-
-    def __init__(
-        self,
-        model: str,
-        base_url: str = "https://api.openai.com/v1",
-        api_key: str | None = None,
-        *,
-        dim: int | None = None,
-        max_tokens: int = 512,
-        batch_size: int = 64,
-        timeout: float = 60.0,
-        retries: int = 4,
-        backoff: float = 0.5,
-    ) -> None:
-        """Configure the client; nothing is sent until the first :meth:`embed`.
-
-        Args:
-            model: Model name sent in the request.
-            base_url: API root, e.g. ``http://localhost:8000/v1``.
-            api_key: Bearer token; default from ``MOGRAG_EMBED_API_KEY`` or ``OPENAI_API_KEY``.
-            dim: Vector width if known; otherwise learned from the first response.
-            max_tokens: Longest input (WordPieces) callers should send.
-            batch_size: Texts per request.
-            timeout: Seconds per request.
-            retries: Extra attempts after a 429/5xx answer, a timeout or a connection error.
-            backoff: Base delay in seconds; doubles per attempt (``Retry-After`` wins).
-
-        Raises:
-            MissingExtraError: If httpx is not installed.
-        """
-        try:
-            import httpx
-        except ImportError as exc:
-            raise MissingExtraError("httpx", "openai", "The OpenAI-compatible embedder") from exc
-        if batch_size < 1:
-            raise MogragError(f"batch_size must be >= 1, got {batch_size}")
-        self._httpx = httpx
-        self.model = model
-        self.base_url = base_url.rstrip("/")
-        self.url = f"{self.base_url}/embeddings"
-        key = api_key or os.environ.get("MOGRAG_EMBED_API_KEY") or os.environ.get("OPENAI_API_KEY")
-        self._api_key = key or None
-        self.name = f"openai:{model}"
-        self._dim = dim
-        self.max_tokens = max_tokens
-        self.batch_size = batch_size
-        self.timeout = timeout
-        self.retries = max(0, retries)
-        self.backoff = backoff
-        self._client: Any = None
-        self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"OpenAIEmbedder(model={self.model!r}, url={self.url!r})"
-
-    @property
-    def dim(self) -> int:
-        """Vector width (asks the endpoint once if it was not given)."""
-        if self._dim is None:
-            self._dim = int(self._request(["dimension probe"]).shape[1])
-        return self._dim
-
-    def close(self) -> None:
-        """Close the underlying HTTP connection pool."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-    def _get_client(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                headers = {"Content-Type": "application/json"}
-                if self._api_key:
-                    headers["Authorization"] = f"Bearer {self._api_key}"
-                self._client = self._httpx.Client(timeout=self.timeout, headers=headers)
-            return self._client
-
-    def _sleep_before_retry(self, attempt: int, retry_after: str | None) -> None:
-        delay = self.backoff * (2**attempt) * (1 + 0.1 * random.random())
-        if retry_after:
-            with contextlib.suppress(ValueError):
-                delay = float(retry_after)
-        time.sleep(min(max(delay, 0.0), 60.0))
-
-    def _request(self, batch: list[str]) -> np.ndarray:
-        """POST one batch, retrying transient failures; return normalised vectors."""
-        httpx = self._httpx
-        client = self._get_client()
-        payload = {"model": self.model, "input": [t if t else " " for t in batch]}
-        problem = ""
-        retry_after: str | None = None
-        for attempt in range(self.retries + 1):
-            if attempt:
-                self._sleep_before_retry(attempt - 1, retry_after)
-                retry_after = None
-            try:
-                resp = client.post(self.url, json=payload)
-            except httpx.TimeoutException:
-                problem = f"timed out after {self.timeout:g}s"
-                continue
-            except httpx.TransportError as exc:
-                problem = f"connection failed ({type(exc).__name__})"
-                continue
-            if resp.status_code == 429 or resp.status_code >= 500:
-                problem = f"HTTP {resp.status_code}"
-                retry_after = resp.headers.get("Retry-After")
-                continue
-            if resp.status_code >= 400:
-                body = " ".join(resp.text.split())[:200]
-                raise MogragError(
-                    f"embedding request to {self.url} failed: HTTP {resp.status_code}: {body}"
-                )
-            return self._parse(resp, len(batch))
-        raise MogragError(
-            f"embedding request to {self.url} failed after {self.retries + 1} attempt(s): {problem}"
-        )
-
-    def _parse(self, resp: Any, n: int) -> np.ndarray:
-        try:
-            data = resp.json()["data"]
-            data = sorted(data, key=lambda d: d.get("index", 0))
-            vecs = np.array([d["embedding"] for d in data], dtype=np.float32)
-        except (ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
-            raise MogragError(
-                f"embedding response from {self.url} is not OpenAI-shaped JSON "
-                f"({type(exc).__name__})"
-            ) from exc
-        if vecs.ndim != 2 or vecs.shape[0] != n:
-            raise MogragError(
-                f"embedding response from {self.url} has {vecs.shape[0]} vectors for {n} inputs"
-            )
-        if self._dim is not None and vecs.shape[1] != self._dim:
-            raise MogragError(
-                f"embedding response from {self.url} has width {vecs.shape[1]}, "
-                f"expected {self._dim}"
-            )
-        return _normalise(vecs)
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed ``texts`` in batches of ``batch_size``; see :class:`Embedder`."""
-        if isinstance(texts, str):
-            raise TypeError("embed() takes a sequence of strings, not a single string")
-        if len(texts) == 0:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        parts = []
-        for lo in range(0, len(texts), self.batch_size):
-            part = self._request(list(texts[lo : lo + self.batch_size]))
-            if self._dim is None:
-                self._dim = int(part.shape[1])
-            parts.append(part)
-        return np.concatenate(parts, axis=0)
+        return normalise(np.array(out, dtype=np.float32))
 
 
 # ----------------------------------------------------------------------- factory & cache
@@ -516,51 +319,3 @@ def make_embedder(spec: str | None) -> Embedder:
                 return OpenAIEmbedder(m.group("model"))
     raise MogragError(f"unknown embedder spec {spec!r}: {_SPEC_HELP}")
 
-
-def content_hash(text: str, salt: str = "") -> bytes:
-    """16-byte BLAKE2b digest of ``text`` (UTF-8), salted with ``salt`` when given.
-
-    The digest is of ``text`` alone for an empty salt, else of ``text + "\\0" + salt``.
-    """
-    h = hashlib.blake2b(text.encode("utf-8"), digest_size=16)
-    if salt:
-        h.update(b"\0" + salt.encode("utf-8"))
-    return h.digest()
-
-
-def embed_cached(
-    embedder: Embedder, texts: Sequence[str], cache: dict[bytes, np.ndarray] | None
-) -> np.ndarray:
-    """Embed ``texts``, embedding each distinct text not already in ``cache`` once.
-
-    Args:
-        embedder: The embedder; its ``name`` salts the cache keys.
-        texts: Strings to embed.
-        cache: ``content_hash(text, embedder.name) -> vector``; new vectors are added to it
-            (read-only arrays). ``None`` still dedupes within the call.
-
-    Returns:
-        ``(len(texts), dim)`` float32 array in input order.
-    """
-    if isinstance(texts, str):
-        raise TypeError("embed_cached() takes a sequence of strings, not a single string")
-    n = len(texts)
-    if n == 0:
-        return np.zeros((0, embedder.dim), dtype=np.float32)
-    cache = cache if cache is not None else {}
-    keys = [content_hash(t, embedder.name) for t in texts]
-    todo: dict[bytes, int] = {}  # key -> index of its first text, for texts not cached
-    for i, k in enumerate(keys):
-        if k not in cache and k not in todo:
-            todo[k] = i
-    if todo:
-        new = embedder.embed([texts[i] for i in todo.values()])
-        new = np.asarray(new, dtype=np.float32)
-        new.flags.writeable = False
-        for row, k in enumerate(todo):
-            cache[k] = new[row]
-    first = cache[keys[0]]
-    out = np.empty((n, first.shape[0]), dtype=np.float32)
-    for i, k in enumerate(keys):
-        out[i] = cache[k]
-    return out

@@ -6,39 +6,34 @@ Every system fills the same token budget and is scored by the same code
 
 from __future__ import annotations
 
-import hashlib
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from mograg import __version__
+from mograg.answer.squad import answer_found
 from mograg.errors import MogragError
-from mograg.eval.metrics import answer_found, reciprocal_rank, span_scores
-from mograg.eval.questions import Question, load_questions
-from mograg.graph.build import GraphSettings, parse_graph_name
+from mograg.eval.metrics import reciprocal_rank, span_scores
+from mograg.eval.questions import Question
 from mograg.index.core import Index, no_progress
-from mograg.retrieval.rank import LevelRanking, Query, assemble, rank_level
+from mograg.retrieval.rank import assemble, rank_level
+from mograg.retrieval.router_training import soft_labels, train_ridge_router, train_router
 from mograg.retrieval.routers import (
     EntropyRouter,
     Router,
     TrainedRouter,
     features,
     load_router,
-    soft_labels,
-    train_ridge_router,
-    train_router,
 )
-from mograg.retrieval.routing import STRATEGIES, granularity_names, granularity_picks, routed_hits
-from mograg.store.lexical import is_current
-from mograg.store.storage import FORMAT_VERSION
-from mograg.types import Hit
+from mograg.retrieval.routing import (
+    granularities,
+    granularity_picks,
+    routed_hits,
+)
+from mograg.types import STRATEGIES, Hit, LevelRanking, Mode, Query
 
 Progress = Callable[[str, int, int], None]
 METRICS = ("recall", "precision", "iou", "answer_recall", "mrr")
@@ -105,12 +100,13 @@ def collect(
     ``embed_ms`` is the per-question query-embedding time to add to every latency
     (measured here when the queries are encoded here).
     """
-    names = granularity_names(index)
+    grans = granularities(index)
+    names = [str(g) for g in grans]
     n_lv = len(index.levels)
     # the level each granularity ranks (a graph granularity expands one level's ranking)
-    base = [g if g < n_lv else index.level_index(parse_graph_name(n)[0])  # type: ignore[index]
-            for g, n in enumerate(names)]
+    base = [index.level_index(g.size) for g in grans]
     snap = index.snapshot
+    backend = index.backend
     if queries is None:
         queries, embed_ms = encode_timed(index, questions)
     embed_ms = embed_ms or 0.0
@@ -121,7 +117,7 @@ def collect(
         rankings, level_ms = [], []
         for j in range(n_lv):
             t = time.perf_counter()
-            rankings.append(rank_level(snap, j, query, mode))
+            rankings.append(rank_level(backend, j, query, cast(Mode, mode)))
             level_ms.append(1000 * (time.perf_counter() - t))
         rank_ms[i] = sum(level_ms)
         row = []
@@ -142,7 +138,9 @@ def collect(
     )
 
 
-def summarize(rows: Sequence[dict[str, float]], latencies: Sequence[float]) -> dict[str, Any]:
+def summarize(
+    rows: Sequence[dict[str, float]], latencies: Sequence[float] | np.ndarray
+) -> dict[str, Any]:
     """Mean of each metric over the questions where it applies, plus latency percentiles."""
     out: dict[str, Any] = {}
     for k in METRICS:
@@ -328,166 +326,4 @@ def _evaluate_all(
         }
         outcome.results.append(result)
         outcome.detail.append(detail)
-    return outcome
-
-
-def _doc_lengths(index: Index) -> dict[str, int]:
-    snap = index.snapshot
-    return {d: len(snap.text(i)) for i, d in enumerate(snap.doc_ids)}
-
-
-def train_router_command(
-    index: str | Path,
-    questions: str | Path,
-    name: str = "default",
-    budget: int = 256,
-    mode: str = "hybrid",
-    model: str = "ridge",
-    loss: str = "ce",
-    labels: str = "softmax",
-    limit: int | None = None,
-    progress: Progress = no_progress,
-) -> dict[str, Any]:
-    """Train a router on questions with gold evidence/answers and save it in the index."""
-    from mograg.retrieval.routers import save_router
-
-    ix = Index.open(index)
-    qs, problems = load_questions(questions, _doc_lengths(ix))
-    if limit:
-        qs = qs[:limit]
-    if len(qs) < 2:
-        raise MogragError(f"{questions}: need at least 2 valid questions to train a router")
-    col = collect(ix, qs, budget, mode, progress)
-    scores = col.scores()
-    with threadpool_limits(1, user_api="blas"):
-        router = fit_router(col.features, scores, soft_labels(scores, labels), col.names,
-                            name=name, model=model, loss=loss)
-    router.meta.update({"budget": budget, "mode": mode, "labels": labels,
-                        "questions_file": str(questions)})
-    save_router(ix, router)
-    return {
-        "router": name,
-        "granularities": col.names,
-        "trained_on": len(qs),
-        "skipped": len(problems),
-        "problems": problems[:20],
-        "meta": router.meta,
-    }
-
-
-def cache_root() -> Path:
-    """Where `mograg eval --docs` keeps indexes (``MOGRAG_CACHE`` or ~/.cache/mograg)."""
-    import os
-
-    base = os.environ.get("MOGRAG_CACHE") or Path.home() / ".cache" / "mograg"
-    return Path(base) / "eval-indexes"
-
-
-def index_docs_cached(
-    docs: str | Path,
-    levels: Sequence[int] | str | None = None,
-    level_vectors: str = "pool",
-    progress: Progress = no_progress,
-    graph: bool = False,
-) -> Index:
-    """Index a docs.jsonl(.gz) file once; later runs with the same bytes and settings reuse it."""
-    from mograg.text.documents import load_documents
-    from mograg.text.levels import DEFAULT_LEVELS, parse_levels
-
-    path = Path(docs)
-    if not path.exists():
-        raise MogragError(f"{path}: no such file; give a docs .jsonl or .jsonl.gz file")
-    sizes = parse_levels(levels) if levels else DEFAULT_LEVELS
-    h = hashlib.sha256()
-    h.update(path.read_bytes())
-    h.update(repr((sizes, level_vectors, FORMAT_VERSION, __version__)).encode())
-    target = cache_root() / h.hexdigest()[:24]
-    if (target / "manifest.json").exists():
-        ix = Index.open(target)
-        lexical = ix.manifest.get("derived", {}).get("lexical")
-        if lexical and not is_current(target / "lexical" / lexical):
-            ix.upgrade(progress)  # cached by an older version
-        stale = (ix.manifest.get("graph") != GraphSettings().to_dict()
-                 or "link_targets" not in (ix.manifest.get("graph_stats") or {}))
-        if graph and stale:
-            ix.enable_graph(progress=progress)  # none yet, or built by an older version
-        elif not graph and ix.manifest.get("graph"):
-            # an earlier --graph run added it to the cached index: score the levels only
-            manifest = {k: v for k, v in ix.manifest.items() if k != "graph"}
-            manifest["derived"] = {k: v for k, v in manifest.get("derived", {}).items()
-                                   if k != "graph"}
-            ix = Index(ix.root, manifest)
-        return ix
-    documents, problems = load_documents([path])
-    if problems:
-        raise MogragError(f"{problems[0]} ({len(problems)} problem(s) in {path})")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
-    try:
-        ix = Index.create(tmp / "ix", levels=sizes, level_vectors=level_vectors, graph=graph)
-        ix.add(documents, progress=progress)
-        (tmp / "ix").rename(target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return Index.open(target)
-
-
-def run_eval_command(
-    questions: str | Path,
-    index: str | Path | None = None,
-    docs: str | Path | None = None,
-    budgets: Sequence[int] = (256,),
-    mode: str = "hybrid",
-    limit: int | None = None,
-    folds: int | None = None,
-    train_questions: str | Path | None = None,
-    routers: Sequence[str] | None = None,
-    levels: str | None = None,
-    graph: bool = False,
-    progress: Progress = no_progress,
-    generator: Any = None,
-    generate_limit: int | None = None,
-) -> EvalOutcome:
-    """Everything `mograg eval` does apart from printing.
-
-    With ``generator`` (see :mod:`mograg.answer.generate`), answers are also generated from the
-    best fixed level's and the routers' contexts and scored (EM / token F1).
-    """
-    if (index is None) == (docs is None):
-        raise MogragError("give exactly one of --index DIR or --docs DOCS.jsonl.gz")
-    if index is not None:
-        ix = Index.open(index)
-        if graph and not ix.manifest.get("graph"):
-            raise MogragError(f"index {index} has no graph; rebuild it with mograg index --graph")
-    else:
-        ix = index_docs_cached(docs, levels, progress=progress, graph=graph)
-    lengths = _doc_lengths(ix)
-    qs, problems = load_questions(questions, lengths)
-    if limit:
-        qs = qs[:limit]
-    answerable = [q for q in qs if q.answers]
-    if generator is not None:
-        if not answerable:
-            raise MogragError(
-                f"{questions}: no question has reference answers; --generate needs a set "
-                "with answers (e.g. squad-dev, hotpotqa-dev)"
-            )
-        if generate_limit:
-            answerable = answerable[:generate_limit]
-    train = None
-    if train_questions:
-        train, _ = load_questions(train_questions, lengths)
-    outcome = evaluate(ix, qs, budgets, mode, routers=routers, folds=folds,
-                       train_questions=train, progress=progress, skipped=len(problems))
-    if generator is not None:
-        from mograg.answer.generate import evaluate_answers
-
-        for result in outcome.results:
-            systems = [result["systems"]["best_fixed"]["level"], "router:entropy"]
-            systems += [f"router:{r}" for r in routers or [] if f"router:{r}" not in systems]
-            result["answers"] = evaluate_answers(
-                ix, answerable, generator, systems, budget=result["budget"], mode=mode,
-                progress=progress,
-            )
-    outcome.skipped = problems
     return outcome

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import string
-import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
@@ -72,24 +69,3 @@ def reciprocal_rank(ranked: Sequence[Span], gold: Iterable[Span]) -> float:
             if s < ge and gs < e:
                 return 1.0 / rank
     return 0.0
-
-
-_PUNCT = re.compile(f"[{re.escape(string.punctuation)}‘’“”–—]")
-_WS = re.compile(r"\s+")
-
-
-def normalize_answer(text: str) -> str:
-    """Lowercase, strip accents' compatibility forms, punctuation and extra whitespace."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    text = _PUNCT.sub(" ", text)
-    return _WS.sub(" ", text).strip()
-
-
-def answer_found(retrieved_text: str, answers: Sequence[str]) -> bool:
-    """True if some (normalised, non-empty) answer occurs in the normalised text."""
-    hay = f" {normalize_answer(retrieved_text)} "
-    for a in answers:
-        n = normalize_answer(a)
-        if n and f" {n} " in hay:
-            return True
-    return False

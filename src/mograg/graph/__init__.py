@@ -1,1 +1,1 @@
-"""The MoGG graph: chunk links, saved beside the index, walked from seed chunks."""
+"""The MoGG graph: building chunk links, matching titles, walking hops from seed chunks."""

@@ -1,1 +1,2 @@
-"""The Index (create/open/add/delete/search) and streamed parallel ingestion."""
+"""The Index (create/open/add/delete/search), its settings, segment building, streamed
+parallel ingestion and migrations."""

@@ -3,30 +3,30 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mograg.embed.embedders import Embedder, content_hash, embed_cached, make_embedder
+from mograg.embed.embedders import Embedder, make_embedder
 from mograg.errors import IndexFormatError, MogragError
 from mograg.graph.build import GraphSettings, build_and_save
-from mograg.retrieval.rank import (
-    DEFAULT_CANDIDATES,
-    LevelRanking,
-    Query,
-    assemble,
-    check_mode,
-    make_query,
-    picks_from_ranking,
-    rank_level,
+from mograg.index.segments import (
+    Progress,
+    SegmentBuilder,
+    WriteReport,
+    existing_vectors,
+    no_progress,
 )
-from mograg.store.lexical import is_current, mark_current, reuse_or_build
+from mograg.index.settings import IndexSettings
+from mograg.retrieval.rank import DEFAULT_CANDIDATES, make_query, rank_level
+from mograg.retrieval.routing import fixed_search, route_search
+from mograg.store.backend import SearchBackend
+from mograg.store.factory import open_backend
+from mograg.store.manifest import Manifest
 from mograg.store.snapshot import Snapshot
 from mograg.store.storage import (
-    FORMAT_VERSION,
     MANIFEST,
     SegmentData,
     atomic_write_json,
@@ -37,15 +37,22 @@ from mograg.store.storage import (
     read_manifest,
     writer_lock,
 )
-from mograg.text.levels import ATOM_DTYPE, DEFAULT_LEVELS, build_levels, parse_levels
-from mograg.text.segment import split_with_counts
+from mograg.text.levels import DEFAULT_LEVELS
 from mograg.text.tokens import count_tokens
-from mograg.types import Document, SearchResult
+from mograg.types import (
+    DEFAULT_STRATEGY,
+    Document,
+    Granularity,
+    LevelRanking,
+    Mode,
+    Query,
+    SearchResult,
+    check_mode,
+)
 
-Progress = Callable[[str, int, int], None]
-LEVEL_VECTORS = ("embed", "pool")
+__all__ = ["Index", "WriteReport", "no_progress", "shared_embedder"]
+
 MAX_SEGMENTS = 8
-EMBED_BATCH = 512
 
 
 _EMBEDDERS: dict[str | None, Embedder] = {}
@@ -58,37 +65,16 @@ def shared_embedder(spec: str | None) -> Embedder:
     return _EMBEDDERS[spec]
 
 
-def no_progress(stage: str, done: int, total: int) -> None:
-    """A progress callback that ignores every report."""
-    del stage, done, total
-
-
-@dataclass
-class WriteReport:
-    """What a write changed."""
-
-    added: int = 0
-    replaced: int = 0
-    deleted: int = 0
-    missing: list[str] = field(default_factory=list)
-    chunks: int = 0
-    embedded: int = 0
-    reused: int = 0
-    pooled: int = 0
-    seconds: float = 0.0
-
-
 class Index:
     """An index directory holding every document at several granularities."""
 
-    STORE_HOOKS = True  # commits call the external store's hooks (see mograg.store.milvus)
-
-    def __init__(self, root: Path, manifest: dict[str, Any], embedder: Embedder | None = None):
+    def __init__(self, root: Path, manifest: Manifest, embedder: Embedder | None = None):
         self.root = root
         self._manifest = manifest
         self._snapshot: Snapshot | None = None
+        self._backend: SearchBackend | None = None
         self._embedder = embedder
-        self._router_cache: dict[str, Any] = {}
+        self.router_cache: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -102,8 +88,12 @@ class Index:
         exist_ok: bool = False,
         graph: bool | GraphSettings = False,
         store: str | None = None,
+        settings: IndexSettings | None = None,
     ) -> Index:
-        """Create an empty index at ``path`` (or open it if ``exist_ok`` and it exists)."""
+        """Create an empty index at ``path`` (or open it if ``exist_ok`` and it exists).
+
+        Give either ``settings`` or the individual settings (``levels`` ... ``store``).
+        """
         root = Path(path)
         if (root / MANIFEST).exists():
             if not exist_ok:
@@ -113,40 +103,21 @@ class Index:
             raise MogragError(f"{root} is a file; give a directory path for the index")
         if root.exists() and any(p for p in root.iterdir() if p.name != ".lock"):
             raise MogragError(f"{root} exists and is not empty; give a new or empty directory")
-        sizes = parse_levels(levels)
-        if vector_dtype not in ("float32", "float16"):
-            raise MogragError(f"invalid vector dtype {vector_dtype!r}; use float32 or float16")
-        if level_vectors not in LEVEL_VECTORS:
-            raise MogragError(f"invalid level_vectors {level_vectors!r}; use embed or pool")
-        emb = shared_embedder(embedder)
-        manifest = {
-            "format": FORMAT_VERSION,
-            "generation": 0,
-            "levels": list(sizes),
-            "embedder": {"spec": embedder or "minilm", "name": emb.name},
-            "dim": int(emb.dim),
-            "max_tokens": int(emb.max_tokens),
-            "vector_dtype": vector_dtype,
-            "level_vectors": level_vectors,
-            "segments": [],
-            "derived": {},
-            "created": time.time(),
-        }
-        if store:
-            from mograg.store.milvus import new_store_config
-
-            store_cfg = new_store_config(store)
-            if store_cfg is not None:
-                manifest["store"] = store_cfg
-        if graph:
-            settings = graph if isinstance(graph, GraphSettings) else GraphSettings()
-            manifest["graph"] = settings.to_dict()
+        if settings is None:
+            graph_settings = None
+            if graph:
+                graph_settings = graph if isinstance(graph, GraphSettings) else GraphSettings()
+            settings = IndexSettings(
+                levels=levels if isinstance(levels, str) else tuple(levels),  # type: ignore[arg-type]
+                embedder=embedder, vector_dtype=vector_dtype, level_vectors=level_vectors,
+                graph=graph_settings, store=store,
+            )
+        emb = shared_embedder(settings.embedder)
+        manifest = settings.new_manifest(emb)
         check_writable(root.parent if not root.exists() else root)
         with writer_lock(root):
-            if manifest.get("store"):  # before anything is written: a failure leaves no dir
-                from mograg.store.milvus import store_of
-
-                store_of(manifest).create()
+            # before anything is written: a failure leaves no directory
+            open_backend(manifest).create()
             (root / "segments").mkdir(exist_ok=True)
             atomic_write_json(root / MANIFEST, manifest)
         return cls(root, manifest, emb)
@@ -166,13 +137,13 @@ class Index:
             ) != self._manifest.get("derived"):
                 self._snapshot = None
             self._manifest = manifest
-            self._router_cache = {}
+            self.router_cache = {}
             return True
         return False
 
     # ------------------------------------------------------------------ properties
     @property
-    def manifest(self) -> dict[str, Any]:
+    def manifest(self) -> Manifest:
         """The committed manifest this handle reads."""
         return self._manifest
 
@@ -210,6 +181,13 @@ class Index:
                 f"no level {size} in this index; levels are {', '.join(map(str, self.levels))}"
             )
         return self.levels.index(size)
+    @property
+    def backend(self) -> SearchBackend:
+        """The search backend serving the committed snapshot."""
+        snap = self.snapshot
+        if self._backend is None or self._backend.snapshot is not snap:
+            self._backend = open_backend(self._manifest, snap)
+        return self._backend
 
     def info(self) -> dict[str, Any]:
         """Counts and settings (the ``mograg info --json`` contract)."""
@@ -246,10 +224,11 @@ class Index:
             seen[d.id] = i
         docs = [d for i, d in enumerate(docs) if seen[d.id] == i]  # last one wins
         with writer_lock(self.root):
-            self._manifest = read_manifest(self.root)
-            self._snapshot = None
+            self._reload()
             report = WriteReport()
-            segment = self._build_segment(docs, report, progress)
+            builder = SegmentBuilder(self._manifest, self.embedder,
+                                     lambda: existing_vectors(self.snapshot))
+            segment = builder.build(docs, report, progress)
             ids = {d.id for d in docs}
             report.replaced = sum(1 for d in self.snapshot.doc_ids if d in ids)
             report.added = len(docs) - report.replaced
@@ -257,13 +236,26 @@ class Index:
         report.seconds = time.perf_counter() - t0
         return report
 
+    def commit_segment(self, segment: SegmentData, progress: Progress | None = None) -> int:
+        """Commit a segment built elsewhere (see :class:`~mograg.index.segments.SegmentBuilder`),
+        replacing documents with the same ids; returns how many it replaced."""
+        ids = set(segment.doc_ids)
+        with writer_lock(self.root):
+            self._reload()
+            replaced = sum(1 for d in self.snapshot.doc_ids if d in ids)
+            self._commit(segment, remove=ids, progress=progress or no_progress)
+        return replaced
+
+    def stage_segment(self, segment: SegmentData) -> int:
+        """Send a segment to the search store ahead of its commit (streaming ingestion)."""
+        return open_backend(self._manifest).stage(segment)
+
     def delete(self, ids: Iterable[str], progress: Progress | None = None) -> WriteReport:
         """Delete documents by id and commit; unknown ids are listed in ``missing``."""
         progress = progress or no_progress
         wanted = list(dict.fromkeys(ids))
         with writer_lock(self.root):
-            self._manifest = read_manifest(self.root)
-            self._snapshot = None
+            self._reload()
             present = set(self.snapshot.doc_ids)
             report = WriteReport(
                 deleted=sum(1 for i in wanted if i in present),
@@ -277,109 +269,13 @@ class Index:
         """Commit the same documents again so derived data (BM25 postings, graph) is in
         this version's format; nothing is re-embedded."""
         with writer_lock(self.root):
-            self._manifest = read_manifest(self.root)
-            self._snapshot = None
+            self._reload()
             self._commit(None, remove=set(), progress=progress or no_progress)
 
-    def _build_segment(
-        self, docs: list[Document], report: WriteReport, progress: Progress
-    ) -> SegmentData | None:
-        if not docs:
-            return None
-        sizes = self.levels
-        atom_rows: list[tuple[int, int, int, int]] = []
-        for di, d in enumerate(docs):
-            spans, counts = split_with_counts(d.text, sizes[0])
-            atom_rows.extend(
-                (di, s, e, c) for (s, e), c in zip(spans, counts, strict=True)
-            )
-            progress("split", di + 1, len(docs))
-        atoms = np.array(atom_rows, dtype=ATOM_DTYPE) if atom_rows else np.zeros(0, ATOM_DTYPE)
-        levels = build_levels(atoms, sizes)
-        report.chunks = sum(len(lv) for lv in levels)
-        vectors, hashes = self._vectors(docs, atoms, levels, report, progress)
-        return SegmentData(
-            doc_ids=[d.id for d in docs],
-            metadata=[dict(d.metadata) for d in docs],
-            texts=[d.text for d in docs],
-            atoms=atoms,
-            levels=levels,
-            vectors=vectors,
-            hashes=hashes,
-        )
-
-    def _existing_vectors(self) -> dict[bytes, np.ndarray]:
-        """Vectors already in the index, by content hash (only directly embedded ones)."""
-        cache: dict[bytes, np.ndarray] = {}
-        for seg in self.snapshot.segments:
-            for j in range(len(self.levels)):
-                hashes = seg.hashes(j)
-                vecs = seg.vectors[j]
-                nonzero = np.flatnonzero(hashes.any(axis=1))
-                for i in nonzero.tolist():
-                    cache[hashes[i].tobytes()] = vecs[i]
-        return cache
-
-    def _vectors(
-        self,
-        docs: list[Document],
-        atoms: np.ndarray,
-        levels: list[np.ndarray],
-        report: WriteReport,
-        progress: Progress,
-    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        emb = self.embedder
-        dtype = np.dtype(self._manifest["vector_dtype"])
-        pool_all = self._manifest["level_vectors"] == "pool"
-        max_tok = int(self._manifest["max_tokens"])
-        cache = self._existing_vectors()
-        salt = emb.name
-        vectors: list[np.ndarray] = []
-        hashes: list[np.ndarray] = []
-        jobs: list[tuple[int, np.ndarray, list[str]]] = []
-        for j, lv in enumerate(levels):
-            direct = np.ones(len(lv), bool) if j == 0 else (lv["n_tokens"] <= max_tok)
-            if pool_all and j > 0:
-                direct[:] = False
-            idx = np.flatnonzero(direct)
-            first, last = atoms[lv["first_atom"][idx]], atoms[lv["last_atom"][idx]]
-            texts = [
-                docs[d].text[s:e]
-                for d, s, e in zip(
-                    first["doc"].tolist(), first["start"].tolist(), last["end"].tolist(),
-                    strict=True,
-                )
-            ]
-            jobs.append((j, idx, texts))
-        total = sum(len(t) for _, _, t in jobs)
-        done = 0
-        before = len(cache)
-        for j, idx, texts in jobs:
-            lv = levels[j]
-            vec = np.zeros((len(lv), emb.dim), dtype=np.float32)
-            hsh = np.zeros((len(lv), 16), dtype=np.uint8)
-            keys = [content_hash(t, salt) for t in texts]
-            for b in range(0, len(texts), EMBED_BATCH):
-                batch = texts[b : b + EMBED_BATCH]
-                report.reused += sum(1 for key in keys[b : b + EMBED_BATCH] if key in cache)
-                vec[idx[b : b + EMBED_BATCH]] = embed_cached(emb, batch, cache)
-                done += len(batch)
-                progress("embed", done, total)
-            for k, key in zip(idx.tolist(), keys, strict=True):
-                hsh[k] = np.frombuffer(key, dtype=np.uint8)
-            if j > 0:
-                pooled = np.setdiff1d(np.arange(len(lv)), idx)
-                if len(pooled):
-                    child = levels[j - 1]
-                    sums = np.zeros_like(vec)
-                    np.add.at(sums, child["parent"], vectors[j - 1].astype(np.float32))
-                    norms = np.linalg.norm(sums[pooled], axis=1, keepdims=True)
-                    vec[pooled] = sums[pooled] / np.maximum(norms, 1e-12)
-                    report.pooled += len(pooled)
-            vectors.append(vec.astype(dtype))
-            hashes.append(hsh)
-        report.embedded = len(cache) - before
-        return vectors, hashes
+    def _reload(self) -> None:
+        """Read the newest manifest (under the writer lock, before a write)."""
+        self._manifest = read_manifest(self.root)
+        self._snapshot = None
 
     def _commit(self, segment: SegmentData | None, remove: set[str], progress: Progress) -> None:
         """Write the next generation: rewrite touched segments, rebuild BM25, swap manifest."""
@@ -412,57 +308,25 @@ class Index:
             name = new_name("seg")
             data.write(self.root / "segments" / name)
             names.append(name)
-        manifest = dict(self._manifest)
+        manifest = self._manifest.copy()
         manifest["segments"] = names
         manifest["generation"] = int(manifest["generation"]) + 1
         manifest["updated"] = time.time()
-        next_snap = Snapshot(self.root, {**manifest, "derived": {}})
-        derived: dict[str, str] = {}
-        if manifest.get("store"):
-            # dense + BM25 search live in the store: send new chunks, flush, then swap
-            from mograg.store.milvus import before_commit
-
-            progress("store", 0, 1)
-            before_commit(snap, next_snap)
-            progress("store", 1, 1)
-        else:
-            derived["lexical"] = self._write_lexical(next_snap, names, progress)
-        extra = self._derive_hook(next_snap, manifest, progress)
-        derived.update(extra)
+        next_snap = Snapshot(self.root, {**manifest, "derived": {}})  # before derived data
+        backend = open_backend(self._manifest, snap)
+        # the store makes the next generation searchable first (BM25 postings, or rows
+        # sent to Milvus and flushed); only then is the manifest swapped in
+        derived = backend.before_commit(next_snap, progress)
+        derived.update(self._derive_hook(next_snap, manifest, progress))
         manifest["derived"] = derived
         atomic_write_json(self.root / MANIFEST, manifest)
         self._manifest = manifest
         self._snapshot = None
-        if manifest.get("store"):
-            from mograg.store.milvus import after_commit
-
-            after_commit(snap, self.snapshot)  # delete rows of chunks that left
+        backend.after_commit(next_snap)  # e.g. delete Milvus rows of chunks that left
         collect_garbage(self.root, manifest)
 
-    def _write_lexical(self, next_snap: Snapshot, names: list[str], progress: Progress) -> str:
-        """BM25 postings of the next generation: unchanged segments' are hard-linked from
-        the current generation, only new or rewritten segments are tokenized."""
-        target = self.root / "lexical" / new_name("bm25")
-        target.mkdir(parents=True)
-        current = self._manifest.get("derived", {}).get("lexical")
-        previous = self.root / "lexical" / current if current else None
-        if previous is not None and not is_current(previous):
-            previous = None  # an older whole-corpus BM25: count every segment once
-        n_levels = len(self.levels)
-        for j in range(n_levels):
-            progress("bm25", j, n_levels)
-            lo = 0
-            for name, seg in zip(names, next_snap.segments, strict=True):
-                hi = lo + len(seg.levels[j])
-                reuse_or_build(target, previous, name, j,
-                               lambda j=j, lo=lo, hi=hi: next_snap.level_texts(j, lo, hi))
-                lo = hi
-        progress("bm25", n_levels, n_levels)
-        mark_current(target)
-        return target.name
-
     def _derive_hook(
-        self, snap: Snapshot, manifest: dict[str, Any], progress: Progress
+        self, snap: Snapshot, manifest: Manifest, progress: Progress
     ) -> dict[str, str]:
         """Build corpus-wide structures for the next generation: the MoGG graph if enabled."""
         if not manifest.get("graph"):
@@ -483,7 +347,7 @@ class Index:
             self._manifest = manifest
             self._snapshot = None
             name, stats = build_and_save(self.root, self.snapshot, settings, progress)
-            manifest = dict(manifest)
+            manifest = manifest.copy()
             manifest["derived"] = {**manifest.get("derived", {}), "graph": name}
             manifest["graph_stats"] = stats
             manifest["generation"] = int(manifest["generation"]) + 1
@@ -503,14 +367,14 @@ class Index:
         ]
 
     def rank(
-        self, query: Query, mode: str = "hybrid", n: int = DEFAULT_CANDIDATES,
+        self, query: Query, mode: Mode = "hybrid", n: int = DEFAULT_CANDIDATES,
         levels: Sequence[int] | None = None,
     ) -> list[LevelRanking]:
         """Ranked candidates of every level (or the given level positions)."""
         check_mode(mode)
-        snap = self.snapshot
+        backend = self.backend
         todo = range(len(self.levels)) if levels is None else levels
-        return [rank_level(snap, j, query, mode, n) for j in todo]
+        return [rank_level(backend, j, query, mode, n) for j in todo]
 
     def search(
         self,
@@ -519,7 +383,7 @@ class Index:
         level: int | None = None,
         mode: str = "hybrid",
         router: str | None = None,
-        strategy: str = "blend",
+        strategy: str = DEFAULT_STRATEGY,
     ) -> SearchResult:
         """Retrieve up to ``budget`` tokens for ``query``.
 
@@ -535,37 +399,17 @@ class Index:
         """
         if budget < 1:
             raise MogragError(f"budget must be a positive number of tokens, got {budget}")
-        check_mode(mode)
+        mode = check_mode(mode)
         q = query if isinstance(query, Query) else self.encode_queries([query])[0]
         if level is None and router is not None and router.startswith("level:"):
             try:
                 level = int(router.split(":", 1)[1])
             except ValueError:
                 raise MogragError(f"invalid router {router!r}; use level:SIZE") from None
-        if level is None and router is not None and router.startswith("graph:"):
-            return self._search_graph(q, budget, mode, router)
         if level is not None:
-            j = self.level_index(level)
-            ranking = rank_level(self.snapshot, j, q, mode)
-            hits = assemble(self.snapshot, q, picks_from_ranking(ranking), budget)
-            routing = {"router": f"level:{level}", "chosen": [level]}
-            return SearchResult(query=q.text, hits=hits, budget=budget, routing=routing)
-        from mograg.retrieval.routing import route_search
-
-        return route_search(self, q, budget=budget, mode=mode, router=router, strategy=strategy)
-
-    def _search_graph(self, q: Query, budget: int, mode: str, name: str) -> SearchResult:
-        """One fixed graph granularity, e.g. ``graph:256:r=1``."""
-        from mograg.graph.build import graph_picks, parse_graph_name
-        from mograg.retrieval.routing import granularity_names
-
-        known = [n for n in granularity_names(self) if n.startswith("graph:")]
-        parsed = parse_graph_name(name)
-        if parsed is None or name not in known:
-            hint = ", ".join(known) if known else "none: build the graph with mograg index --graph"
-            raise MogragError(f"unknown graph granularity {name!r}; this index has: {hint}")
-        size, radius = parsed
-        ranking = rank_level(self.snapshot, self.level_index(size), q, mode)
-        hits = assemble(self.snapshot, q, graph_picks(self, q, ranking, radius), budget)
-        routing = {"router": name, "chosen": [name]}
-        return SearchResult(query=q.text, hits=hits, budget=budget, routing=routing)
+            self.level_index(level)  # an unknown level is an error before any ranking
+            return fixed_search(self, q, budget, mode, str(Granularity.level(level)))
+        if router is not None and router.startswith("graph:"):
+            return fixed_search(self, q, budget, mode, router)
+        return route_search(self, q, budget=budget, mode=mode, router=router,
+                            strategy=strategy)  # type: ignore[arg-type]

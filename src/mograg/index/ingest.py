@@ -14,18 +14,23 @@ submission order, so commits are deterministic.
 Resumable: a document is committed when the manifest naming its segment is swapped in.
 A re-run skips every document whose ``(id, text)`` hash is already committed; documents
 of a batch that crashed before its commit are simply processed again. Milvus rows are
-keyed by content (``milvus_store.chunk_keys``), so re-sending them is an idempotent
+keyed by content (:mod:`mograg.store.content_keys`), so re-sending them is an idempotent
 upsert: never a duplicate.
 
-CLI (used by tests and for big corpora)::
+CLI (used by tests and for big corpora; the creation options of ``mograg index``)::
 
     python -m mograg.index.ingest INDEX SOURCES... [--workers N] [--batch-docs B]
-        [--commit-docs C] [--store milvus-lite:PATH] [--levels 32,64,...]
+        [--commit-docs C] [--limit N] [--levels 32,64,...] [--embedder SPEC] [--float16]
+        [--level-vectors pool|embed] [--graph] [--graph-knn K] [--graph-radius R]
+        [--store milvus-lite:PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
+import multiprocessing as mp
 import os
 import sys
 import time
@@ -36,9 +41,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from mograg.index.core import no_progress
+from mograg.embed.embedders import OnnxMiniLM, make_embedder
+from mograg.errors import MogragError
+from mograg.index.core import Index
+from mograg.index.segments import SegmentBuilder, WriteReport, no_progress
+from mograg.index.settings import IndexSettings, check_existing
+from mograg.store.backend import STAGES_WRITES
+from mograg.store.content_keys import doc_hash, key_map
+from mograg.store.factory import open_backend
+from mograg.store.manifest import Manifest
+from mograg.store.storage import MANIFEST, SegmentData, concat_segments
+from mograg.text.documents import LoadProblem, iter_documents
 from mograg.types import Document
 
 Progress = Callable[[str, int, int], None]
@@ -81,38 +94,30 @@ class IngestReport:
 
 # ----------------------------------------------------------------------------- workers
 
-_WORKER: Any = None
+_WORKER: SegmentBuilder | None = None
 
 
-def _worker_index(root: str, manifest: dict[str, Any], threads: int | None) -> Any:
-    """An ``Index`` that builds segments without reading the index (no vector reuse)."""
-    from mograg.embed.embedders import OnnxMiniLM, make_embedder
-    from mograg.index.core import Index
-
-    class _BuildOnly(Index):  # type: ignore[misc, valid-type]
-        def _existing_vectors(self) -> dict[bytes, np.ndarray]:
-            return {}
-
+def _worker_builder(manifest: Manifest, threads: int | None) -> SegmentBuilder:
+    """A segment builder that reuses no vectors (workers do not read the index)."""
     spec = manifest["embedder"]["spec"]
     emb = make_embedder(None if spec == "minilm" else spec)
     if isinstance(emb, OnnxMiniLM) and threads:
         emb.threads = threads
-    return _BuildOnly(Path(root), manifest, emb)
+    return SegmentBuilder(manifest, emb)
 
 
-def _init_worker(root: str, manifest: dict[str, Any], threads: int | None) -> None:
+def _init_worker(manifest: Manifest, threads: int | None) -> None:
     global _WORKER
     os.environ.setdefault("OMP_NUM_THREADS", str(threads or 1))
-    _WORKER = _worker_index(root, manifest, threads)
+    _WORKER = _worker_builder(manifest, threads)
 
 
 def _build_batch(rows: list[tuple[str, str, dict[str, Any]]]) -> tuple[Any, dict[str, int]]:
     """Worker task: split, chunk and embed one batch; returns (SegmentData, counts)."""
-    from mograg.index.core import WriteReport
-
+    assert _WORKER is not None, "worker not initialised"
     report = WriteReport()
     docs = [Document(i, t, m) for i, t, m in rows]
-    seg = _WORKER._build_segment(docs, report, no_progress)
+    seg = _WORKER.build(docs, report, no_progress)
     return seg, {"chunks": report.chunks, "embedded": report.embedded}
 
 
@@ -131,30 +136,21 @@ class _Inline(Executor):
 # ----------------------------------------------------------------------------- driver
 
 
-def committed_hashes(index: Any) -> dict[str, int]:
+def committed_hashes(index: Index) -> dict[str, int]:
     """``doc_id -> content hash`` of every committed document."""
-    from mograg.store.milvus import key_map
-
     snap = index.snapshot
     return key_map(snap).committed_docs(snap.doc_ids)
 
 
-def _commit(index: Any, parts: list[Any], progress: Progress) -> tuple[int, int]:
+def _commit(index: Index, parts: list[SegmentData], progress: Progress) -> tuple[int, int]:
     """Commit accumulated segments as one generation; returns (added, replaced)."""
-    from mograg.store.storage import concat_segments, read_manifest, writer_lock
-
     seg = parts[0] if len(parts) == 1 else concat_segments(parts)
-    ids = set(seg.doc_ids)
-    with writer_lock(index.root):
-        index._manifest = read_manifest(index.root)
-        index._snapshot = None
-        replaced = sum(1 for d in index.snapshot.doc_ids if d in ids)
-        index._commit(seg, remove=ids, progress=progress)
-    return len(ids) - replaced, replaced
+    replaced = index.commit_segment(seg, progress)
+    return len(set(seg.doc_ids)) - replaced, replaced
 
 
 def ingest(
-    index: Any,
+    index: Index,
     documents: Iterable[Document],
     workers: int | None = None,
     batch_docs: int = 64,
@@ -166,7 +162,7 @@ def ingest(
     """Add ``documents`` to ``index`` in parallel, resumably (see module docstring).
 
     Args:
-        index: an open :class:`mograg.index.core.Index` (or the Milvus bridge).
+        index: an open :class:`mograg.index.core.Index`.
         documents: any iterable; it is consumed lazily.
         workers: embedding processes (default ``os.cpu_count()``; 0 = in this process).
         batch_docs: documents per worker task.
@@ -175,30 +171,26 @@ def ingest(
         max_pending: batches in flight before reading stops (default ``2 * workers``).
         progress: ``(stage, done, total)`` callback; total is 0 (unknown) while streaming.
     """
-    import multiprocessing as mp
-
-    from mograg.store.milvus import doc_hash, stage_segment
-
     progress = progress or no_progress
     t0 = time.perf_counter()
     n_workers = (os.cpu_count() or 1) if workers is None else max(0, int(workers))
     pending_cap = max_pending or max(2, 2 * max(1, n_workers))
     report = IngestReport(workers=n_workers)
     manifest = index.manifest
-    has_store = bool(manifest.get("store"))
+    stages = STAGES_WRITES in open_backend(manifest).capabilities
     done = committed_hashes(index)
     threads = max(1, (os.cpu_count() or 1) // max(1, n_workers))
     if n_workers == 0:
         global _WORKER
-        _WORKER = _worker_index(str(index.root), manifest, None)
+        _WORKER = _worker_builder(manifest, None)
         pool: Executor = _Inline()
     else:
         pool = ProcessPoolExecutor(
             max_workers=n_workers, mp_context=mp.get_context("spawn"),
-            initializer=_init_worker, initargs=(str(index.root), manifest, threads),
+            initializer=_init_worker, initargs=(manifest, threads),
         )
     pending: deque[tuple[Future[Any], set[str]]] = deque()
-    group: list[Any] = []
+    group: list[SegmentData] = []
     group_ids: set[str] = set()
     group_docs = 0
     last_commit = time.monotonic()
@@ -220,8 +212,8 @@ def ingest(
         seg, counts = fut.result()
         if ids & group_ids:  # same id twice in the stream: commit the earlier one first
             flush_group()
-        if has_store:
-            report.staged_rows += stage_segment(index.manifest, seg)
+        if stages:
+            report.staged_rows += index.stage_segment(seg)
         group.append(seg)
         group_ids.update(ids)
         group_docs += seg.n_docs
@@ -270,38 +262,51 @@ def ingest(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m mograg.index.ingest``: create or extend an index from files, in parallel."""
-    import json
+    """``python -m mograg.index.ingest``: create or extend an index from files, in parallel.
 
-    from mograg.index.core import Index
-    from mograg.store.storage import MANIFEST
-    from mograg.text.documents import LoadProblem, iter_documents
-
+    Takes the creation options of ``mograg index`` (the same :class:`IndexSettings`).
+    """
     ap = argparse.ArgumentParser(prog="python -m mograg.index.ingest", description=main.__doc__)
     ap.add_argument("index")
     ap.add_argument("sources", nargs="+")
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--batch-docs", type=int, default=64)
     ap.add_argument("--commit-docs", type=int, default=2000)
-    ap.add_argument("--store", default=None, help="local, milvus-lite:PATH or milvus://HOST:PORT")
+    ap.add_argument("--limit", type=int, default=None, help="ingest at most this many docs")
     ap.add_argument("--levels", default=None)
     ap.add_argument("--embedder", default=None)
-    ap.add_argument("--limit", type=int, default=None, help="ingest at most this many docs")
+    ap.add_argument("--float16", action="store_true", help="store vectors as float16")
+    ap.add_argument("--level-vectors", choices=("embed", "pool"), default=None)
+    ap.add_argument("--graph", action="store_true", help="also build the MoGG graph")
+    ap.add_argument("--graph-knn", type=int, default=None)
+    ap.add_argument("--graph-radius", type=int, default=None)
+    ap.add_argument("--store", default=None, help="local, milvus-lite:PATH or milvus://HOST:PORT")
     args = ap.parse_args(argv)
+    try:
+        return _run(args)
+    except MogragError as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
 
+
+def _run(args: argparse.Namespace) -> int:
     root = Path(args.index)
+    settings = IndexSettings.from_options(
+        levels=args.levels, embedder=args.embedder, float16=args.float16,
+        level_vectors=args.level_vectors, graph=args.graph, graph_knn=args.graph_knn,
+        graph_radius=args.graph_radius, store=args.store,
+    )
     if (root / MANIFEST).exists():
         ix = Index.open(root)
+        check_existing(root, ix.manifest, args.levels, args.embedder, args.float16,
+                       args.level_vectors, args.store)
+        if settings.graph is not None and ix.manifest.get("graph") != settings.graph.to_dict():
+            ix.enable_graph(settings.graph)
     else:
-        kw: dict[str, Any] = {"embedder": args.embedder}
-        if args.levels:
-            kw["levels"] = args.levels
-        ix = Index.create(root, store=args.store, **kw)
+        ix = Index.create(root, settings=settings)
     problems: list[LoadProblem] = []
     docs: Iterable[Document] = iter_documents(args.sources, problems)
     if args.limit is not None:
-        import itertools
-
         docs = itertools.islice(docs, args.limit)
     rep = ingest(ix, docs, workers=args.workers, batch_docs=args.batch_docs,
                  commit_docs=args.commit_docs)

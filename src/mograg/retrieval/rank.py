@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mograg.errors import MogragError
 from mograg.store.lexical import tokenize
-from mograg.store.snapshot import Snapshot
-from mograg.types import Hit
+from mograg.types import Hit, LevelRanking, Mode, Pick, Query
 
-MODES = ("hybrid", "dense", "bm25")
+if TYPE_CHECKING:
+    from mograg.store.backend import SearchBackend
+    from mograg.store.snapshot import Snapshot
+
 RRF_K = 60
 DEFAULT_CANDIDATES = 50
 # an isolated piece shorter than this share of the finest level's size (the 2-token
@@ -21,104 +22,51 @@ DEFAULT_CANDIDATES = 50
 MIN_ISOLATED_SHARE = 0.25
 
 
-@dataclass
-class Query:
-    """A query with its embedding and BM25 terms, computed once and reused per level."""
-
-    text: str
-    vector: np.ndarray
-    terms: list[str]
-    n_tokens: int = 0
-
-
-@dataclass
-class LevelRanking:
-    """The best chunks of one level for one query.
-
-    ``ids``/``scores`` are the fused ranking (best first); ``dense``/``bm25`` hold the
-    raw scores of the same ids (for router features).
-    """
-
-    level: int
-    ids: np.ndarray
-    scores: np.ndarray
-    dense: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
-    bm25: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
-
-
-def check_mode(mode: str) -> str:
-    """Validate a retrieval mode name."""
-    if mode not in MODES:
-        raise MogragError(f"unknown mode {mode!r}; use one of: {', '.join(MODES)}")
-    return mode
-
-
 def make_query(text: str, vector: np.ndarray, n_tokens: int = 0) -> Query:
     """Bundle a query's text, vector and BM25 terms."""
     return Query(text=text, vector=np.asarray(vector, np.float32), terms=tokenize([text])[0],
                  n_tokens=n_tokens)
 
 
-def _top(scores: np.ndarray, n: int) -> np.ndarray:
-    """Indices of the n largest scores, best first (ties by lower index)."""
-    if n >= len(scores):
-        order = np.argsort(-scores, kind="stable")
-        return order
-    part = np.argpartition(-scores, n - 1)[:n]
-    return part[np.lexsort((part, -scores[part]))]
-
-
 def rank_level(
-    snap: Snapshot, j: int, query: Query, mode: str = "hybrid", n: int = DEFAULT_CANDIDATES
+    backend: SearchBackend, j: int, query: Query, mode: Mode = "hybrid",
+    n: int = DEFAULT_CANDIDATES,
 ) -> LevelRanking:
-    """Rank the chunks of level ``j`` for ``query``; keep the best ``n``."""
-    total = snap.n_chunks(j)
-    if total == 0:
-        empty = np.zeros(0, np.int64)
-        return LevelRanking(j, empty, np.zeros(0, np.float32))
-    if snap.manifest.get("store"):
-        from mograg.store.milvus import rank_level_remote
+    """Rank the chunks of level ``j`` for ``query``; keep the best ``n``.
 
-        return rank_level_remote(snap, j, query, mode, n)
-    dense = snap.dense_scores(j, query.vector) if mode != "bm25" else None
-    lexical = snap.lexical[j].scores(query.terms) if mode != "dense" else None
+    Hybrid mode fuses the backend's dense and BM25 top-``n`` by reciprocal rank (only
+    chunks with a positive BM25 score count); ties go to the higher dense similarity.
+    """
+    snap = backend.snapshot
+    if snap is None or snap.n_chunks(j) == 0:
+        return LevelRanking(j, np.zeros(0, np.int64), np.zeros(0, np.float32))
+    s = backend.score_level(j, query, mode, n)
     if mode == "dense":
-        ids = _top(dense, n)
-        scores = dense[ids]
-    elif mode == "bm25":
-        ids = _top(lexical, n)
-        scores = lexical[ids]
-    else:
-        d_ids = _top(dense, n)
-        fused: dict[int, float] = {}
-        for r, i in enumerate(d_ids.tolist()):
-            fused[i] = 1.0 / (RRF_K + r + 1)
-        if lexical is not None and lexical.max(initial=0.0) > 0:
-            b_ids = _top(lexical, n)
-            for r, i in enumerate(b_ids.tolist()):
-                if lexical[i] > 0:
-                    fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + r + 1)
-        cand = np.fromiter(fused.keys(), dtype=np.int64, count=len(fused))
-        vals = np.fromiter(fused.values(), dtype=np.float64, count=len(fused))
-        # ties (same fused score) broken by dense similarity
-        order = np.lexsort((-dense[cand], -vals))[:n]
-        ids, scores = cand[order], vals[order].astype(np.float32)
+        scores = np.asarray(s.dense_scores, np.float32)
+        return LevelRanking(j, s.dense_ids.astype(np.int64), scores, dense=scores.copy(),
+                            bm25=np.zeros(0, np.float32))
+    if mode == "bm25":
+        scores = np.asarray(s.bm25_scores, np.float32)
+        return LevelRanking(j, s.bm25_ids.astype(np.int64), scores,
+                            dense=np.zeros(0, np.float32), bm25=scores.copy())
+    fused: dict[int, float] = {}
+    for r, i in enumerate(s.dense_ids.tolist()):
+        fused[i] = 1.0 / (RRF_K + r + 1)
+    for r, (i, b) in enumerate(zip(s.bm25_ids.tolist(), s.bm25_scores.tolist(), strict=True)):
+        if b > 0:
+            fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + r + 1)
+    cand = np.fromiter(fused.keys(), dtype=np.int64, count=len(fused))
+    vals = np.fromiter(fused.values(), dtype=np.float64, count=len(fused))
+    dense_c = s.dense_of(cand)
+    order = np.lexsort((-dense_c, -vals))[:n]
+    ids = cand[order]
     return LevelRanking(
         level=j,
         ids=ids.astype(np.int64),
-        scores=np.asarray(scores, np.float32),
-        dense=dense[ids] if dense is not None else np.zeros(0, np.float32),
-        bm25=lexical[ids] if lexical is not None else np.zeros(0, np.float32),
+        scores=vals[order].astype(np.float32),
+        dense=np.asarray(dense_c[order], np.float32),
+        bm25=np.asarray(s.bm25_of(ids), np.float32),
     )
-
-
-@dataclass
-class Pick:
-    """A candidate chunk for assembly."""
-
-    level: int
-    chunk: int
-    score: float
 
 
 class BudgetFiller:

@@ -8,49 +8,58 @@ each level expanded by a hop radius (``graph:256:r=1``). Routers output one weig
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mograg.errors import MogragError
-from mograg.retrieval.rank import LevelRanking, Pick, Query, assemble, picks_from_ranking
-from mograg.types import Hit, SearchResult
+from mograg.graph.walk import graph_picks, graph_radii
+from mograg.retrieval.rank import assemble, picks_from_ranking
+from mograg.retrieval.routers import load_router
+from mograg.types import (
+    DEFAULT_STRATEGY,
+    Granularity,
+    Hit,
+    LevelRanking,
+    Mode,
+    Pick,
+    Query,
+    Routing,
+    SearchResult,
+    Strategy,
+    check_strategy,
+)
 
 if TYPE_CHECKING:
-    from mograg.index.core import Index
+    from mograg.retrieval.view import IndexView
     from mograg.store.snapshot import Snapshot
 
-STRATEGIES = ("argmax", "mix", "blend")
-# blending measured better than argmax for the trained and the training-free routers on
-# 6 of 7 dev sets (README, "Measured"), so it is what a search does unless told otherwise
-DEFAULT_STRATEGY = "blend"
 BLEND_MIN_WEIGHT = 0.1
 
 
-def granularity_names(index: Index) -> list[str]:
-    """Names of the granularities of an index, in router output order."""
-    names = [f"level:{s}" for s in index.levels]
-    from mograg.graph.build import graph_name, graph_radii
+def granularities(index: IndexView) -> list[Granularity]:
+    """The granularities of an index, in router output order: levels, then graph radii."""
+    out = [Granularity.level(s) for s in index.levels]
+    out += [Granularity.graph(s, r) for s in index.levels for r in graph_radii(index.manifest)]
+    return out
 
-    names += [graph_name(s, r) for s in index.levels for r in graph_radii(index)]
-    return names
+
+def granularity_names(index: IndexView) -> list[str]:
+    """Names of the granularities of an index, in router output order."""
+    return [str(g) for g in granularities(index)]
 
 
 def granularity_picks(
-    index: Index, query: Query, rankings: Sequence[LevelRanking], name: str
+    index: IndexView, query: Query, rankings: Sequence[LevelRanking], name: str
 ) -> list[Pick]:
     """Ordered candidates of one granularity."""
-    kind, _, arg = name.partition(":")
-    if kind == "level":
-        return picks_from_ranking(rankings[index.level_index(int(arg))])
-    if kind == "graph":
-        from mograg.graph.build import graph_picks, parse_graph_name
-
-        parsed = parse_graph_name(name)
-        if parsed is not None:
-            size, radius = parsed
-            return graph_picks(index, query, rankings[index.level_index(size)], radius)
-    raise MogragError(f"unknown granularity {name!r}")
+    g = Granularity.parse(name)
+    if g is None:
+        raise MogragError(f"unknown granularity {name!r}")
+    ranking = rankings[index.level_index(g.size)]
+    if g.is_graph:
+        return graph_picks(index.snapshot, query, ranking, g.radius)
+    return picks_from_ranking(ranking)
 
 
 def mix_picks(
@@ -105,7 +114,7 @@ def blend_picks(
 
 
 def routed_hits(
-    index: Index,
+    index: IndexView,
     query: Query,
     rankings: Sequence[LevelRanking],
     weights: np.ndarray,
@@ -114,8 +123,7 @@ def routed_hits(
     strategy: str = DEFAULT_STRATEGY,
 ) -> tuple[list[Hit], list[str]]:
     """Hits for a query given router weights over ``names``; also the chosen names."""
-    if strategy not in STRATEGIES:
-        raise MogragError(f"unknown strategy {strategy!r}; use one of: {', '.join(STRATEGIES)}")
+    check_strategy(strategy)
     snap = index.snapshot
     best = int(np.argmax(weights))
     if strategy == "argmax":
@@ -137,25 +145,38 @@ def routed_hits(
 
 
 def route_search(
-    index: Index,
+    index: IndexView,
     query: Query,
     budget: int,
-    mode: str = "hybrid",
+    mode: Mode = "hybrid",
     router: str | None = None,
-    strategy: str = DEFAULT_STRATEGY,
+    strategy: Strategy = DEFAULT_STRATEGY,
 ) -> SearchResult:
     """Search with a router choosing (or mixing) granularities per query."""
-    from mograg.retrieval.routers import load_router
-
     model = load_router(index, router, budget)
     rankings = index.rank(query, mode)
     names = granularity_names(index)
     weights = model.weights(index, query, rankings, names)
     hits, chosen = routed_hits(index, query, rankings, weights, names, budget, strategy)
-    routing: dict[str, Any] = {
-        "router": model.name,
-        "strategy": strategy,
-        "weights": {n: round(float(w), 4) for n, w in zip(names, weights, strict=True)},
-        "chosen": chosen,
-    }
-    return SearchResult(query=query.text, hits=hits, budget=budget, routing=routing)
+    routing = Routing(
+        router=model.name, strategy=strategy, chosen=chosen,
+        weights={n: round(float(w), 4) for n, w in zip(names, weights, strict=True)},
+    )
+    return SearchResult(query=query.text, hits=hits, budget=budget, routing=routing.to_dict())
+
+
+def fixed_search(
+    index: IndexView, query: Query, budget: int, mode: Mode, name: str
+) -> SearchResult:
+    """Search one fixed granularity, ``level:N`` or ``graph:N:r=R``."""
+    g = Granularity.parse(name)
+    if g is None or (g.is_graph and name not in granularity_names(index)):
+        known = [n for n in granularity_names(index) if n.startswith("graph:")]
+        hint = ", ".join(known) if known else "none: build the graph with mograg index --graph"
+        raise MogragError(f"unknown graph granularity {name!r}; this index has: {hint}")
+    ranking = index.rank(query, mode, levels=[index.level_index(g.size)])[0]
+    picks = (graph_picks(index.snapshot, query, ranking, g.radius) if g.is_graph
+             else picks_from_ranking(ranking))
+    hits = assemble(index.snapshot, query, picks, budget)
+    routing = Routing(router=name, chosen=[name])
+    return SearchResult(query=query.text, hits=hits, budget=budget, routing=routing.to_dict())

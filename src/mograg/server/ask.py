@@ -12,6 +12,7 @@ from typing import Any
 from mograg.answer.generate import answer, make_generator
 from mograg.config import GeneratorSettings
 from mograg.errors import MogragError
+from mograg.types import DEFAULT_STRATEGY, Mode, Strategy
 
 
 def make_ask_extension(settings: GeneratorSettings | None = None,
@@ -33,8 +34,6 @@ def make_ask_extension(settings: GeneratorSettings | None = None,
             return holder["generator"]
 
     def extension(app: Any, ctx: Any) -> None:
-        from typing import Literal
-
         from fastapi import Depends
         from fastapi.responses import JSONResponse, StreamingResponse
         from pydantic import BaseModel, ConfigDict, Field
@@ -47,8 +46,8 @@ def make_ask_extension(settings: GeneratorSettings | None = None,
                                 description="Token budget of the retrieved context.")
             router: str | None = Field(None, max_length=200,
                                        description="Router name, 'entropy' or 'level:N'.")
-            strategy: Literal["argmax", "mix", "blend"] = "blend"
-            mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+            strategy: Strategy = DEFAULT_STRATEGY
+            mode: Mode = "hybrid"
             stream: bool = Field(False, description="Stream the answer as server-sent events.")
 
         def ask(req: AskRequest) -> Any:

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from mograg.server.service import Handle
+from mograg.types import Granularity
 
 PREVIEW_CHARS = 280
 WEB_DIR = Path(__file__).parent.parent / "web"
@@ -62,7 +63,7 @@ def inspect_data(h: Handle, req: Any) -> dict[str, Any]:
     chosen = set(routing.get("chosen") or [])
     levels = []
     for j, (size, ranking) in enumerate(zip(ix.levels, rankings, strict=True)):
-        name = f"level:{size}"
+        name = str(Granularity.level(size))
         hits = []
         for c, s in zip(ranking.ids[: req.top].tolist(), ranking.scores[: req.top].tolist(),
                         strict=True):

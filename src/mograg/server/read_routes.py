@@ -10,8 +10,9 @@ from pydantic import ValidationError
 
 from mograg.server.extensions import ServerContext
 from mograg.server.page import inspect_data
-from mograg.server.schemas import RequestModels
+from mograg.server.schemas import RequestModels, takes
 from mograg.server.service import generation_header
+from mograg.types import DEFAULT_STRATEGY
 
 
 def read_router(ctx: ServerContext, models: RequestModels) -> APIRouter:
@@ -21,14 +22,15 @@ def read_router(ctx: ServerContext, models: RequestModels) -> APIRouter:
     routes = APIRouter()
 
     @routes.post("/search", dependencies=[Depends(require_read)], tags=["read"])
-    def search(req: SearchRequest) -> Any:
+    @takes(SearchRequest)
+    def search(req: Any) -> Any:
         """Retrieve up to ``budget`` tokens; the same JSON as ``mograg search --json``."""
         with service.searching() as h:
             res = h.index.search(req.query, budget=req.budget, level=req.level, mode=req.mode,
                                  router=req.router, strategy=req.strategy)
         return JSONResponse(res.to_dict(), headers=generation_header(h))
 
-    def inspect(req: InspectRequest) -> Any:
+    def inspect(req: Any) -> Any:
         with service.searching() as h:
             data = inspect_data(h, req)
         return JSONResponse(data, headers=generation_header(h))
@@ -36,7 +38,7 @@ def read_router(ctx: ServerContext, models: RequestModels) -> APIRouter:
     @routes.get("/api/inspect", dependencies=[Depends(require_read)], tags=["read"])
     def inspect_get(
         query: str, budget: int = 256, router: str | None = None, mode: str = "hybrid",
-        level: int | None = None, strategy: str = "blend", top: int = 5,
+        level: int | None = None, strategy: str = DEFAULT_STRATEGY, top: int = 5,
     ) -> Any:
         """What the page shows: router weights, each level's top hits, the final context."""
         try:
@@ -49,7 +51,8 @@ def read_router(ctx: ServerContext, models: RequestModels) -> APIRouter:
         return inspect(req)
 
     @routes.post("/api/inspect", dependencies=[Depends(require_read)], tags=["read"])
-    def inspect_post(req: InspectRequest) -> Any:
+    @takes(InspectRequest)
+    def inspect_post(req: Any) -> Any:
         """Same as ``GET /api/inspect`` with a JSON body."""
         return inspect(req)
 

@@ -1,11 +1,13 @@
 """Request bodies of the JSON API (pydantic models; limits come from the app's settings)."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from mograg.server.limits import MAX_ID_CHARS, MAX_TOP
+from mograg.types import DEFAULT_STRATEGY, Mode, Strategy
 
 
 @dataclass(frozen=True)
@@ -20,9 +22,6 @@ class RequestModels:
 
 def request_models(max_query_chars: int, max_budget: int) -> RequestModels:
     """Models whose fields are capped at ``max_query_chars`` and ``max_budget``."""
-    Mode = Literal["hybrid", "dense", "bm25"]
-    Strategy = Literal["argmax", "mix", "blend"]
-
     class SearchRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
         query: str = Field(min_length=1, max_length=max_query_chars, description="The question.")
@@ -33,7 +32,7 @@ def request_models(max_query_chars: int, max_budget: int) -> RequestModels:
         )
         mode: Mode = "hybrid"
         level: int | None = Field(None, ge=1, description="Search one level (size in tokens).")
-        strategy: Strategy = "blend"
+        strategy: Strategy = DEFAULT_STRATEGY
 
     class InspectRequest(SearchRequest):
         top: int = Field(5, ge=1, le=MAX_TOP, description="Hits shown per level.")
@@ -47,3 +46,14 @@ def request_models(max_query_chars: int, max_budget: int) -> RequestModels:
     docs_adapter = TypeAdapter(list[DocumentIn])
     return RequestModels(search=SearchRequest, inspect=InspectRequest, document=DocumentIn,
                          documents=docs_adapter)
+
+
+def takes(model: type[BaseModel]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare a route's ``req`` body as ``model`` (a model built per app, so FastAPI reads
+    it from the annotation while the source annotates ``req: Any``)."""
+
+    def declare(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn.__annotations__["req"] = model
+        return fn
+
+    return declare

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from mograg.errors import MogragError
-from mograg.graph.build import graph_radii, load_graph
+from mograg.graph.titles import title_matcher
+from mograg.graph.walk import graph_radii, load_graph
 from mograg.index.core import Index, WriteReport
 from mograg.store.storage import read_manifest
 from mograg.types import Document
@@ -108,8 +109,8 @@ class IndexService:
         for seg in snap.segments:
             if seg.doc_ids:
                 seg.text(0)
-        if graph_radii(ix):
-            load_graph(ix).matcher(snap)
+        if graph_radii(ix.manifest):
+            title_matcher(snap, load_graph(snap))
         with contextlib.suppress(MogragError, ValueError, IndexError):
             ix.search("warm up", budget=16)
         info = public_info(ix)

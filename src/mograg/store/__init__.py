@@ -1,1 +1,2 @@
-"""Storage: segment files, manifests, snapshots, BM25 postings, the Milvus backend."""
+"""Storage: segment files, the manifest, snapshots, BM25 postings, graph files, content keys,
+and the search backends (embedded, Milvus) behind one protocol."""

@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 
 from mograg.errors import IndexFormatError
+from mograg.store.graph_files import Graph, read_graph
 from mograg.store.lexical import Bm25, TermPostings, is_current, segment_dir
+from mograg.store.manifest import Manifest
 from mograg.store.storage import SegmentReader, concat_tables
 from mograg.text.levels import children_ranges
 
@@ -21,7 +23,7 @@ from mograg.text.levels import children_ranges
 class Snapshot:
     """Concatenated, globally numbered view over the segments named by a manifest."""
 
-    def __init__(self, root: Path, manifest: dict[str, Any]) -> None:
+    def __init__(self, root: Path, manifest: Manifest) -> None:
         self.root = root
         self.manifest = manifest
         self.sizes: list[int] = list(manifest["levels"])
@@ -48,10 +50,8 @@ class Snapshot:
             self.lexical = self._load_lexical(root / "lexical" / lex, n_levels)
         # the MoGG graph is read now so that a later garbage collection of its
         # directory cannot break this reader
-        self.graph: Any = None
+        self.graph: Graph | None = None
         if manifest.get("derived", {}).get("graph"):
-            from mograg.graph.build import read_graph
-
             self.graph = read_graph(root / "graph" / manifest["derived"]["graph"])
 
     def _load_lexical(self, directory: Path, n_levels: int) -> list[Bm25]:

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from mograg.errors import IndexFormatError, MogragError
+from mograg.store.manifest import Manifest
 from mograg.text.levels import ATOM_DTYPE, CHUNK_DTYPE
 
 FORMAT_VERSION = 1
@@ -165,7 +166,8 @@ def concat_tables(
     parts: Sequence[tuple[np.ndarray, Sequence[np.ndarray], int]], n_levels: int
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Concatenate (atoms, level chunk arrays, n_docs) parts, shifting every reference."""
-    atoms, levels = [], [[] for _ in range(n_levels)]
+    atoms: list[np.ndarray] = []
+    levels: list[list[np.ndarray]] = [[] for _ in range(n_levels)]
     doc_off = atom_off = 0
     chunk_off = [0] * n_levels
     for part_atoms, part_levels, n_docs in parts:
@@ -257,7 +259,7 @@ class SegmentReader:
         )
 
 
-def read_manifest(root: Path) -> dict[str, Any]:
+def read_manifest(root: Path) -> Manifest:
     """The current manifest of the index at ``root``."""
     path = root / MANIFEST
     if not path.exists():
@@ -293,7 +295,7 @@ def writer_lock(root: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def collect_garbage(root: Path, manifest: dict[str, Any]) -> None:
+def collect_garbage(root: Path, manifest: Manifest) -> None:
     """Remove segment and derived directories and temp files the manifest no longer names.
 
     Called by writers under the lock; readers that still map old files keep them

@@ -1,1 +1,2 @@
-"""Text: loading documents, sentence segments, WordPiece counts, the level tree."""
+"""Text: loading documents (text, Markdown, HTML, PDF, JSONL), sentence segments, WordPiece
+counts, the level tree."""

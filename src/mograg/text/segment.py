@@ -56,7 +56,7 @@ def _blingfire_ends(text: str) -> list[int] | None:
     if rc <= 0 or rc > cap:
         return None
     n_sent = out.value.count(b"\n") + 1
-    byte_ends = np.frombuffer(ends, dtype=np.int32, count=n_sent).astype(np.int64)
+    byte_ends = np.frombuffer(memoryview(ends), dtype=np.int32, count=n_sent).astype(np.int64)
     if byte_ends.size == 0 or byte_ends.min() < 0 or byte_ends.max() >= n:
         return None
     # End offsets are inclusive byte positions; map byte -> index of its character.

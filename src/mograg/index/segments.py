@@ -1,0 +1,166 @@
+"""Building a segment from documents: sentences, the level tree, vectors (reused by hash).
+
+:class:`SegmentBuilder` is what ``Index.add`` and the ingestion workers share: it turns
+documents into an in-memory :class:`~mograg.store.storage.SegmentData` without touching
+the index directory; committing it is the index's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mograg.embed.embedders import Embedder, content_hash, embed_cached
+from mograg.store.manifest import Manifest
+from mograg.store.snapshot import Snapshot
+from mograg.store.storage import SegmentData
+from mograg.text.levels import ATOM_DTYPE, build_levels
+from mograg.text.segment import split_with_counts
+from mograg.types import Document
+
+Progress = Callable[[str, int, int], None]
+EMBED_BATCH = 512
+
+
+def no_progress(stage: str, done: int, total: int) -> None:
+    """A progress callback that ignores every report."""
+    del stage, done, total
+
+
+@dataclass
+class WriteReport:
+    """What a write changed."""
+
+    added: int = 0
+    replaced: int = 0
+    deleted: int = 0
+    missing: list[str] = field(default_factory=list)
+    chunks: int = 0
+    embedded: int = 0
+    reused: int = 0
+    pooled: int = 0
+    seconds: float = 0.0
+
+
+
+def existing_vectors(snap: Snapshot) -> dict[bytes, np.ndarray]:
+    """Vectors already in a snapshot, by content hash (only directly embedded ones)."""
+    cache: dict[bytes, np.ndarray] = {}
+    for seg in snap.segments:
+        for j in range(len(snap.sizes)):
+            hashes = seg.hashes(j)
+            vecs = seg.vectors[j]
+            nonzero = np.flatnonzero(hashes.any(axis=1))
+            for i in nonzero.tolist():
+                cache[hashes[i].tobytes()] = vecs[i]
+    return cache
+
+
+class SegmentBuilder:
+    """Documents -> :class:`SegmentData` for the index settings in ``manifest``.
+
+    ``known_vectors`` returns vectors to reuse by content hash (called once per build,
+    after splitting); the default reuses nothing.
+    """
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        embedder: Embedder,
+        known_vectors: Callable[[], dict[bytes, np.ndarray]] | None = None,
+    ) -> None:
+        self.manifest = manifest
+        self.embedder = embedder
+        self.known_vectors = known_vectors or dict
+
+    def build(
+        self, docs: list[Document], report: WriteReport, progress: Progress = no_progress
+    ) -> SegmentData | None:
+        """Split, chunk and embed ``docs``; None when there are none."""
+        if not docs:
+            return None
+        sizes = list(self.manifest["levels"])
+        atom_rows: list[tuple[int, int, int, int]] = []
+        for di, d in enumerate(docs):
+            spans, counts = split_with_counts(d.text, sizes[0])
+            atom_rows.extend(
+                (di, s, e, c) for (s, e), c in zip(spans, counts, strict=True)
+            )
+            progress("split", di + 1, len(docs))
+        atoms = np.array(atom_rows, dtype=ATOM_DTYPE) if atom_rows else np.zeros(0, ATOM_DTYPE)
+        levels = build_levels(atoms, sizes)
+        report.chunks = sum(len(lv) for lv in levels)
+        vectors, hashes = self.vectors(docs, atoms, levels, report, progress)
+        return SegmentData(
+            doc_ids=[d.id for d in docs],
+            metadata=[dict(d.metadata) for d in docs],
+            texts=[d.text for d in docs],
+            atoms=atoms,
+            levels=levels,
+            vectors=vectors,
+            hashes=hashes,
+        )
+
+    def vectors(
+        self,
+        docs: list[Document],
+        atoms: np.ndarray,
+        levels: list[np.ndarray],
+        report: WriteReport,
+        progress: Progress,
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Vectors and content hashes of every level's chunks (coarser ones pooled or embedded)."""
+        emb = self.embedder
+        dtype = np.dtype(self.manifest["vector_dtype"])
+        pool_all = self.manifest["level_vectors"] == "pool"
+        max_tok = int(self.manifest["max_tokens"])
+        cache = self.known_vectors()
+        salt = emb.name
+        vectors: list[np.ndarray] = []
+        hashes: list[np.ndarray] = []
+        jobs: list[tuple[int, np.ndarray, list[str]]] = []
+        for j, lv in enumerate(levels):
+            direct = np.ones(len(lv), bool) if j == 0 else (lv["n_tokens"] <= max_tok)
+            if pool_all and j > 0:
+                direct[:] = False
+            idx = np.flatnonzero(direct)
+            first, last = atoms[lv["first_atom"][idx]], atoms[lv["last_atom"][idx]]
+            texts = [
+                docs[d].text[s:e]
+                for d, s, e in zip(
+                    first["doc"].tolist(), first["start"].tolist(), last["end"].tolist(),
+                    strict=True,
+                )
+            ]
+            jobs.append((j, idx, texts))
+        total = sum(len(t) for _, _, t in jobs)
+        done = 0
+        before = len(cache)
+        for j, idx, texts in jobs:
+            lv = levels[j]
+            vec = np.zeros((len(lv), emb.dim), dtype=np.float32)
+            hsh = np.zeros((len(lv), 16), dtype=np.uint8)
+            keys = [content_hash(t, salt) for t in texts]
+            for b in range(0, len(texts), EMBED_BATCH):
+                batch = texts[b : b + EMBED_BATCH]
+                report.reused += sum(1 for key in keys[b : b + EMBED_BATCH] if key in cache)
+                vec[idx[b : b + EMBED_BATCH]] = embed_cached(emb, batch, cache)
+                done += len(batch)
+                progress("embed", done, total)
+            for k, key in zip(idx.tolist(), keys, strict=True):
+                hsh[k] = np.frombuffer(key, dtype=np.uint8)
+            if j > 0:
+                pooled = np.setdiff1d(np.arange(len(lv)), idx)
+                if len(pooled):
+                    child = levels[j - 1]
+                    sums = np.zeros_like(vec)
+                    np.add.at(sums, child["parent"], vectors[j - 1].astype(np.float32))
+                    norms = np.linalg.norm(sums[pooled], axis=1, keepdims=True)
+                    vec[pooled] = sums[pooled] / np.maximum(norms, 1e-12)
+                    report.pooled += len(pooled)
+            vectors.append(vec.astype(dtype))
+            hashes.append(hsh)
+        report.embedded = len(cache) - before
+        return vectors, hashes

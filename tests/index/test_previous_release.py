@@ -1,0 +1,58 @@
+"""An index written by the previous release (commit f86bd30, before the sub-packages) opens
+and answers exactly as it did then.
+
+The fixture (``tests/fixtures/index-f86bd30``, ~220 KB) and its ``expected.json`` were made by
+``tests/fixtures/make_index_fixture.py`` run against that commit: three levels, a MoGG graph,
+two segments and a rewritten one. The one intended difference: a fixed-level search now reports
+its granularity by name in ``routing.chosen`` (``["level:16"]``, was ``[16]``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mograg.index.core import Index
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "index-f86bd30"
+EXPECTED = json.loads((FIXTURE / "expected.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def old(tmp_path_factory: pytest.TempPathFactory) -> Index:
+    root = tmp_path_factory.mktemp("old") / "index"
+    shutil.copytree(FIXTURE / "index", root)  # reads only, but never touch the fixture
+    return Index.open(root)
+
+
+def _named_chosen(result: dict) -> dict:
+    routing = result.get("routing", {})
+    if "strategy" not in routing:  # a fixed granularity: chosen was the level size
+        routing["chosen"] = [c if isinstance(c, str) else f"level:{c}" for c in routing["chosen"]]
+    return result
+
+
+def test_searches_answer_as_before(old: Index) -> None:
+    for case in EXPECTED["searches"]:
+        got = old.search(case["query"], **case["kwargs"]).to_dict()
+        assert got == _named_chosen(case["result"]), (case["query"], case["kwargs"])
+
+
+def test_rankings_are_identical(old: Index) -> None:
+    for case in EXPECTED["rankings"]:
+        query = old.encode_queries([case["query"]])[0]
+        got = [{"ids": r.ids.tolist(), "scores": [round(float(s), 6) for s in r.scores],
+                "dense": [round(float(s), 6) for s in r.dense],
+                "bm25": [round(float(s), 6) for s in r.bm25]}
+               for r in old.rank(query, case["mode"])]
+        assert got == case["levels"], (case["query"], case["mode"])
+
+
+def test_info_is_unchanged(old: Index) -> None:
+    info = old.info()
+    info.pop("path")
+    info.pop("bytes")
+    assert info == EXPECTED["info"]
