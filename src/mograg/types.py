@@ -81,12 +81,15 @@ Mode = Literal["hybrid", "dense", "bm25"]
 """How a level is ranked: dense and BM25 fused by reciprocal rank, or one of them."""
 MODES: tuple[Mode, ...] = ("hybrid", "dense", "bm25")
 
-Strategy = Literal["argmax", "mix", "blend"]
-"""How router weights become a context: the best granularity, MoG tree mixing, or blending."""
-STRATEGIES: tuple[Strategy, ...] = ("argmax", "mix", "blend")
-# blending measured better than argmax for the trained and the training-free routers on
-# 6 of 7 dev sets (README, "Measured"), so it is what a search does unless told otherwise
-DEFAULT_STRATEGY: Strategy = "blend"
+Strategy = Literal["auto", "argmax", "mix", "blend", "spans"]
+"""How a router's output becomes a context: the best granularity, MoG tree mixing, blending,
+or per-span selection by a span model; ``auto`` = spans wherever a span model serves the
+router (the shipped model, a tuned one), else blend."""
+WEIGHT_STRATEGIES: tuple[Strategy, ...] = ("argmax", "mix", "blend")
+STRATEGIES: tuple[Strategy, ...] = ("auto", *WEIGHT_STRATEGIES, "spans")
+# auto: per-span selection with the shipped model measured best leave-one-set-out on the 7 dev
+# sets (bench/transfer.py); blend beat argmax for trained and training-free routers on 6 of 7
+DEFAULT_STRATEGY: Strategy = "auto"
 
 
 def check_mode(mode: str) -> Mode:

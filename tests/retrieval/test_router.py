@@ -342,4 +342,4 @@ def test_default_strategy_is_the_same_everywhere():
         inspect.signature(routing.route_search).parameters["strategy"].default,
         inspect.signature(generate.answer).parameters["strategy"].default,
     }
-    assert defaults == {"blend"}
+    assert defaults == {"auto"}

@@ -55,6 +55,7 @@ app.command("eval")(eval_cmds.eval_cmd)
 app.command()(search_cmds.ask)
 app.command("serve")(serve_cmd.serve_cmd)
 app.command("train-router")(eval_cmds.train_router_cmd)
+app.command("tune")(eval_cmds.tune_cmd)
 app.command()(demo.demo)
 
 

@@ -1,4 +1,4 @@
-"""`mograg eval` and `mograg train-router`: measuring retrieval and training routers."""
+"""`mograg eval`, `mograg train-router` and `mograg tune`: measuring retrieval, training routers."""
 
 from __future__ import annotations
 
@@ -46,7 +46,9 @@ def _eval_table(result: dict[str, Any]) -> Table:
     for c in cols.values():
         table.add_column(c, justify="right", no_wrap=True)
     for name, s in result["systems"].items():
-        label = f"best_fixed = {s['level']}" if name == "best_fixed" else name
+        label = {"best_fixed": f"best_fixed = {s.get('level')}",
+                 "best_fixed_granularity": f"best_fixed_granularity = {s.get('granularity')}",
+                 }.get(name, name)
         table.add_row(label, *(_fmt(s.get(c)) for c in cols))
     return table
 
@@ -88,8 +90,9 @@ def eval_cmd(
     ] = None,
     graph: Annotated[
         bool,
-        typer.Option("--graph", help="With --docs: build the MoGG graph, score its granularities."),
-    ] = False,
+        typer.Option("--graph/--no-graph", help="With --docs: build the MoGG graph and score "
+                     "its granularities (on by default, as for mograg index)."),
+    ] = True,
     generate: Annotated[
         bool, typer.Option("--generate", help="Also generate answers and score EM / F1.")
     ] = False,
@@ -145,7 +148,7 @@ def eval_cmd(
             folds=folds,
             train_questions=train_questions,
             routers=router or None,
-            graph=graph,
+            graph=graph and docs is not None,  # an --index is scored with what it has
             progress=bars,
             generator=gen,
             generate_limit=generate_limit,
@@ -209,5 +212,34 @@ def train_router_cmd(
         f"trained router {summary['router']!r} ({model}, {loss}, {labels} labels) on "
         f"{summary['trained_on']} question(s) ({summary['skipped']} skipped) in "
         f"{time.perf_counter() - t0:.1f} s; saved in {index} as the default router",
+        markup=False,
+    )
+
+
+def tune_cmd(
+    index: IndexOpt,
+    questions: Annotated[
+        int, typer.Option(min=2, help="How many synthetic questions to write from the corpus.")
+    ] = 200,
+    name: Annotated[str, typer.Option(help="Router name (becomes the default).")] = "tuned",
+    budget: Annotated[int, typer.Option(min=1, help="Token budget of the labels.")] = 256,
+    mode: ModeOpt = "hybrid",
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Adapt the shipped granularity model to this corpus, without labelled questions."""
+    from mograg.eval.tune import tune_index
+    from mograg.index.core import Index
+
+    t0 = time.perf_counter()
+    with progress_bars(quiet) as bars:
+        summary = tune_index(Index.open(index), n=questions, budget=budget, mode=mode,
+                             name=name, progress=bars)
+    if as_json:
+        print_json(summary)
+        return
+    out.print(
+        f"tuned the shipped model on {summary['questions']} synthetic question(s) in "
+        f"{time.perf_counter() - t0:.1f} s; saved in {index} as router {name!r} (the default)",
         markup=False,
     )

@@ -37,8 +37,8 @@ ModeOpt = Annotated[str, typer.Option(callback=choice(*MODES))]
 StrategyOpt = Annotated[str, typer.Option(callback=choice(*STRATEGIES))]
 RouterOpt = Annotated[
     str | None,
-    typer.Option(help="Trained router name, entropy, level:N or graph:N:r=R "
-                 "[default: index default]."),
+    typer.Option(help="Trained router name, shipped, entropy, rrf-levels, level:N or "
+                 "graph:N:r=R [default: the index's trained router, else the shipped model]."),
 ]
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="TOML config [default: ./mograg.toml].")

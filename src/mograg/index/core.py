@@ -20,6 +20,7 @@ from mograg.index.segments import (
     no_progress,
 )
 from mograg.index.settings import IndexSettings
+from mograg.retrieval.granularity_model import describe_search_router
 from mograg.retrieval.rank import DEFAULT_CANDIDATES, make_query, rank_level
 from mograg.retrieval.routing import fixed_search, route_search
 from mograg.store.backend import SearchBackend
@@ -209,6 +210,7 @@ class Index:
             "generation": self._manifest["generation"],
             "routers": sorted(self._manifest.get("routers", {})),
             "default_router": self._manifest.get("default_router") or "entropy",
+            "search_router": describe_search_router(self),
             "graph": self._manifest.get("graph_stats") if self._manifest.get("graph") else None,
             "store": self._manifest.get("store"),
         }
@@ -392,10 +394,12 @@ class Index:
             budget: token budget of the returned context.
             level: a level size (e.g. 128) to search one granularity only.
             mode: "hybrid" (dense + BM25 fused by RRF), "dense" or "bm25".
-            router: router name, "entropy", or one fixed granularity ("level:N",
-                "graph:N:r=R"); default the index's trained
-                router if any, else "entropy". Ignored when ``level`` is given.
-            strategy: how router weights are used: "blend" (default), "argmax" or "mix".
+            router: router name, "shipped", "entropy", "rrf-levels", or one fixed
+                granularity ("level:N", "graph:N:r=R"); default the index's trained
+                router if any, else the shipped model (entropy for other levels).
+                Ignored when ``level`` is given.
+            strategy: "auto" (default: per-span selection where a span model serves the
+                router, else blend), "spans", "blend", "argmax" or "mix".
         """
         if budget < 1:
             raise MogragError(f"budget must be a positive number of tokens, got {budget}")

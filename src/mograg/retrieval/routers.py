@@ -13,7 +13,7 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -222,43 +222,74 @@ def feature_schema(n_granularities: int, n_features: int) -> dict[str, Any]:
 
 def save_router(index: IndexView, router: TrainedRouter, make_default: bool = True) -> None:
     """Store a trained router inside the index (atomic) and record it in the manifest."""
+    store_router(index, router.name, router.to_bytes(),
+                 {"names": router.names, "model": router.model, "loss": router.loss},
+                 make_default)
+
+
+def store_router(
+    index: IndexView, name: str, data: bytes, entry: dict[str, Any], make_default: bool = True,
+    extra: dict[str, bytes] | None = None,
+) -> None:
+    """Write a router file (and ``extra`` files, by entry key) into the index, atomically,
+    with its manifest entry."""
     root = index.root
     with writer_lock(root):
         manifest = read_manifest(root)
         (root / ROUTER_DIR).mkdir(exist_ok=True)
-        fname = f"{router.name}.npz"
-        tmp = root / ROUTER_DIR / f".{fname}.tmp"
-        write_bytes_durable(tmp, router.to_bytes())
-        os.replace(tmp, root / ROUTER_DIR / fname)
+        files = {"file": (f"{name}.npz", data)}
+        for key, blob in (extra or {}).items():  # e.g. "span_file" -> routers/NAME-span.npz
+            files[key] = (f"{name}-{key.removesuffix('_file')}.npz", blob)
+        for fname, blob in files.values():
+            tmp = root / ROUTER_DIR / f".{fname}.tmp"
+            write_bytes_durable(tmp, blob)
+            os.replace(tmp, root / ROUTER_DIR / fname)
         fsync_dir(root / ROUTER_DIR)
         routers = dict(manifest.get("routers", {}))
-        routers[router.name] = {"file": f"{ROUTER_DIR}/{fname}", "names": router.names,
-                                "model": router.model, "loss": router.loss}
+        routers[name] = {**{k: f"{ROUTER_DIR}/{f}" for k, (f, _) in files.items()}, **entry}
         manifest["routers"] = routers
         if make_default:
-            manifest["default_router"] = router.name
+            manifest["default_router"] = name
         manifest["generation"] = int(manifest["generation"]) + 1
         atomic_write_json(root / MANIFEST, manifest)
+    index.router_cache.pop(name, None)
     index.refresh()
 
 
 def load_router(index: IndexView, spec: str | None, budget: int = 256) -> Router:
-    """Resolve a router spec: None (index default, else entropy), "entropy", or a name."""
+    """Resolve a router spec: None (the index's trained router, else the shipped model
+    when it fits the index's granularities, else entropy), "entropy", "shipped" or a name."""
     manifest = index.manifest
     if spec is None:
-        spec = manifest.get("default_router") or "entropy"
+        spec = manifest.get("default_router")
+        if spec is None:
+            from mograg.retrieval.granularity_model import default_router_for
+
+            shipped = default_router_for(index)
+            return cast(Router, shipped) if shipped is not None else EntropyRouter(budget)
     if spec == "entropy":
         return EntropyRouter(budget)
+    if spec == "shipped":
+        from mograg.retrieval.granularity_model import shipped_router
+
+        return cast(Router, shipped_router(index))
     routers = manifest.get("routers", {})
     if spec not in routers:
         fixed = ["level:SIZE", "graph:SIZE:r=R"] if manifest.get("graph") else ["level:SIZE"]
-        known = ", ".join(["entropy", *sorted(routers), *fixed])
+        known = ", ".join(["entropy", "shipped", "rrf-levels", *sorted(routers), *fixed])
         raise MogragError(f"no router {spec!r} in {index.root}; known: {known}")
     cache = index.router_cache
     if spec not in cache:
         path = index.root / routers[spec]["file"]
         try:
-            cache[spec] = TrainedRouter.from_bytes(path.read_bytes())
+            if routers[spec].get("model") == "granularity-model":
+                from mograg.retrieval.granularity_model import load_tuned
+
+                span_file = routers[spec].get("span_file")
+                span = (index.root / span_file).read_bytes() if span_file else None
+                cache[spec] = cast(Router, load_tuned(path.read_bytes(), spec, span))
+            else:
+                cache[spec] = TrainedRouter.from_bytes(path.read_bytes())
         except (OSError, ValueError, KeyError) as exc:
             raise MogragError(f"router file {path} is unreadable ({exc}); retrain it") from None
     return cache[spec]

@@ -8,12 +8,13 @@ each level expanded by a hop radius (``graph:256:r=1``). Routers output one weig
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mograg.errors import MogragError
 from mograg.graph.walk import graph_picks, graph_radii
+from mograg.retrieval.fusion import RRF_LEVELS, rrf_picks
 from mograg.retrieval.rank import assemble, picks_from_ranking
 from mograg.retrieval.routers import load_router
 from mograg.types import (
@@ -121,9 +122,16 @@ def routed_hits(
     names: Sequence[str],
     budget: int,
     strategy: str = DEFAULT_STRATEGY,
+    span_model: Any = None,
 ) -> tuple[list[Hit], list[str]]:
-    """Hits for a query given router weights over ``names``; also the chosen names."""
+    """Hits for a query given router weights over ``names``; also the chosen names.
+
+    ``spans`` (and ``auto`` with a ``span_model``) select spans from every granularity with
+    the span model (default: the shipped one), hedged on the best-weighted granularity.
+    """
     check_strategy(strategy)
+    if strategy == "auto":
+        strategy = "spans" if span_model is not None else "blend"
     snap = index.snapshot
     best = int(np.argmax(weights))
     if strategy == "argmax":
@@ -139,6 +147,16 @@ def routed_hits(
         chosen = [names[j] for j in np.flatnonzero(lw > 0).tolist()]
         return assemble(snap, query, picks, budget), chosen
     per = [granularity_picks(index, query, rankings, n) for n in names]
+    if strategy == "spans":
+        from mograg.retrieval.spans import HEDGE_SHARE, span_selection
+
+        ordered = span_selection(index, query, rankings, per, span_model)
+        if ordered is not None:
+            # hedge: the granularity the per-query weights rate best keeps a share
+            mixed = blend_picks(snap, [ordered, per[best]],
+                                np.array([1.0 - HEDGE_SHARE, HEDGE_SHARE]))
+            hits = assemble(snap, query, mixed, budget)
+            return hits, sorted({f"level:{h.level}" for h in hits}, key=lambda n: int(n[6:]))
     picks = blend_picks(snap, per, np.asarray(weights, np.float64))
     chosen = [n for n, w in zip(names, weights, strict=True) if w >= BLEND_MIN_WEIGHT]
     return assemble(snap, query, picks, budget), chosen or [names[best]]
@@ -153,11 +171,21 @@ def route_search(
     strategy: Strategy = DEFAULT_STRATEGY,
 ) -> SearchResult:
     """Search with a router choosing (or mixing) granularities per query."""
+    if router == RRF_LEVELS:
+        rankings = index.rank(query, mode)
+        hits = assemble(index.snapshot, query, rrf_picks(rankings), budget)
+        routing = Routing(router=RRF_LEVELS, chosen=sorted({f"level:{h.level}" for h in hits}))
+        return SearchResult(query=query.text, hits=hits, budget=budget,
+                            routing=routing.to_dict())
     model = load_router(index, router, budget)
+    span_model = getattr(model, "span_model", None)
+    if strategy == "auto":  # spans wherever a span model serves this router, else blend
+        strategy = "spans" if span_model is not None else "blend"
     rankings = index.rank(query, mode)
     names = granularity_names(index)
     weights = model.weights(index, query, rankings, names)
-    hits, chosen = routed_hits(index, query, rankings, weights, names, budget, strategy)
+    hits, chosen = routed_hits(index, query, rankings, weights, names, budget, strategy,
+                               span_model)
     routing = Routing(
         router=model.name, strategy=strategy, chosen=chosen,
         weights={n: round(float(w), 4) for n, w in zip(names, weights, strict=True)},

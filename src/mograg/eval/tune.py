@@ -1,0 +1,142 @@
+"""`mograg tune`: adapt the shipped granularity model to a corpus without labels.
+
+Synthetic questions are written from the corpus itself, offline: a sampled sentence's
+key words (with its document's title, when it has one) become a keyword query whose
+evidence is that sentence. They are scored with the same recall-at-budget code as
+`mograg eval`, and the shipped model's per-granularity prior is moved towards what this
+corpus's questions got, shrunk towards the shipped prior (``kappa`` pseudo-questions),
+so a few questions move it a little and many move it more. Saved in the index like a
+trained router and used by every search that does not name another.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mograg.errors import MogragError
+from mograg.eval.questions import Question
+from mograg.retrieval.granularity_model import MODEL_VERSION, GranularityModel, shipped_router
+from mograg.retrieval.routing import granularity_picks
+from mograg.retrieval.spans import Candidates, SpanModel, evidence_share, query_candidates
+
+if TYPE_CHECKING:
+    from mograg.index.core import Index
+
+Progress = Callable[[str, int, int], None]
+KAPPA = 200.0
+# span offsets: measured leave-one-set-out, synthetic sentence questions did not improve the
+# span model (bench/transfer.py, "tuned"), so they move it only a little
+SPAN_KAPPA = 10000.0
+MIN_SENTENCE_TOKENS = 8
+QUERY_WORDS = 6
+_WORD = re.compile(r"[^\W_][\w'-]*")
+COMMON = frozenset({
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is",
+    "it", "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there",
+    "these", "they", "this", "to", "was", "will", "with", "from", "has", "have", "had",
+    "were", "been", "which", "who", "whom", "what", "when", "where", "why", "how", "its",
+    "his", "her", "he", "she", "we", "you", "your", "our", "can", "could", "would",
+    "should", "may", "also", "more", "most", "other", "some", "than", "very", "all", "any",
+    "each", "so", "only", "over", "after", "before", "about", "between",
+})
+
+
+def synthetic_questions(index: Index, n: int = 200, seed: int = 0) -> list[Question]:
+    """Up to ``n`` keyword questions, each with one sentence of the corpus as evidence."""
+    snap = index.snapshot
+    atoms = snap.atoms
+    ok = np.flatnonzero(atoms["n_tokens"] >= MIN_SENTENCE_TOKENS)
+    if len(ok) == 0:
+        return []
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(ok, size=min(n * 2, len(ok)), replace=False))
+    rng.shuffle(chosen)
+    out: list[Question] = []
+    for a in chosen.tolist():
+        doc, start, end = int(atoms[a]["doc"]), int(atoms[a]["start"]), int(atoms[a]["end"])
+        words = [w for w in _WORD.findall(snap.text(doc)[start:end]) if w.lower() not in COMMON]
+        if len(words) < 3:
+            continue
+        keep = np.sort(rng.choice(len(words), size=min(QUERY_WORDS, len(words)), replace=False))
+        title = str(snap.metadata(doc).get("title") or "")
+        text = " ".join([title, *(words[k] for k in keep.tolist())]).strip()
+        out.append(Question(id=f"synthetic-{a}", question=text,
+                            evidence=[(snap.doc_ids[doc], start, end)]))
+        if len(out) == n:
+            break
+    return out
+
+
+def adapt(base: GranularityModel, x: np.ndarray, scores: np.ndarray,
+          kappa: float = KAPPA) -> GranularityModel:
+    """The base model with its prior moved towards these questions' centred scores."""
+    y = scores - scores.mean(axis=1, keepdims=True)
+    pred = base.predict(x)
+    shift = (y - pred).mean(axis=0)
+    share = len(x) / (len(x) + kappa)
+    meta = {**base.meta, "tuned_on": len(x), "kappa": kappa,
+            "base_model_version": base.version}
+    return replace(base, intercept=base.intercept + share * shift, meta=meta)
+
+
+def adapt_spans(base: SpanModel, cands: Sequence[Candidates], shares: Sequence[np.ndarray],
+                n_levels: int, kappa: float = SPAN_KAPPA) -> SpanModel:
+    """The span model with per-level offsets towards these questions' evidence shares,
+    each shrunk towards zero by ``kappa`` pseudo-candidates."""
+    level = np.concatenate([c.level for c in cands])
+    resid = np.concatenate(shares) - np.concatenate([base.predict(c.x) for c in cands])
+    count = np.bincount(level, minlength=n_levels).astype(np.float64)
+    total = np.bincount(level, weights=resid, minlength=n_levels)
+    offset = total / (count + kappa)
+    return replace(base, level_offset=offset,
+                   meta={**base.meta, "tuned_on": len(level), "kappa": kappa})
+
+
+def tune_index(
+    index: Index, n: int = 200, budget: int = 256, mode: str = "hybrid", name: str = "tuned",
+    seed: int = 0, progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Write synthetic questions, score them, adapt the shipped model, save it in the index."""
+    from threadpoolctl import threadpool_limits
+
+    from mograg.eval.evaluate import collect
+    from mograg.index.core import no_progress
+    from mograg.retrieval.routers import store_router
+
+    router = shipped_router(index)
+    qs = synthetic_questions(index, n, seed)
+    if len(qs) < 2:
+        raise MogragError(f"index {index.root} has too little text to write questions from "
+                          f"(found {len(qs)} sentences of {MIN_SENTENCE_TOKENS}+ tokens)")
+    with threadpool_limits(1, user_api="blas"):
+        col = collect(index, qs, budget, mode, progress or no_progress)
+        x = np.array([router.features(index, q, r)
+                      for q, r in zip(col.queries, col.rankings, strict=True)])
+        extra = {}
+        if router.span_model is not None:
+            cands = [query_candidates(index, q, r, [granularity_picks(index, q, r, nm)
+                                                    for nm in col.names])
+                     for q, r in zip(col.queries, col.rankings, strict=True)]
+            shares = [evidence_share(index.snapshot, c, question.evidence)
+                      for c, question in zip(cands, qs, strict=True)]
+            spans = adapt_spans(router.span_model, cands, shares, len(index.levels))
+            extra["span_file"] = spans.to_bytes()
+    keep = [router.model.names.index(nm) for nm in col.names]
+    base = router.model
+    if keep != list(range(len(base.names))):  # an index without the graph granularities
+        base = replace(base, names=list(col.names), coef=base.coef[:, keep],
+                       intercept=base.intercept[keep])
+    tuned = adapt(base, x, col.scores())
+    tuned.meta.update({"budget": budget, "mode": mode, "seed": seed})
+    store_router(index, name, tuned.to_bytes(), {
+        "names": tuned.names, "model": "granularity-model", "loss": "mse",
+        "base_model_version": MODEL_VERSION}, extra=extra)
+    return {"router": name, "questions": len(qs), "granularities": tuned.names,
+            "prior_shift": {nm: round(float(v), 4) for nm, v in
+                            zip(tuned.names, tuned.intercept - base.intercept, strict=True)},
+            "example_questions": [q.question for q in qs[:3]]}

@@ -1,0 +1,292 @@
+"""Per-span selection: choose spans from every granularity by estimated evidence per token.
+
+Every candidate of every granularity (each level's ranking and each graph expansion)
+gets transferable features: its size, its rank and relative scores within its level,
+how many other levels put an overlapping chunk near the top (does the same region win
+at 32, 64 and 128 tokens?), how many of the finest level's best hits fall inside it,
+whether the graph reached it or the question names its document, and the question's
+form. A linear model estimates the share of its text that is evidence; the budget is
+then filled greedily by that estimate (a knapsack by density), the filler merging
+spans and never taking a sentence twice. MoG's per-query router is the special case in
+which every chosen span comes from one level.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mograg.errors import MogragError
+from mograg.retrieval.pooled import package_data, pooled_ridge
+from mograg.types import LevelRanking, Pick, Query
+
+if TYPE_CHECKING:
+    from mograg.eval.metrics import Span
+    from mograg.retrieval.view import IndexView
+    from mograg.store.snapshot import Snapshot
+
+PER_GRANULARITY = 30
+AGREE_TOP = 5
+FINE_TOP = 10
+SPAN_FEATURES = [
+    "log_rank", "rel_fused", "dense_z", "dense_rel", "bm25_rel", "ranked", "lifted", "named",
+    "agree_levels", "fine_inside", "fill", "doc_rank", "lead", "g_order", "pick_rel",
+    "lifted_early",
+]
+
+
+@dataclass
+class Candidates:
+    """One query's candidate spans: ``(level, chunk)`` pairs and their feature rows."""
+
+    level: np.ndarray
+    chunk: np.ndarray
+    x: np.ndarray
+
+
+def candidate_features(
+    snap: Snapshot, qvec: np.ndarray, rankings: Sequence[LevelRanking],
+    per_granularity: Sequence[Sequence[Pick]], named: set[tuple[int, int]] | None = None,
+    q_features: np.ndarray | None = None,
+) -> Candidates:
+    """Features of every distinct candidate in the first picks of each granularity."""
+    n_lv = len(rankings)
+    first: dict[tuple[int, int], int] = {}  # candidate -> best position in any list
+    rel: dict[tuple[int, int], float] = {}  # candidate -> best score relative to its list's top
+    for picks in per_granularity:
+        top = max(picks[0].score, 1e-12) if picks else 1.0
+        for k, p in enumerate(picks[:PER_GRANULARITY]):
+            key = (p.level, p.chunk)
+            if k < first.get(key, 1 << 30):
+                first[key] = k
+            rel[key] = max(rel.get(key, 0.0), p.score / top)
+    keys = sorted(first)
+    levels = np.array([k[0] for k in keys], np.int64)
+    chunks = np.array([k[1] for k in keys], np.int64)
+    n = len(keys)
+    x = np.zeros((n, len(SPAN_FEATURES)), np.float64)
+    if n == 0:
+        return Candidates(levels, chunks, design(x, levels, n_lv, q_features))
+    anc = snap.ancestors
+    fine_top = rankings[0].ids[:FINE_TOP]
+    docs0 = snap.atoms["doc"][snap.levels[0]["first_atom"][rankings[0].ids]].tolist()
+    doc_rank: dict[int, int] = {}
+    for d in docs0:
+        doc_rank.setdefault(int(d), len(doc_rank))
+    lo, hi = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    docs = np.zeros(n, np.int64)
+    fill = np.zeros(n)
+    lead = np.zeros(n)
+    sims = np.zeros(n)
+    # each level's top chunks as finest ranges, for agreement between levels
+    top_lo = np.full((n_lv, AGREE_TOP), -1, np.int64)
+    top_hi = np.full((n_lv, AGREE_TOP), -1, np.int64)
+    for j, rk in enumerate(rankings):
+        t = rk.ids[:AGREE_TOP]
+        top_lo[j, : len(t)] = np.searchsorted(anc[j], t, "left")
+        top_hi[j, : len(t)] = np.searchsorted(anc[j], t, "right")
+        m = levels == j
+        if not m.any():
+            continue
+        c = chunks[m]
+        lo[m] = np.searchsorted(anc[j], c, "left")
+        hi[m] = np.searchsorted(anc[j], c, "right")
+        table = snap.levels[j][c]
+        docs[m] = snap.atoms["doc"][table["first_atom"]]
+        fill[m] = table["n_tokens"] / max(snap.sizes[j], 1)
+        lead[m] = c == snap.doc_bounds(j)[docs[m]]
+        sims[m] = snap.chunk_vectors(j, c) @ qvec
+        d = rk.dense.astype(np.float64)
+        mean = float(d.mean()) if len(d) else 0.0
+        sd = (float(d.std()) or 1.0) if len(d) else 1.0
+        x[m, 2] = (sims[m] - mean) / sd
+        x[m, 3] = sims[m] - (float(d.max()) if len(d) else 0.0)
+        fmax = float(rk.scores.max()) if len(rk.scores) else 0.0
+        bmax = float(rk.bm25.max()) if len(rk.bm25) else 0.0
+        rank_of = {int(cc): r for r, cc in enumerate(rk.ids.tolist())}
+        for i in np.flatnonzero(m).tolist():
+            r = rank_of.get(int(chunks[i]))
+            x[i, 5] = float(r is not None)
+            x[i, 0] = np.log1p(r if r is not None else len(rk.ids))
+            if r is not None:
+                x[i, 1] = rk.scores[r] / fmax if fmax > 0 else 0.0
+                x[i, 4] = rk.bm25[r] / bmax if bmax > 0 and len(rk.bm25) else 0.0
+    overlap = (top_lo[None] < hi[:, None, None]) & (lo[:, None, None] < top_hi[None])
+    agree = np.asarray(overlap.any(axis=2))  # (candidates, levels)
+    agree[np.arange(n), levels] = False
+    x[:, 6] = 1.0 - x[:, 5]
+    x[:, 7] = [float(bool(named) and k in named) for k in keys]  # type: ignore[operator]
+    x[:, 8] = agree.sum(axis=1) / max(n_lv - 1, 1)
+    if len(fine_top):
+        x[:, 9] = ((fine_top[None] >= lo[:, None]) & (fine_top[None] < hi[:, None])).mean(1)
+    x[:, 10] = fill
+    x[:, 11] = np.log1p([doc_rank.get(int(d), len(doc_rank)) for d in docs.tolist()])
+    x[:, 12] = lead
+    order = np.array([first[k] for k in keys], np.float64)
+    x[:, 13] = np.log1p(order)
+    x[:, 14] = [rel[k] for k in keys]
+    x[:, 15] = x[:, 6] / (1.0 + order)
+    return Candidates(levels, chunks, design(x, levels, n_lv, q_features))
+
+
+def design(x: np.ndarray, levels: np.ndarray, n_levels: int,
+           q_features: np.ndarray | None) -> np.ndarray:
+    """The model's input: span features, their interactions with the level, and the
+    question's form interacted with the level (so each size can like other questions)."""
+    onehot = np.eye(n_levels)[levels]
+    parts = [x, onehot, (x[:, :, None] * onehot[:, None, :]).reshape(len(x), -1)]
+    if q_features is not None:
+        q = np.broadcast_to(q_features, (len(x), len(q_features)))
+        parts.append((q[:, :, None] * onehot[:, None, :]).reshape(len(x), -1))
+    return np.concatenate(parts, axis=1)
+
+
+@dataclass
+class SpanModel:
+    """Linear estimate of a candidate's evidence share from its design row."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+    clip: float = 3.0
+    meta: dict[str, Any] = field(default_factory=dict)
+    # added by level: what `mograg tune` learns for one corpus (empty: none)
+    level_offset: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def score(self, cands: Candidates) -> np.ndarray:
+        """Estimated evidence share of each candidate, with the corpus's level offsets."""
+        pred = self.predict(cands.x)
+        if len(self.level_offset):
+            pred = pred + self.level_offset[cands.level]
+        return pred
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Estimated evidence share of each candidate."""
+        if x.shape[1] != len(self.mean):
+            raise MogragError(
+                f"span model expects {len(self.mean)} features, this mograg computes "
+                f"{x.shape[1]}; rebuild it with python bench/train_default_router.py")
+        z = np.clip((x - self.mean) / self.scale, -self.clip, self.clip)
+        return z @ self.coef + self.intercept
+
+    def to_bytes(self) -> bytes:
+        """Serialise (deterministic)."""
+        buf = io.BytesIO()
+        head = {"intercept": self.intercept, "clip": self.clip, "meta": self.meta}
+        np.savez(buf, header=np.frombuffer(json.dumps(head, sort_keys=True).encode(), np.uint8),
+                 mean=self.mean, scale=self.scale, coef=self.coef,
+                 level_offset=self.level_offset)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SpanModel:
+        """Inverse of :meth:`to_bytes`."""
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            h = json.loads(bytes(z["header"]).decode())
+            offset = np.array(z["level_offset"]) if "level_offset" in z.files else np.zeros(0)
+            return cls(np.array(z["mean"]), np.array(z["scale"]), np.array(z["coef"]),
+                       h["intercept"], h["clip"], h.get("meta", {}), offset)
+
+
+def fit_span_model(xs: Sequence[np.ndarray], ys: Sequence[np.ndarray],
+                   alpha: float = 100.0, clip: float = 3.0) -> SpanModel:
+    """Corpus-weighted ridge regression of evidence share (each corpus counts the same)."""
+    mean, scale, coef, y_mean = pooled_ridge(xs, ys, alpha, clip)
+    return SpanModel(mean, scale, coef, float(y_mean), clip,
+                     {"alpha": alpha, "n_train": int(sum(len(x) for x in xs))})
+
+
+def span_picks(cands: Candidates, scores: np.ndarray) -> list[Pick]:
+    """Candidates best estimated density first (ties: finer level first)."""
+    order = np.lexsort((cands.level, -scores))
+    return [Pick(int(cands.level[i]), int(cands.chunk[i]), float(scores[i]))
+            for i in order.tolist()]
+
+
+def query_candidates(
+    index: IndexView, query: Query, rankings: Sequence[LevelRanking],
+    per_granularity: Sequence[Sequence[Pick]],
+) -> Candidates:
+    """Candidates of one query as a search sees them (named documents from the graph)."""
+    from mograg.graph.walk import named_seeds
+    from mograg.retrieval.signals import graph_context, named_doc_count, question_features
+
+    snap = index.snapshot
+    graph, _ = graph_context(index)
+    named: set[tuple[int, int]] = set()
+    if graph is not None:
+        for j in range(len(rankings)):
+            named.update((j, c) for c in named_seeds(snap, graph, query, j))
+    qf = np.array(question_features(query.text, named_doc_count(snap, graph, query),
+                                    query.n_tokens))
+    return candidate_features(snap, query.vector, rankings, per_granularity, named, qf)
+
+
+def evidence_share(snap: Snapshot, cands: Candidates, evidence: Sequence[Span]) -> np.ndarray:
+    """Share of each candidate's characters that is gold evidence (the training label)."""
+    from mograg.eval.metrics import merge_intervals
+
+    gold: dict[str, list[tuple[int, int]]] = {}
+    for d, s, e in evidence:
+        gold.setdefault(d, []).append((s, e))
+    merged = {d: merge_intervals(v) for d, v in gold.items()}
+    y = np.zeros(len(cands.level))
+    for k, (j, c) in enumerate(zip(cands.level.tolist(), cands.chunk.tolist(), strict=True)):
+        doc, s, e = snap.chunk_span(j, c)
+        g = merged.get(snap.doc_ids[doc])
+        if g:
+            y[k] = sum(max(0, min(e, b) - max(s, a)) for a, b in g) / max(e - s, 1)
+    return y
+
+
+SHIPPED_SPAN_FILE = "span-model-v1.npz"
+SPAN_LEVELS = [32, 64, 128, 256, 512]
+
+
+@lru_cache(maxsize=1)
+def shipped_span_model() -> SpanModel | None:
+    """The span model shipped in the package (None if missing)."""
+    data = package_data(SHIPPED_SPAN_FILE)
+    return SpanModel.from_bytes(data) if data is not None else None
+
+
+def span_model_for(index: IndexView) -> SpanModel | None:
+    """The shipped span model when it fits the index's levels, else None."""
+    model = shipped_span_model()
+    return model if model is not None and list(index.levels) == SPAN_LEVELS else None
+
+
+def span_selection(
+    index: IndexView, query: Query, rankings: Sequence[LevelRanking],
+    per_granularity: Sequence[Sequence[Pick]], model: SpanModel | None = None,
+) -> list[Pick] | None:
+    """Picks in estimated-density order (``model``, default the shipped one), or None when
+    no span model fits the index. (Routing hedges them with ``HEDGE_SHARE`` of the best
+    per-query granularity.)"""
+    model = model or span_model_for(index)
+    if model is None:
+        return None
+    cands = query_candidates(index, query, rankings, per_granularity)
+    if not len(cands.level):
+        return []
+    return span_picks(cands, model.score(cands))
+
+
+# chosen on the average of the leave-one-set-out table (bench/transfer.py), never per set
+SPAN_ALPHA = 10.0
+HEDGE_SHARE = 0.2  # of {0, 0.1, 0.2, 0.3, 0.4, 0.5}: the best average, no set below 0
+
+
+def fit_default_spans(xs: Sequence[np.ndarray], ys: Sequence[np.ndarray],
+                      corpora: Sequence[str]) -> SpanModel:
+    """The shipped span model's recipe."""
+    model = fit_span_model(xs, ys, alpha=SPAN_ALPHA)
+    model.meta["corpora_names"] = ", ".join(corpora)
+    return model
