@@ -4,7 +4,8 @@ and answers exactly as it did then.
 The fixture (``tests/fixtures/index-f86bd30``, ~220 KB) and its ``expected.json`` were made by
 ``tests/fixtures/make_index_fixture.py`` run against that commit: three levels, a MoGG graph,
 two segments and a rewritten one. The one intended difference: a fixed-level search now reports
-its granularity by name in ``routing.chosen`` (``["level:16"]``, was ``[16]``).
+its granularity by name in ``routing.chosen`` (``["level:16"]``, was ``[16]``), and ``info``
+gained ``search_router``.
 """
 
 from __future__ import annotations
@@ -55,4 +56,6 @@ def test_info_is_unchanged(old: Index) -> None:
     info = old.info()
     info.pop("path")
     info.pop("bytes")
+    # added since: which model a search uses (its levels are not the shipped model's)
+    assert info.pop("search_router") == "entropy (the shipped model is made for other levels)"
     assert info == EXPECTED["info"]
