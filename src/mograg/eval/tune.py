@@ -3,10 +3,12 @@
 Synthetic questions are written from the corpus itself, offline: a sampled sentence's
 key words (with its document's title, when it has one) become a keyword query whose
 evidence is that sentence. They are scored with the same recall-at-budget code as
-`mograg eval`, and the shipped model's per-granularity prior is moved towards what this
-corpus's questions got, shrunk towards the shipped prior (``kappa`` pseudo-questions),
-so a few questions move it a little and many move it more. Saved in the index like a
-trained router and used by every search that does not name another.
+`mograg eval`. The shipped per-query model's per-granularity prior and the span model's
+per-level offsets are moved towards what this corpus's questions got, each shrunk towards
+the shipped model (``KAPPA`` pseudo-questions, ``SPAN_KAPPA`` pseudo-candidates), so a few
+questions move them a little and many move them more. Saved in the index like a trained
+router and used by every search that does not name another. Measured leave-one-set-out it
+does not help yet (sentence evidence pulls towards fine sizes): see bench/transfer.py.
 """
 
 from __future__ import annotations
