@@ -121,27 +121,29 @@ def routed_hits(
     names: Sequence[str],
     budget: int,
     strategy: str = DEFAULT_STRATEGY,
+    stats: dict[str, int] | None = None,
 ) -> tuple[list[Hit], list[str]]:
-    """Hits for a query given router weights over ``names``; also the chosen names."""
+    """Hits for a query given router weights over ``names``; also the chosen names.
+    ``stats`` receives the candidates pruned (see :func:`mograg.retrieval.rank.assemble`)."""
     check_strategy(strategy)
     snap = index.snapshot
     best = int(np.argmax(weights))
     if strategy == "argmax":
         picks = granularity_picks(index, query, rankings, names[best])
-        return assemble(snap, query, picks, budget), [names[best]]
+        return assemble(snap, query, picks, budget, stats), [names[best]]
     if strategy == "mix":
         n_lv = len(index.levels)
         lw = np.asarray(weights[:n_lv], dtype=np.float64)
         if best >= n_lv:  # a graph radius won: use it directly
             picks = granularity_picks(index, query, rankings, names[best])
-            return assemble(snap, query, picks, budget), [names[best]]
+            return assemble(snap, query, picks, budget, stats), [names[best]]
         picks = mix_picks(snap, rankings, lw)
         chosen = [names[j] for j in np.flatnonzero(lw > 0).tolist()]
-        return assemble(snap, query, picks, budget), chosen
+        return assemble(snap, query, picks, budget, stats), chosen
     per = [granularity_picks(index, query, rankings, n) for n in names]
     picks = blend_picks(snap, per, np.asarray(weights, np.float64))
     chosen = [n for n, w in zip(names, weights, strict=True) if w >= BLEND_MIN_WEIGHT]
-    return assemble(snap, query, picks, budget), chosen or [names[best]]
+    return assemble(snap, query, picks, budget, stats), chosen or [names[best]]
 
 
 def route_search(
@@ -157,10 +159,12 @@ def route_search(
     rankings = index.rank(query, mode)
     names = granularity_names(index)
     weights = model.weights(index, query, rankings, names)
-    hits, chosen = routed_hits(index, query, rankings, weights, names, budget, strategy)
+    stats: dict[str, int] = {}
+    hits, chosen = routed_hits(index, query, rankings, weights, names, budget, strategy, stats)
     routing = Routing(
         router=model.name, strategy=strategy, chosen=chosen,
         weights={n: round(float(w), 4) for n, w in zip(names, weights, strict=True)},
+        folded=stats.get("folded", 0),
     )
     return SearchResult(query=query.text, hits=hits, budget=budget, routing=routing.to_dict())
 
@@ -177,6 +181,7 @@ def fixed_search(
     ranking = index.rank(query, mode, levels=[index.level_index(g.size)])[0]
     picks = (graph_picks(index.snapshot, query, ranking, g.radius) if g.is_graph
              else picks_from_ranking(ranking))
-    hits = assemble(index.snapshot, query, picks, budget)
-    routing = Routing(router=name, chosen=[name])
+    stats: dict[str, int] = {}
+    hits = assemble(index.snapshot, query, picks, budget, stats)
+    routing = Routing(router=name, chosen=[name], folded=stats.get("folded", 0))
     return SearchResult(query=query.text, hits=hits, budget=budget, routing=routing.to_dict())
