@@ -37,6 +37,7 @@ def main() -> int:
     ap.add_argument("--index", required=True, help="index directory (built if missing)")
     ap.add_argument("--budgets", default="256,512,1024")
     ap.add_argument("--no-context", action="store_true")
+    ap.add_argument("--router", default=None, help="e.g. level:64 (default: the index's)")
     ap.add_argument("--label", default="")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
@@ -68,14 +69,15 @@ def main() -> int:
     ix = Index.open(root)
     with open(DATA / "qna_data.csv", encoding="utf-8-sig") as f:
         rows = list(csv.DictReader(f))
-    result = {"bench": "earnings_calls", "label": args.label, "mograg": mograg.__file__,
+    result = {"bench": "earnings_calls", "label": args.label, "router": args.router,
+              "mograg": mograg.__file__,
               "context": ix.manifest.get("context"), "documents": ix.snapshot.n_docs,
               "build_seconds_with_loading": build_s, "questions": len(rows), "budgets": {}}
     for budget in [int(b) for b in args.budgets.split(",")]:
         tok, fig_all, fig_any, fig_mean, fig_n, src_hit, src_n, used = [], 0, 0, 0.0, 0, 0, 0, []
         for r in rows:
             body, sources = qa.split_answer(r["Answer"])
-            res = ix.search(r["Question"], budget=budget)
+            res = ix.search(r["Question"], budget=budget, router=args.router)
             ctx = "\n".join(h.text for h in res.hits)
             used.append(sum(h.n_tokens for h in res.hits))
             t = qa.token_recall(ctx, body)
