@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from mograg.index.core import Index
 from mograg.text.context import (
     chunk_context,
@@ -79,3 +81,27 @@ def test_context_index_hits_are_exact_slices_and_old_indexes_keep_working(
     assert top.doc_id.startswith("Q2 2023")
     # reopened: the setting is read from the manifest
     assert Index.open(tmp_path / "plain").search("revenue", budget=32).hits
+
+
+def test_adding_context_to_an_old_index_equals_building_with_it(tmp_path: Path) -> None:
+    from mograg.index.migrate import add_context
+
+    docs = [Document(f"{q}.md", f"# {q} Acme Call\n\n## Results\n\nRevenue grew in {q}. "
+                     "Customers expanded their consumption.\n\n## Outlook\n\nWe expect more.",
+                     {"title": f"{q} Acme Call", "source": f"{q}.md"})
+            for q in ("Q1 2023", "Q2 2023", "Q3 2022")]
+    fresh = Index.create(tmp_path / "fresh", levels=[8, 16, 32])
+    fresh.add(docs)
+    old = Index.create(tmp_path / "old", levels=[8, 16, 32], context=False)
+    old.add(docs[:2])
+    old.add(docs[2:])  # two segments
+    moved = add_context(tmp_path / "old")
+    assert moved.manifest["context"] == fresh.manifest["context"]
+    a, b = fresh.snapshot, moved.snapshot
+    assert a.doc_ids == b.doc_ids
+    for j in range(3):
+        va = np.concatenate([np.asarray(v, np.float32) for v in a.vectors[j]])
+        vb = np.concatenate([np.asarray(v, np.float32) for v in b.vectors[j]])
+        assert np.allclose(va, vb, atol=1e-5)
+    for q in ("How did revenue grow in Q2 2023?", "outlook"):
+        assert fresh.search(q, budget=24).to_dict() == moved.search(q, budget=24).to_dict()
