@@ -116,3 +116,18 @@ def test_report_checks_the_plot_extra_before_any_work(tmp_path: Path, monkeypatc
                        "--report", tmp_path / "rep")
     assert code != 0
     assert "pip install 'mograg[plot]'" in err and "missing.jsonl" not in err
+
+
+def test_eval_cache_derives_the_context_index_from_the_plain_one(tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    from mograg.eval.commands import index_docs_cached
+
+    monkeypatch.setenv("MOGRAG_CACHE", str(tmp_path / "cache"))
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text("\n".join(json.dumps({"id": f"d{i}", "text": f"Note {i}. " * 20,
+                                          "metadata": {"title": f"Note {i}"}})
+                              for i in range(3)) + "\n", encoding="utf-8")
+    plain = index_docs_cached(docs, "8,16", context=False)
+    rich = index_docs_cached(docs, "8,16", context=True)
+    assert "context" not in plain.manifest and rich.manifest["context"]
+    assert rich.root != plain.root and rich.snapshot.doc_ids == plain.snapshot.doc_ids

@@ -97,9 +97,12 @@ def index_docs_cached(
     h = hashlib.sha256()
     h.update(path.read_bytes())
     h.update(repr((sizes, level_vectors, FORMAT_VERSION, __version__)).encode())
+    plain = cache_root() / h.hexdigest()[:24]  # the same index without context
     if context:  # indexes without context keep their earlier cache key
         h.update(CONTEXT_VERSION.encode())
     target = cache_root() / h.hexdigest()[:24]
+    if context and not (target / "manifest.json").exists() and (plain / "manifest.json").exists():
+        _derive_with_context(plain, target, progress)  # embeds the context lines only
     if (target / "manifest.json").exists():
         ix = Index.open(target)
         lexical = ix.manifest.get("derived", {}).get("lexical")
@@ -130,6 +133,28 @@ def index_docs_cached(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return Index.open(target)
+
+
+def _derive_with_context(plain: Path, target: Path, progress: Progress) -> None:
+    """The cached index ``plain`` (built without context) copied to ``target`` with context
+    turned on (mograg.index.migrate.add_context; the graph, if any, is left out)."""
+    import json
+
+    from mograg.index.migrate import add_context
+
+    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
+    try:
+        shutil.copytree(plain, tmp / "ix", ignore=shutil.ignore_patterns(".lock", "graph"))
+        manifest_path = tmp / "ix" / "manifest.json"
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        for key in ("graph", "graph_stats"):
+            manifest.pop(key, None)
+        manifest.get("derived", {}).pop("graph", None)
+        manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+        add_context(tmp / "ix", progress)
+        (tmp / "ix").rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run_eval_command(

@@ -9,11 +9,11 @@ import numpy as np
 
 from mograg.errors import MogragError
 from mograg.index.core import Index
+from mograg.store.backend import Progress
 from mograg.store.milvus import store_of
 from mograg.store.milvus_config import new_store_config
 from mograg.store.snapshot import Snapshot
 from mograg.store.storage import MANIFEST, atomic_write_json, read_manifest, writer_lock
-from mograg.store.backend import Progress
 
 
 def attach_store(path: str | Path, store: str) -> Index:
