@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from itertools import pairwise
 from pathlib import Path
@@ -11,7 +12,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mograg.text.documents import load_documents
-from mograg.text.pdf import MIN_REPEATS, _key, page_of, pdf_text, remove_repeated_lines
+from mograg.text.pdf import (
+    MIN_REPEATS,
+    RUNNING_SHARE,
+    _key,
+    page_of,
+    pdf_text,
+    remove_repeated_lines,
+)
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "pdf" / "20071229X02007.pdf"
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -19,13 +27,15 @@ REAL = sorted(SHARED.glob("docugami_*/docs/*.pdf"))
 
 
 def edge_repeats(text: str, page_starts: list[int]) -> set[str]:
-    """Lines (digits normalised) first or last on >= MIN_REPEATS pages of ``text``."""
+    """Lines (digits normalised) first or last on >= MIN_REPEATS pages of ``text`` and on
+    half of them: running headers/footers."""
     bounds = [*page_starts, len(text)]
     per_page: Counter[str] = Counter()
     for a, b in pairwise(bounds):
         page = [ln for ln in text[a:b].split("\n") if ln.strip()]
         per_page.update({_key(ln) for ln in page[:1] + page[-1:]})
-    return {k for k, n in per_page.items() if n >= MIN_REPEATS}
+    need = max(MIN_REPEATS, math.ceil(RUNNING_SHARE * len(page_starts)))
+    return {k for k, n in per_page.items() if n >= need}
 
 
 def test_real_report_header_removed_pages_and_title() -> None:
@@ -70,13 +80,22 @@ def test_removal_keeps_order_and_only_drops_edge_repeats(pages: list[list[str]])
 
 
 def test_running_lines_on_three_pages_go_interior_repeats_stay() -> None:
-    words = ["Alpha", "Bravo", "Charlie", "Delta", "Echo", "Foxtrot", "Golf", "Hotel"]
+    words = [a + b for a in ("al", "bo", "ce", "du") for b in ("pha", "rin", "sto", "mek", "tun")]
     bodies = [[f"{w} met {v} on page {p}." for w in words] for p, v in enumerate(words[:4])]
     pages = [[f"ACME Corp | Q2 2023 Form 10-Q | {p}", *b[:4], "Operator", *b[4:], str(p)]
              for p, b in enumerate(bodies, start=1)]
     kept, removed = remove_repeated_lines(pages)
     assert removed == 8  # the running header and the page number of every page
     assert kept == [[*b[:4], "Operator", *b[4:]] for b in bodies]
+
+
+def test_a_speaker_opening_a_few_pages_of_a_long_transcript_stays() -> None:
+    names = ["Ann Lee", "Bo Chen", "Cy Diaz", "Di Park", "Ed Moss", "Flo Yu", "Gus Kim"]
+    words = [a + b for a in ("al", "bo", "ce", "du") for b in ("pha", "rin", "sto", "mek", "tun")]
+    pages = [[names[p % 7] if p % 4 else "Operator", f"Words of page {words[p]}.",
+              f"More words said on page {words[p]}."] for p in range(20)]
+    kept, removed = remove_repeated_lines(pages)
+    assert removed == 0 and kept == pages  # "Operator" opens 5 of 20 pages: text
 
 
 @pytest.mark.skipif(not REAL, reason="no real PDFs in ../shared/data")

@@ -6,14 +6,16 @@ letters and keeps table rows as lines; pypdf (limits raised) takes 8x as long an
 pdfplumber 45x, and both turn those ligatures into NUL characters.
 
 The document text is built from the kept lines of every page, so any span of it is
-an exact slice (no offsets to translate): lines that repeat at the top or bottom of
-at least :data:`MIN_REPEATS` pages (digits normalised, so "Page 3 of 20" repeats) are
-left out. ``page_starts`` records where each page begins, so any character range can
-cite its page (:func:`page_of`).
+an exact slice (no offsets to translate): lines that repeat at the top or bottom of at
+least :data:`MIN_REPEATS` pages and half of them (digits normalised, so "Page 3 of 20"
+repeats) are left out, as are page numbers; a speaker's name that opens three pages of a
+transcript stays. ``page_starts`` records where each page begins, so any character range
+can cite its page (:func:`page_of`).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from bisect import bisect_right
 from collections import Counter
@@ -21,7 +23,10 @@ from dataclasses import dataclass, field
 
 __all__ = ["MIN_REPEATS", "PdfError", "PdfText", "page_of", "pdf_text", "remove_repeated_lines"]
 
-MIN_REPEATS = 3  # a line at the edge of this many pages is a running header/footer
+MIN_REPEATS = 3  # a line at the edge of this many pages is a running header/footer ...
+RUNNING_SHARE = 0.5  # ... and of at least this share of the pages: a speaker's name that
+# happens to open three pages of a 20-page transcript is text (measured: 92 speaker labels of
+# the 10 earnings calls sat at page edges, on up to 5 pages each; no running header there)
 EDGE_LINES = 3  # how many lines at the top and bottom of a page can be header/footer
 _DIGITS = re.compile(r"\d+")
 _WS = re.compile(r"\s+")
@@ -68,7 +73,8 @@ def remove_repeated_lines(pages: list[list[str]]) -> tuple[list[list[str]], int]
         full = [ln for ln in lines if ln.strip()]
         edge = full[:EDGE_LINES] + full[-EDGE_LINES:]
         edge_keys.update({_key(ln) for ln in edge})
-    running = {k for k, n in edge_keys.items() if n >= MIN_REPEATS and k}
+    need = max(MIN_REPEATS, math.ceil(RUNNING_SHARE * len(pages)))
+    running = {k for k, n in edge_keys.items() if n >= need and k}
     if len(pages) > 1:
         running |= {k for k in edge_keys if _PAGE_NUMBER.match(k)}
     if not running:
