@@ -34,10 +34,11 @@ class Hit:
     score: float
     text: str
     n_tokens: int
+    page: int | None = None  # page of ``start`` in a paged source (PDF), else None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (the CLI/HTTP contract)."""
-        return {
+        """JSON-ready form (the CLI/HTTP contract); ``page`` only for paged sources."""
+        out: dict[str, Any] = {
             "doc_id": self.doc_id,
             "start": self.start,
             "end": self.end,
@@ -46,6 +47,9 @@ class Hit:
             "text": self.text,
             "n_tokens": self.n_tokens,
         }
+        if self.page is not None:
+            out["page"] = self.page
+        return out
 
 
 @dataclass
@@ -159,6 +163,7 @@ class Query:
     vector: np.ndarray
     terms: list[str]
     n_tokens: int = 0
+    docs: np.ndarray | None = None  # documents allowed (a --where filter), else all
 
 
 @dataclass
@@ -204,13 +209,17 @@ class Routing:
     chosen: list[str]
     strategy: str | None = None
     weights: dict[str, float] | None = None
+    folded: int = 0  # near-duplicates of other documents' candidates left out
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form: ``{"router", ["strategy", "weights",] "chosen"}``."""
+        """JSON form: ``{"router", ["strategy", "weights",] "chosen"[, "folded"]}``
+        (``folded`` only when near-duplicates were left out)."""
         out: dict[str, Any] = {"router": self.router}
         if self.strategy is not None:
             out["strategy"] = self.strategy
         if self.weights is not None:
             out["weights"] = self.weights
         out["chosen"] = list(self.chosen)
+        if self.folded:
+            out["folded"] = self.folded
         return out

@@ -33,6 +33,16 @@ DOCS = TOPICS
 TITLES = {"cats": "Cats", "volcano": "Volcanoes", "bread": "Baking bread", "chess": "Chess"}
 
 
+@pytest.fixture(autouse=True)
+def _no_pruning(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests check prompts and citations over a full budget of sources: no relevance
+    floor or folding (tests/retrieval/test_prune.py checks those)."""
+    from mograg.retrieval import prune
+
+    monkeypatch.setattr(prune, "FLOOR", -1.0)
+    monkeypatch.setattr(prune, "DUPLICATE_SHARE", 2.0)
+
+
 @pytest.fixture(scope="module")
 def ix(tmp_path_factory: pytest.TempPathFactory) -> Index:
     index = Index.create(tmp_path_factory.mktemp("gen") / "ix", levels=[8, 16, 32])

@@ -3,9 +3,11 @@ and answers exactly as it did then.
 
 The fixture (``tests/fixtures/index-f86bd30``, ~220 KB) and its ``expected.json`` were made by
 ``tests/fixtures/make_index_fixture.py`` run against that commit: three levels, a MoGG graph,
-two segments and a rewritten one. The one intended difference: a fixed-level search now reports
-its granularity by name in ``routing.chosen`` (``["level:16"]``, was ``[16]``), and ``info``
-gained ``search_router``.
+two segments and a rewritten one. The intended differences: a fixed-level search now reports
+its granularity by name in ``routing.chosen`` (``["level:16"]``, was ``[16]``), ``info``
+gained ``search_router``, and the budget is a maximum (issue 13): candidates below the
+relevance floor or repeating another document are left out (the best span overlaps the one
+then; the rest of the budget may differ).
 """
 
 from __future__ import annotations
@@ -36,10 +38,24 @@ def _named_chosen(result: dict) -> dict:
     return result
 
 
-def test_searches_answer_as_before(old: Index) -> None:
+def test_searches_answer_as_before(old: Index, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mograg.retrieval import prune
+
+    monkeypatch.setattr(prune, "FLOOR", -1.0)  # as then: no relevance floor, no folding
+    monkeypatch.setattr(prune, "DUPLICATE_SHARE", 2.0)
     for case in EXPECTED["searches"]:
         got = old.search(case["query"], **case["kwargs"]).to_dict()
         assert got == _named_chosen(case["result"]), (case["query"], case["kwargs"])
+
+
+def test_pruned_searches_keep_the_best_span(old: Index) -> None:
+    for case in EXPECTED["searches"]:
+        got = old.search(case["query"], **case["kwargs"]).to_dict()
+        then = case["result"]["hits"]
+        assert got["hits"] and got["n_tokens"] <= got["budget"], case["query"]
+        best, was = got["hits"][0], then[0]
+        assert best["doc_id"] == was["doc_id"], case["query"]
+        assert best["start"] < was["end"] and was["start"] < best["end"], case["query"]
 
 
 def test_rankings_are_identical(old: Index) -> None:

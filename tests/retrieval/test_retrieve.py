@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import mograg.retrieval.prune
 from corpus import FACTS
 from mograg.index.core import Index
 from mograg.retrieval.rank import assemble, rank_level
@@ -26,6 +27,14 @@ QUERIES = [
     "the of and is it",  # stopwords only: no BM25 terms at all
     "penguins",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _no_pruning(monkeypatch):
+    """These tests check how the budget is filled: no relevance floor, no folding
+    (tests/test_prune.py checks those)."""
+    monkeypatch.setattr(mograg.retrieval.prune, "FLOOR", -1.0)
+    monkeypatch.setattr(mograg.retrieval.prune, "DUPLICATE_SHARE", 2.0)
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +157,16 @@ def test_stopword_query(ix, queries):
             if mode != "dense":
                 assert not r.bm25.any()
         check_hits(ix, ix.search(q, budget=64, mode=mode).hits, 64)
+
+
+def test_budget_is_a_maximum_not_a_target(ix, queries, monkeypatch):
+    """With the relevance floor, a huge budget returns the relevant text, not everything."""
+    monkeypatch.setattr(mograg.retrieval.prune, "FLOOR", 0.5)
+    snap = ix.snapshot
+    res = ix.search(queries[1], budget=100_000, level=64, mode="dense")
+    check_hits(ix, res.hits, 100_000)
+    assert 0 < res.n_tokens < int(snap.atoms["n_tokens"].sum())
+    assert res.hits[0].doc_id == "coffee"
 
 
 def test_answers_come_from_the_right_document(ix, queries):

@@ -73,6 +73,16 @@ def test_health_info_page_and_openapi(client: TestClient) -> None:
     assert {"/search", "/documents", "/info", "/health", "/api/inspect"} <= set(paths)
 
 
+def test_search_where_filters_documents(client: TestClient) -> None:
+    resp = client.post("/search", json={"query": QUERY, "budget": 128,
+                                        "where": ["title=Field notes 3"]})
+    assert resp.status_code == 200, resp.text
+    hits = resp.json()["hits"]
+    assert hits and {h["doc_id"] for h in hits} == {"doc-3"}
+    assert "KEY=VALUE" in _error(client.post("/search", json={"query": QUERY,
+                                                              "where": ["nonsense"]}), 400)
+
+
 def test_search_is_the_cli_json(client: TestClient, index_dir: Path) -> None:
     resp = client.post("/search", json={"query": QUERY, "budget": 128})
     assert resp.status_code == 200, resp.text

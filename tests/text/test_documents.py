@@ -76,7 +76,7 @@ def test_txt_crlf_and_bom(tmp_path: Path) -> None:
     docs, problems = load_documents([p])
     assert problems == []
     (doc,) = docs
-    assert doc.id == p.as_posix()
+    assert doc.id == "notes.txt"  # a file given directly: its name
     assert doc.text == "Line one.\nLine two.\n"
     assert doc.metadata == {"source": p.as_posix(), "title": "notes"}
 
@@ -126,7 +126,9 @@ def test_pdf(tmp_path: Path) -> None:
     assert problems == []
     doc = docs[0]
     assert doc.text == "Hello PDF world. Second sentence.\n\nPage two (text)."
-    assert doc.metadata == {"source": p.as_posix(), "title": "My Report", "pages": 2}
+    assert doc.metadata == {"source": p.as_posix(), "title": "My Report", "pages": 2,
+                            "page_starts": [0, 35], "headings": []}
+    assert doc.text[35:].startswith("Page two")
 
 
 def test_pdf_title_falls_back_to_stem(tmp_path: Path) -> None:
@@ -154,7 +156,7 @@ def _jsonl_lines() -> list[str]:
 
 def _check_jsonl(path: Path, docs: list, problems: list[LoadProblem]) -> None:
     shown = path.as_posix()
-    assert [d.id for d in docs] == ["a", f"{shown}#4", "g"]
+    assert [d.id for d in docs] == ["a", f"{path.name}#4", "g"]
     assert docs[0].metadata == {"title": "A", "x": 1, "source": shown}
     assert docs[2].text == "Gamma text.\r\nkept as is"  # JSONL text is never altered
     assert [p.path for p in problems] == [f"{shown}:{n}" for n in (3, 5, 6, 7, 8, 9, 10)]
@@ -207,9 +209,11 @@ def test_directory_walk(tmp_path: Path) -> None:
     docs, problems = load_documents([root])
     assert problems == []
     base = root.as_posix()
-    assert [d.id for d in docs] == [f"{base}/a.md", f"{base}/b.txt", f"{base}/sub/c.htm", "j1"]
+    # ids relative to the folder indexed; the source keeps the path as given
+    assert [d.id for d in docs] == ["a.md", "b.txt", "sub/c.htm", "j1"]
+    assert docs[2].metadata["source"] == f"{base}/sub/c.htm"
     assert docs[0].metadata["title"] == "A"
-    # The same load is stable, and a relative directory argument gives relative ids.
+    # The same load is stable: ids do not depend on how the folder was written.
     cwd = os.getcwd()
     try:
         os.chdir(tmp_path)
@@ -217,8 +221,9 @@ def test_directory_walk(tmp_path: Path) -> None:
         rel_docs2, _ = load_documents(["corpus"])
     finally:
         os.chdir(cwd)
-    assert [d.id for d in rel_docs] == ["corpus/a.md", "corpus/b.txt", "corpus/sub/c.htm", "j1"]
+    assert [d.id for d in rel_docs] == ["a.md", "b.txt", "sub/c.htm", "j1"]
     assert [d.id for d in rel_docs2] == [d.id for d in rel_docs]
+    assert rel_docs[0].metadata["source"] in ("corpus/a.md", "corpus//a.md")
 
 
 def test_iter_documents_is_lazy_and_accepts_single_path(tmp_path: Path) -> None:
@@ -275,14 +280,16 @@ def test_garbage_pdf(tmp_path: Path) -> None:
     p.write_bytes(b"this is not a pdf at all " * 20)
     docs, problems = load_documents([p])
     assert docs == []
-    assert only_problem(problems, p).startswith("cannot read PDF (")
+    msg = only_problem(problems, p)
+    assert msg.startswith("cannot read PDF: not a readable PDF (") and "PDF viewer" in msg
 
 
 def test_pdf_without_text(tmp_path: Path) -> None:
     p = tmp_path / "scan.pdf"
     p.write_bytes(make_pdf([""]))
     _, problems = load_documents([p])
-    assert only_problem(problems, p) == "no extractable text (scanned PDF?); OCR it first"
+    msg = only_problem(problems, p)
+    assert msg.startswith("cannot read PDF: no text layer (1 page(s) of images") and "OCR" in msg
 
 
 def test_encrypted_pdf(tmp_path: Path) -> None:
@@ -295,7 +302,7 @@ def test_encrypted_pdf(tmp_path: Path) -> None:
         writer.write(fh)
     _, problems = load_documents([p])
     msg = only_problem(problems, p)
-    assert msg.startswith("cannot read PDF (") and "decrypt it first" in msg
+    assert msg == "cannot read PDF: encrypted (password-protected); decrypt it first"
 
 
 def test_html_without_text(tmp_path: Path) -> None:

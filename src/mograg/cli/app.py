@@ -15,7 +15,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from mograg import __version__
-from mograg.cli import demo, eval_cmds, index_cmds, search_cmds, serve_cmd
+from mograg.cli import demo, doc_cmds, eval_cmds, index_cmds, search_cmds, serve_cmd
 from mograg.cli.console import one_line, out, say
 from mograg.errors import MogragError
 
@@ -51,6 +51,8 @@ app.command("index")(index_cmds.index_cmd)
 app.command()(search_cmds.search)
 app.command()(index_cmds.delete)
 app.command()(index_cmds.info)
+app.command("list")(doc_cmds.list_cmd)
+app.command()(doc_cmds.show)
 app.command("eval")(eval_cmds.eval_cmd)
 app.command()(search_cmds.ask)
 app.command("serve")(serve_cmd.serve_cmd)

@@ -15,6 +15,7 @@ from rich.progress import (
     TaskID,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
 )
 from rich.text import Text
 
@@ -35,6 +36,8 @@ class Bars:
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[item]}", style="dim"),
                 console=Console(stderr=True),
             )
         self._tasks: dict[str, TaskID] = {}
@@ -53,8 +56,16 @@ class Bars:
             return
         tid = self._tasks.get(stage)
         if tid is None:
-            tid = self._tasks[stage] = self._bar.add_task(stage, total=total or None)
+            tid = self._tasks[stage] = self._bar.add_task(stage, total=total or None, item="")
         self._bar.update(tid, completed=done, total=total or None)
+
+    def item(self, stage: str, name: str, done: int, total: int) -> None:
+        """Progress of a stage that works item by item (files): shows the item's name."""
+        self(stage, done, total)
+        if self._bar is not None:
+            short = name.rsplit("/", 1)[-1]
+            self._bar.update(self._tasks[stage], item=short if len(short) <= 48
+                             else short[:45] + "...")
 
     def log(self, line: str) -> None:
         """A status line on stderr (above the bars while they run)."""
@@ -96,17 +107,23 @@ def render_result(res: SearchResult, shorten: int | None = None) -> None:
             ws = "  ".join(f"{k.split(':', 1)[-1]}:{v:.2f}" for k, v in weights.items())
             line.append(f"   weights {ws}", style="dim")
         out.print(line)
-    out.print(Text(f"{len(res.hits)} span(s), {res.n_tokens}/{res.budget} tokens", style="dim"))
+    summary = f"{len(res.hits)} span(s), {res.n_tokens}/{res.budget} tokens"
+    if routing.get("folded"):
+        summary += f", {routing['folded']} near-duplicate(s) of other documents folded"
+    out.print(Text(summary, style="dim"))
     for rank, h in enumerate(res.hits, 1):
         head = Text(f"#{rank} ", style="bold cyan")
-        head.append(h.doc_id, style="bold")
+        head.append(h.doc_id.rsplit("/", 1)[-1], style="bold")  # the short name
+        page = f"  page {h.page}" if h.page is not None else ""
         head.append(
-            f"  level {h.level}  score {h.score:.4f}  chars {h.start}-{h.end}  "
+            f"{page}  level {h.level}  score {h.score:.4f}  chars {h.start}-{h.end}  "
             f"{h.n_tokens} tokens",
             style="dim",
         )
         out.print(head)
-        text = " ".join(h.text.split())
+        # lines (table rows) stay lines; runs of spaces and blank lines shrink
+        text = "\n".join(" ".join(line.split()) for line in h.text.split("\n")
+                         if line.strip())
         if shorten and len(text) > shorten:
             text = text[: shorten - 1].rstrip() + "…"
         out.print(Padding(Text(text), (0, 0, 0, 4)), soft_wrap=False)

@@ -36,7 +36,12 @@ def _fmt(v: Any) -> str:
 
 def _eval_table(result: dict[str, Any]) -> Table:
     cols = {"recall": "recall", "precision": "prec", "iou": "IoU", "answer_recall": "ans_rec",
-            "mrr": "MRR", "p50_ms": "p50 ms", "p99_ms": "p99 ms", "gap_closed": "gap closed"}
+            "mrr": "MRR", "token_recall": "tok_rec", "figure_recall": "fig_rec",
+            "right_source": "right_src", "p50_ms": "p50 ms", "p99_ms": "p99 ms",
+            "gap_closed": "gap closed"}
+    # only the measures this question set has (evidence, answers, cited sources)
+    cols = {k: v for k, v in cols.items()
+            if any(s.get(k) is not None for s in result["systems"].values())}
     table = Table(
         title=f"budget {result['budget']} tokens, {result['questions']} questions"
         f" ({result['skipped']} skipped), mode {result.get('mode', '?')}",
@@ -66,7 +71,12 @@ def _answers_table(a: dict[str, Any]) -> Table:
 
 def eval_cmd(
     questions: Annotated[
-        Path, typer.Option(help="questions.jsonl[.gz] (eval-set format).", show_default=False)
+        Path,
+        typer.Option(
+            help="questions.jsonl[.gz] (eval-set format), or a CSV/JSONL with question and "
+            "answer columns (scored by answer tokens, figures and cited source).",
+            show_default=False,
+        ),
     ],
     index: Annotated[Path | None, typer.Option(help="An existing index.")] = None,
     docs: Annotated[
@@ -119,9 +129,10 @@ def eval_cmd(
     write_report: Callable[[Any, Path], Path] | None = None
     if report is not None:  # fail before the (long) run, not after it
         try:
-            from mograg.eval.report import write_report
+            from mograg.eval.report import require_plotting, write_report
         except ImportError:
             raise MogragError("--report is not available in this version of mograg") from None
+        require_plotting()  # the plot extra, checked before the run
     budgets = parse_budgets(budget)
     if folds is not None and folds < 2:
         raise typer.BadParameter("need at least 2 folds", param_hint="--folds")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -57,6 +59,11 @@ def index_cmd(
         typer.Option(help="Search store of a new index: local (default), "
                      "milvus-lite:PATH or milvus://HOST:PORT."),
     ] = None,
+    context: Annotated[
+        bool,
+        typer.Option(help="New index: embed and BM25-count each chunk with its document's "
+                     "title, periods and section heading (returned text is unchanged)."),
+    ] = True,
     workers: Annotated[
         int | None,
         typer.Option(help="Embed in N worker processes, committing in batches "
@@ -79,7 +86,7 @@ def index_cmd(
     settings = IndexSettings.from_options(
         levels=levels, embedder=embedder, float16=float16, level_vectors=level_vectors,
         graph=graph_on, graph_knn=graph_knn if graph_on else None,
-        graph_radius=graph_radius if graph_on else None, store=store,
+        graph_radius=graph_radius if graph_on else None, store=store, context=context,
     )
     ix: Index | None = None
     if (index / MANIFEST).exists():
@@ -87,15 +94,21 @@ def index_cmd(
         check_existing(ix.root, ix.manifest, levels, embedder, float16, level_vectors, store)
     problems: list[LoadProblem] = []
     docs: list[Document] = []
+    t0 = time.perf_counter()
     with progress_bars(quiet) as bars:
-        for doc in iter_documents(sources, problems):
-            docs.append(doc)
-            bars("load", len(docs), 0)
-        bars("load", len(docs), len(docs))
+        # PDF/HTML files are parsed in parallel; the bar names each file and the ETA
+        docs.extend(iter_documents(sources, problems, workers=os.cpu_count() or 1,
+                                   progress=lambda name, n, total: bars.item(
+                                       "load", name, n, total)))
+        load_s = time.perf_counter() - t0
         if docs:
             if ix is None:
                 ix = Index.create(index, settings=settings)
-            elif (settings.graph is not None
+            else:  # an index built when ids were the paths as typed keeps them
+                from mograg.index.names import keep_legacy_ids
+
+                docs = keep_legacy_ids(ix.snapshot, docs)
+            if (settings.graph is not None
                   and ix.manifest.get("graph") != settings.graph.to_dict()):
                 ix.enable_graph(settings.graph, progress=bars)
             if not quiet:
@@ -113,7 +126,7 @@ def index_cmd(
         out.print(
             f"indexed {len(docs)} document(s) ({report.added} added, {report.replaced} "
             f"replaced): {report.chunks} chunks at {n_levels} "
-            f"levels in {report.seconds:.1f} s -> {index}",
+            f"levels in {time.perf_counter() - t0:.1f} s (loading {load_s:.1f} s) -> {index}",
         )
     else:
         say("nothing indexed: no loadable documents")
@@ -134,14 +147,19 @@ def delete(
     index: IndexOpt,
     quiet: QuietOpt = False,
 ) -> None:
-    """Delete documents by id (unknown ids are reported: exit 1)."""
+    """Delete documents by id, source path or file name (unknown ones: exit 1)."""
+    from mograg.index.names import resolve, unknown_message
+
     ix = open_index(index)
+    named = {given: resolve(ix.snapshot, given) for given in doc_ids}
+    ids = [i for i in named.values() if i is not None]
+    unknown = [given for given, i in named.items() if i is None]
     with progress_bars(quiet) as bars:
-        report = ix.delete(doc_ids, progress=bars)
-    out.print(f"deleted {report.deleted} document(s) from {index}")
-    for missing in report.missing:
-        say(f"error: unknown document id {missing!r} (not in {index})")
-    if report.missing:
+        report = ix.delete(ids, progress=bars) if ids else None
+    out.print(f"deleted {report.deleted if report else 0} document(s) from {index}")
+    for given in unknown:
+        say(f"error: {unknown_message(ix.snapshot.doc_ids, given, str(index))}")
+    if unknown:
         raise typer.Exit(1)
 
 

@@ -32,12 +32,18 @@ def search(
     mode: ModeOpt = "hybrid",
     router: RouterOpt = None,
     strategy: StrategyOpt = DEFAULT_STRATEGY,
+    where: Annotated[
+        list[str] | None,
+        typer.Option(help="Only documents whose metadata match: KEY=VALUE, KEY~VALUE "
+                     "(contains) or KEY^VALUE (starts with); keys: id, source, title, period "
+                     "or any metadata field; repeat for AND. E.g. --where period~2023."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Retrieve up to --budget tokens of context for a question."""
     ix = open_index(index)
     res = ix.search(question, budget=budget, level=level, mode=mode, router=router,
-                    strategy=strategy)
+                    strategy=strategy, where=where)
     if as_json:
         print_json(res.to_dict())
     else:

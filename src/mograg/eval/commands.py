@@ -23,6 +23,7 @@ from mograg.retrieval.router_training import soft_labels
 from mograg.retrieval.routers import save_router
 from mograg.store.lexical import is_current
 from mograg.store.storage import FORMAT_VERSION
+from mograg.text.context import CONTEXT_VERSION
 from mograg.text.documents import load_documents
 from mograg.text.levels import DEFAULT_LEVELS, parse_levels
 
@@ -84,8 +85,11 @@ def index_docs_cached(
     level_vectors: str = "pool",
     progress: Progress = no_progress,
     graph: bool = False,
+    context: bool = True,
 ) -> Index:
-    """Index a docs.jsonl(.gz) file once; later runs with the same bytes and settings reuse it."""
+    """Index a docs.jsonl(.gz) file once; later runs with the same bytes and settings reuse it.
+
+    ``context``: chunks embedded/counted with their document context (mograg.text.context)."""
     path = Path(docs)
     if not path.exists():
         raise MogragError(f"{path}: no such file; give a docs .jsonl or .jsonl.gz file")
@@ -93,7 +97,12 @@ def index_docs_cached(
     h = hashlib.sha256()
     h.update(path.read_bytes())
     h.update(repr((sizes, level_vectors, FORMAT_VERSION, __version__)).encode())
+    plain = cache_root() / h.hexdigest()[:24]  # the same index without context
+    if context:  # indexes without context keep their earlier cache key
+        h.update(CONTEXT_VERSION.encode())
     target = cache_root() / h.hexdigest()[:24]
+    if context and not (target / "manifest.json").exists() and (plain / "manifest.json").exists():
+        _derive_with_context(plain, target, progress)  # embeds the context lines only
     if (target / "manifest.json").exists():
         ix = Index.open(target)
         lexical = ix.manifest.get("derived", {}).get("lexical")
@@ -117,12 +126,35 @@ def index_docs_cached(
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
     try:
-        ix = Index.create(tmp / "ix", levels=sizes, level_vectors=level_vectors, graph=graph)
+        ix = Index.create(tmp / "ix", levels=sizes, level_vectors=level_vectors, graph=graph,
+                          context=context)
         ix.add(documents, progress=progress)
         (tmp / "ix").rename(target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return Index.open(target)
+
+
+def _derive_with_context(plain: Path, target: Path, progress: Progress) -> None:
+    """The cached index ``plain`` (built without context) copied to ``target`` with context
+    turned on (mograg.index.migrate.add_context; the graph, if any, is left out)."""
+    import json
+
+    from mograg.index.migrate import add_context
+
+    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
+    try:
+        shutil.copytree(plain, tmp / "ix", ignore=shutil.ignore_patterns(".lock", "graph"))
+        manifest_path = tmp / "ix" / "manifest.json"
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        for key in ("graph", "graph_stats"):
+            manifest.pop(key, None)
+        manifest.get("derived", {}).pop("graph", None)
+        manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+        add_context(tmp / "ix", progress)
+        (tmp / "ix").rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run_eval_command(
@@ -140,6 +172,7 @@ def run_eval_command(
     progress: Progress = no_progress,
     generator: Any = None,
     generate_limit: int | None = None,
+    context: bool = True,
 ) -> EvalOutcome:
     """Everything `mograg eval` does apart from printing.
 
@@ -154,9 +187,15 @@ def run_eval_command(
             raise MogragError(f"index {index} has no graph; rebuild it with mograg index --graph")
     else:
         assert docs is not None  # exactly one of index / docs (checked above)
-        ix = index_docs_cached(docs, levels, progress=progress, graph=graph)
+        ix = index_docs_cached(docs, levels, progress=progress, graph=graph, context=context)
     lengths = doc_lengths(ix)
     qs, problems = load_questions(questions, lengths)
+    if not qs:
+        why = problems[0] if problems else f"{questions}: no questions"
+        raise MogragError(
+            f"{why}; expected eval-set JSONL (id, question, answers, evidence) or a CSV/JSONL "
+            "with question and answer columns"
+        )
     if limit:
         qs = qs[:limit]
     answerable = [q for q in qs if q.answers]

@@ -17,6 +17,7 @@ from threadpoolctl import threadpool_limits
 from mograg.answer.squad import answer_found
 from mograg.errors import MogragError
 from mograg.eval.metrics import reciprocal_rank, span_scores
+from mograg.eval.qa import cited_sources, figure_recall, names_source, token_recall
 from mograg.eval.questions import Question
 from mograg.index.core import Index, no_progress
 from mograg.retrieval.fusion import RRF_LEVELS, rrf_picks
@@ -38,7 +39,8 @@ from mograg.retrieval.routing import (
 from mograg.types import WEIGHT_STRATEGIES, Hit, LevelRanking, Mode, Query
 
 Progress = Callable[[str, int, int], None]
-METRICS = ("recall", "precision", "iou", "answer_recall", "mrr")
+METRICS = ("recall", "precision", "iou", "answer_recall", "mrr", "token_recall", "figure_recall",
+           "right_source")
 ROUTER_MODELS = ("ridge", "prior", "mlp", "softmax")
 
 
@@ -51,7 +53,16 @@ def score_hits(hits: Sequence[Hit], q: Question) -> dict[str, float]:
     rr = reciprocal_rank(spans, q.evidence) if q.evidence else np.nan
     if not q.evidence:
         recall = precision = iou = np.nan
-    return {"recall": recall, "precision": precision, "iou": iou, "answer_recall": ans, "mrr": rr}
+    tok = fig = src = np.nan
+    if q.answers:
+        context = "\n".join(h.text for h in hits)
+        tok = token_recall(context, q.answers[0])
+        fig = figure_recall(context, q.answers[0])
+    if q.metadata.get("sources"):
+        cited = cited_sources(q.metadata["sources"])
+        src = float(any(names_source(h.doc_id, cited) for h in hits)) if cited else np.nan
+    return {"recall": recall, "precision": precision, "iou": iou, "answer_recall": ans, "mrr": rr,
+            "token_recall": tok, "figure_recall": fig, "right_source": src}
 
 
 def label_score(m: dict[str, float]) -> float:

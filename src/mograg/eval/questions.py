@@ -39,7 +39,11 @@ def load_questions(
     """
     p = Path(path)
     if not p.exists():
-        raise InputError(f"{p}: no such file; give a questions .jsonl or .jsonl.gz file")
+        raise InputError(f"{p}: no such file; give a questions .jsonl(.gz) or .csv file")
+    from mograg.eval.qa import is_qa_file, load_qa_file
+
+    if is_qa_file(p):  # a question/answer table (CSV or JSONL)
+        return load_qa_file(p)
     questions: list[Question] = []
     problems: list[str] = []
     seen: set[str] = set()

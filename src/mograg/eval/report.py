@@ -13,7 +13,13 @@ from mograg.errors import MissingExtraError
 if TYPE_CHECKING:
     from mograg.eval.evaluate import EvalOutcome
 
-TABLE_KEYS = ("recall", "precision", "iou", "answer_recall", "mrr", "p50_ms", "p99_ms")
+TABLE_KEYS = ("recall", "precision", "iou", "answer_recall", "mrr", "token_recall",
+              "figure_recall", "right_source", "p50_ms", "p99_ms")
+
+
+def require_plotting() -> None:
+    """Raise the one-line install hint now if the plot extra is missing (before any work)."""
+    _pyplot()
 
 
 def _pyplot() -> Any:

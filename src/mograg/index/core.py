@@ -90,10 +90,13 @@ class Index:
         graph: bool | GraphSettings = False,
         store: str | None = None,
         settings: IndexSettings | None = None,
+        context: bool = True,
     ) -> Index:
         """Create an empty index at ``path`` (or open it if ``exist_ok`` and it exists).
 
-        Give either ``settings`` or the individual settings (``levels`` ... ``store``).
+        Give either ``settings`` or the individual settings (``levels`` ... ``context``).
+        ``context``: embed and BM25-count every chunk with its document's title, periods
+        and section heading (:mod:`mograg.text.context`); recorded in the manifest.
         """
         root = Path(path)
         if (root / MANIFEST).exists():
@@ -111,7 +114,7 @@ class Index:
             settings = IndexSettings(
                 levels=levels if isinstance(levels, str) else tuple(levels),  # type: ignore[arg-type]
                 embedder=embedder, vector_dtype=vector_dtype, level_vectors=level_vectors,
-                graph=graph_settings, store=store,
+                graph=graph_settings, store=store, context=context,
             )
         emb = shared_embedder(settings.embedder)
         manifest = settings.new_manifest(emb)
@@ -386,6 +389,7 @@ class Index:
         mode: str = "hybrid",
         router: str | None = None,
         strategy: str = DEFAULT_STRATEGY,
+        where: Sequence[str] | None = None,
     ) -> SearchResult:
         """Retrieve up to ``budget`` tokens for ``query``.
 
@@ -400,11 +404,19 @@ class Index:
                 Ignored when ``level`` is given.
             strategy: "auto" (default: per-span selection where a span model serves the
                 router, else blend), "spans", "blend", "argmax" or "mix".
+            where: metadata conditions (``period~2023``, ``id^reports/``, see
+                :mod:`mograg.retrieval.filters`); only matching documents are searched.
         """
         if budget < 1:
             raise MogragError(f"budget must be a positive number of tokens, got {budget}")
         mode = check_mode(mode)
         q = query if isinstance(query, Query) else self.encode_queries([query])[0]
+        if where:
+            from dataclasses import replace
+
+            from mograg.retrieval.filters import doc_mask, parse_where
+
+            q = replace(q, docs=doc_mask(self.snapshot, parse_where(where)))
         if level is None and router is not None and router.startswith("level:"):
             try:
                 level = int(router.split(":", 1)[1])

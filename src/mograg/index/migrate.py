@@ -1,11 +1,15 @@
-"""Migrations of an existing index: moving its search structures into Milvus."""
+"""Migrations of an existing index: moving its search structures into Milvus, turning on
+document context without re-embedding the chunks."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from mograg.errors import MogragError
 from mograg.index.core import Index
+from mograg.store.backend import Progress
 from mograg.store.milvus import store_of
 from mograg.store.milvus_config import new_store_config
 from mograg.store.snapshot import Snapshot
@@ -34,4 +38,68 @@ def attach_store(path: str | Path, store: str) -> Index:
         st.flush()
         manifest["generation"] = int(manifest["generation"]) + 1
         atomic_write_json(root / MANIFEST, manifest)
+    return Index.open(root)
+
+
+def add_context(path: str | Path, progress: Progress | None = None) -> Index:
+    """Turn on document context (mograg.text.context) for an index built without it.
+
+    Only the distinct context lines are embedded: each directly embedded chunk's stored
+    vector is mixed with its context line's (as a new build would do), pooled levels are
+    pooled again, and BM25 is recounted with the context lines. Search results are then
+    those of an index built with context.
+    """
+    from mograg.embed.embedders import content_hash, embed_cached
+    from mograg.index.core import no_progress
+    from mograg.store.storage import concat_segments
+    from mograg.text.context import CONTEXT_VERSION, CONTEXT_WEIGHT, chunk_contexts
+
+    progress = progress or no_progress
+    root = Path(path)
+    ix = Index.open(root)
+    if ix.manifest.get("context"):
+        return ix
+    if ix.manifest.get("store"):
+        raise MogragError(f"{root} uses a search store; rebuild it with context instead")
+    emb = ix.embedder
+    with writer_lock(root):
+        ix._reload()
+        parts = [seg.load() for seg in ix.snapshot.segments]
+        line_vectors: dict[bytes, np.ndarray] = {}
+        for k, data in enumerate(parts):
+            progress("context", k, len(parts))
+            for j, lv in enumerate(data.levels):
+                direct = np.flatnonzero(np.asarray(data.hashes[j]).any(axis=1))
+                vec = np.asarray(data.vectors[j], np.float32).copy()
+                if len(direct):
+                    first = data.atoms[lv["first_atom"][direct]]
+                    last = data.atoms[lv["last_atom"][direct]]
+                    docs, starts = first["doc"].tolist(), first["start"].tolist()
+                    lines = chunk_contexts(docs, starts, lambda d, p=data: p.texts[d],
+                                           lambda d, p=data: p.metadata[d])
+                    rows = [i for i, c in enumerate(lines) if c]
+                    if rows:
+                        cvec = embed_cached(emb, [lines[i] for i in rows], line_vectors)
+                        vec[direct[rows]] += CONTEXT_WEIGHT * cvec
+                        norms = np.linalg.norm(vec[direct], axis=1, keepdims=True)
+                        vec[direct] /= np.maximum(norms, 1e-12)
+                    hashes = np.array(data.hashes[j])
+                    for i, (d, s, e, c) in enumerate(zip(docs, starts, last["end"].tolist(),
+                                                         lines, strict=True)):
+                        key = content_hash(f"{c}\x1f{data.texts[d][s:e]}", emb.name)
+                        hashes[direct[i]] = np.frombuffer(key, dtype=np.uint8)
+                    data.hashes[j] = hashes
+                pooled = np.setdiff1d(np.arange(len(lv)), direct)
+                if j > 0 and len(pooled):
+                    sums = np.zeros_like(vec)
+                    child = data.levels[j - 1]
+                    np.add.at(sums, child["parent"], np.asarray(data.vectors[j - 1], np.float32))
+                    norms = np.linalg.norm(sums[pooled], axis=1, keepdims=True)
+                    vec[pooled] = sums[pooled] / np.maximum(norms, 1e-12)
+                data.vectors[j] = vec.astype(np.asarray(data.vectors[j]).dtype)
+        ix._manifest = {**ix.manifest, "context": CONTEXT_VERSION}
+        ix._snapshot = None
+        everything = set(ix.snapshot.doc_ids)
+        merged = parts[0] if len(parts) == 1 else concat_segments(parts)
+        ix._commit(merged, remove=everything, progress=progress)
     return Index.open(root)

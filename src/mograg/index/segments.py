@@ -16,6 +16,7 @@ from mograg.embed.embedders import Embedder, content_hash, embed_cached
 from mograg.store.manifest import Manifest
 from mograg.store.snapshot import Snapshot
 from mograg.store.storage import SegmentData
+from mograg.text.context import CONTEXT_WEIGHT, chunk_contexts
 from mograg.text.levels import ATOM_DTYPE, build_levels
 from mograg.text.segment import split_with_counts
 from mograg.types import Document
@@ -120,7 +121,7 @@ class SegmentBuilder:
         salt = emb.name
         vectors: list[np.ndarray] = []
         hashes: list[np.ndarray] = []
-        jobs: list[tuple[int, np.ndarray, list[str]]] = []
+        jobs: list[tuple[int, np.ndarray, list[str], list[str]]] = []
         for j, lv in enumerate(levels):
             direct = np.ones(len(lv), bool) if j == 0 else (lv["n_tokens"] <= max_tok)
             if pool_all and j > 0:
@@ -134,19 +135,33 @@ class SegmentBuilder:
                     strict=True,
                 )
             ]
-            jobs.append((j, idx, texts))
-        total = sum(len(t) for _, _, t in jobs)
+            ctx: list[str] = []
+            if self.manifest.get("context"):  # mixed with its title/period/section vector
+                ctx = chunk_contexts(first["doc"].tolist(), first["start"].tolist(),
+                                     lambda d: docs[d].text, lambda d: docs[d].metadata)
+            jobs.append((j, idx, texts, ctx))
+        total = sum(len(t) for _, _, t, _ in jobs)
+        raw_cache: dict[bytes, np.ndarray] = {}  # chunk and context vectors before mixing
         done = 0
         before = len(cache)
-        for j, idx, texts in jobs:
+        for j, idx, texts, ctx in jobs:
             lv = levels[j]
             vec = np.zeros((len(lv), emb.dim), dtype=np.float32)
             hsh = np.zeros((len(lv), 16), dtype=np.uint8)
-            keys = [content_hash(t, salt) for t in texts]
+            if ctx:  # the stored key covers the context too: equal text, other context
+                keys = [content_hash(f"{c}\x1f{t}", salt)
+                        for c, t in zip(ctx, texts, strict=True)]
+            else:
+                keys = [content_hash(t, salt) for t in texts]
             for b in range(0, len(texts), EMBED_BATCH):
                 batch = texts[b : b + EMBED_BATCH]
                 report.reused += sum(1 for key in keys[b : b + EMBED_BATCH] if key in cache)
-                vec[idx[b : b + EMBED_BATCH]] = embed_cached(emb, batch, cache)
+                if ctx:
+                    vec[idx[b : b + EMBED_BATCH]] = self.context_vectors(
+                        batch, ctx[b : b + EMBED_BATCH], keys[b : b + EMBED_BATCH], cache,
+                        raw_cache)
+                else:
+                    vec[idx[b : b + EMBED_BATCH]] = embed_cached(emb, batch, cache)
                 done += len(batch)
                 progress("embed", done, total)
             for k, key in zip(idx.tolist(), keys, strict=True):
@@ -164,3 +179,28 @@ class SegmentBuilder:
             hashes.append(hsh)
         report.embedded = len(cache) - before
         return vectors, hashes
+
+    def context_vectors(
+        self, texts: list[str], lines: list[str], keys: list[bytes],
+        cache: dict[bytes, np.ndarray], raw_cache: dict[bytes, np.ndarray],
+    ) -> np.ndarray:
+        """Vectors of chunks mixed with their context line's vector, renormalised:
+        ``normalise(chunk + CONTEXT_WEIGHT * context)``. Mixed vectors already in
+        ``cache`` (by ``keys``) are reused; new ones are added to it."""
+        out = np.zeros((len(texts), self.embedder.dim), dtype=np.float32)
+        todo = [i for i, k in enumerate(keys) if k not in cache]
+        for i, k in enumerate(keys):
+            if k in cache:
+                out[i] = cache[k]
+        if todo:
+            raw = embed_cached(self.embedder, [texts[i] for i in todo], raw_cache)
+            with_line = [i for i, t in enumerate(todo) if lines[t]]
+            if with_line:
+                cvec = embed_cached(self.embedder, [lines[todo[i]] for i in with_line],
+                                    raw_cache)
+                raw[with_line] += CONTEXT_WEIGHT * cvec
+            raw /= np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
+            out[todo] = raw
+            for i, t in enumerate(todo):
+                cache[keys[t]] = raw[i]
+        return out

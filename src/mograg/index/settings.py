@@ -14,6 +14,7 @@ from mograg.graph.build import GraphSettings
 from mograg.store.manifest import Manifest
 from mograg.store.milvus_config import new_store_config, parse_store
 from mograg.store.storage import FORMAT_VERSION
+from mograg.text.context import CONTEXT_VERSION
 from mograg.text.levels import DEFAULT_LEVELS, parse_levels
 
 VECTOR_DTYPES = ("float32", "float16")
@@ -31,6 +32,8 @@ class IndexSettings:
         level_vectors: coarser levels' vectors: ``pool`` children, or ``embed``.
         graph: build the MoGG graph with these settings (None: no graph).
         store: search store: None/``local``, ``milvus-lite:PATH`` or ``milvus://HOST:PORT``.
+        context: embed and BM25-count each chunk with its document's title, periods and
+            section heading (mograg.text.context); returned text is unchanged.
     """
 
     levels: tuple[int, ...] = DEFAULT_LEVELS
@@ -39,6 +42,7 @@ class IndexSettings:
     level_vectors: str = "pool"
     graph: GraphSettings | None = None
     store: str | None = None
+    context: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "levels", parse_levels(self.levels))
@@ -62,6 +66,7 @@ class IndexSettings:
         graph_knn: int | None = None,
         graph_radius: int | None = None,
         store: str | None = None,
+        context: bool = True,
     ) -> IndexSettings:
         """Settings from command-line options (None: not given, the default applies)."""
         graph_settings = None
@@ -74,6 +79,7 @@ class IndexSettings:
             level_vectors=level_vectors or "pool",
             graph=graph_settings,
             store=store,
+            context=context,
         )
 
     def new_manifest(self, embedder: Embedder) -> Manifest:
@@ -97,6 +103,8 @@ class IndexSettings:
                 manifest["store"] = store_cfg
         if self.graph is not None:
             manifest["graph"] = self.graph.to_dict()
+        if self.context:
+            manifest["context"] = CONTEXT_VERSION
         return manifest
 
 

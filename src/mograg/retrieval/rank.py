@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mograg.retrieval.doc_prior import prior_of
 from mograg.store.lexical import tokenize
 from mograg.types import Hit, LevelRanking, Mode, Pick, Query
 
@@ -57,6 +59,10 @@ def rank_level(
             fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + r + 1)
     cand = np.fromiter(fused.keys(), dtype=np.int64, count=len(fused))
     vals = np.fromiter(fused.values(), dtype=np.float64, count=len(fused))
+    prior = prior_of(snap)
+    weights = prior.doc_weights(query.terms) if prior is not None else None
+    if prior is not None and weights is not None:  # the document level: one more vote
+        vals = vals + prior.chunk_weights(j, cand, weights) / (RRF_K + 1)
     dense_c = s.dense_of(cand)
     order = np.lexsort((-dense_c, -vals))[:n]
     ids = cand[order]
@@ -146,6 +152,7 @@ class BudgetFiller:
             first, last = snap.atoms[run[0]], snap.atoms[run[-1]]
             doc = int(first["doc"])
             start, end = int(first["start"]), int(last["end"])
+            starts = snap.metadata(doc).get("page_starts")
             hit = Hit(
                 doc_id=snap.doc_ids[doc],
                 start=start,
@@ -154,16 +161,24 @@ class BudgetFiller:
                 score=float(score),
                 text=snap.text(doc)[start:end],
                 n_tokens=int(self._atom_tokens[run].sum()),
+                page=max(1, bisect_right(starts, start)) if starts else None,
             )
             out.append((-score, order, hit))
         out.sort(key=lambda t: (t[0], t[1]))
         return [h for _, _, h in out]
 
 
-def assemble(snap: Snapshot, query: Query, picks: Sequence[Pick], budget: int) -> list[Hit]:
-    """Fill ``budget`` tokens from ``picks`` in the given order."""
+def assemble(
+    snap: Snapshot, query: Query, picks: Sequence[Pick], budget: int,
+    stats: dict[str, int] | None = None,
+) -> list[Hit]:
+    """Fill up to ``budget`` tokens from ``picks`` in the given order, skipping candidates
+    below the relevance floor and near-duplicates of another document's
+    (:mod:`mograg.retrieval.prune`); ``stats`` receives how many were skipped."""
+    from mograg.retrieval.prune import clean_picks
+
     filler = BudgetFiller(snap, query, budget)
-    for p in picks:
+    for p in clean_picks(snap, query, picks, stats):
         filler.offer(p)
         if filler.remaining <= 0:
             break

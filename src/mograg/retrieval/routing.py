@@ -123,11 +123,13 @@ def routed_hits(
     budget: int,
     strategy: str = DEFAULT_STRATEGY,
     span_model: Any = None,
+    stats: dict[str, int] | None = None,
 ) -> tuple[list[Hit], list[str]]:
     """Hits for a query given router weights over ``names``; also the chosen names.
 
     ``spans`` (and ``auto`` with a ``span_model``) select spans from every granularity with
     the span model (default: the shipped one), hedged on the best-weighted granularity.
+    ``stats`` receives the candidates pruned (see :func:`mograg.retrieval.rank.assemble`).
     """
     check_strategy(strategy)
     if strategy == "auto":
@@ -136,16 +138,16 @@ def routed_hits(
     best = int(np.argmax(weights))
     if strategy == "argmax":
         picks = granularity_picks(index, query, rankings, names[best])
-        return assemble(snap, query, picks, budget), [names[best]]
+        return assemble(snap, query, picks, budget, stats), [names[best]]
     if strategy == "mix":
         n_lv = len(index.levels)
         lw = np.asarray(weights[:n_lv], dtype=np.float64)
         if best >= n_lv:  # a graph radius won: use it directly
             picks = granularity_picks(index, query, rankings, names[best])
-            return assemble(snap, query, picks, budget), [names[best]]
+            return assemble(snap, query, picks, budget, stats), [names[best]]
         picks = mix_picks(snap, rankings, lw)
         chosen = [names[j] for j in np.flatnonzero(lw > 0).tolist()]
-        return assemble(snap, query, picks, budget), chosen
+        return assemble(snap, query, picks, budget, stats), chosen
     per = [granularity_picks(index, query, rankings, n) for n in names]
     if strategy == "spans":
         from mograg.retrieval.spans import HEDGE_SHARE, span_selection
@@ -155,11 +157,11 @@ def routed_hits(
             # hedge: the granularity the per-query weights rate best keeps a share
             mixed = blend_picks(snap, [ordered, per[best]],
                                 np.array([1.0 - HEDGE_SHARE, HEDGE_SHARE]))
-            hits = assemble(snap, query, mixed, budget)
+            hits = assemble(snap, query, mixed, budget, stats)
             return hits, sorted({f"level:{h.level}" for h in hits}, key=lambda n: int(n[6:]))
     picks = blend_picks(snap, per, np.asarray(weights, np.float64))
     chosen = [n for n, w in zip(names, weights, strict=True) if w >= BLEND_MIN_WEIGHT]
-    return assemble(snap, query, picks, budget), chosen or [names[best]]
+    return assemble(snap, query, picks, budget, stats), chosen or [names[best]]
 
 
 def route_search(
@@ -184,11 +186,13 @@ def route_search(
     rankings = index.rank(query, mode)
     names = granularity_names(index)
     weights = model.weights(index, query, rankings, names)
+    stats: dict[str, int] = {}
     hits, chosen = routed_hits(index, query, rankings, weights, names, budget, strategy,
-                               span_model)
+                               span_model=span_model, stats=stats)
     routing = Routing(
         router=model.name, strategy=strategy, chosen=chosen,
         weights={n: round(float(w), 4) for n, w in zip(names, weights, strict=True)},
+        folded=stats.get("folded", 0),
     )
     return SearchResult(query=query.text, hits=hits, budget=budget, routing=routing.to_dict())
 
@@ -205,6 +209,7 @@ def fixed_search(
     ranking = index.rank(query, mode, levels=[index.level_index(g.size)])[0]
     picks = (graph_picks(index.snapshot, query, ranking, g.radius) if g.is_graph
              else picks_from_ranking(ranking))
-    hits = assemble(index.snapshot, query, picks, budget)
-    routing = Routing(router=name, chosen=[name])
+    stats: dict[str, int] = {}
+    hits = assemble(index.snapshot, query, picks, budget, stats)
+    routing = Routing(router=name, chosen=[name], folded=stats.get("folded", 0))
     return SearchResult(query=query.text, hits=hits, budget=budget, routing=routing.to_dict())

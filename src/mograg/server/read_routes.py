@@ -27,7 +27,7 @@ def read_router(ctx: ServerContext, models: RequestModels) -> APIRouter:
         """Retrieve up to ``budget`` tokens; the same JSON as ``mograg search --json``."""
         with service.searching() as h:
             res = h.index.search(req.query, budget=req.budget, level=req.level, mode=req.mode,
-                                 router=req.router, strategy=req.strategy)
+                                 router=req.router, strategy=req.strategy, where=req.where)
         return JSONResponse(res.to_dict(), headers=generation_header(h))
 
     def inspect(req: Any) -> Any:

@@ -33,6 +33,11 @@ def request_models(max_query_chars: int, max_budget: int) -> RequestModels:
         mode: Mode = "hybrid"
         level: int | None = Field(None, ge=1, description="Search one level (size in tokens).")
         strategy: Strategy = DEFAULT_STRATEGY
+        where: list[str] | None = Field(
+            None, max_length=20,
+            description="Metadata conditions: KEY=VALUE, KEY~VALUE (contains) or KEY^VALUE "
+            "(starts with); keys: id, source, title, period or any metadata field.",
+        )
 
     class InspectRequest(SearchRequest):
         top: int = Field(5, ge=1, le=MAX_TOP, description="Hits shown per level.")

@@ -51,6 +51,13 @@ class LocalBackend:
         snap = self._snap()
         dense = snap.dense_scores(j, query.vector) if mode != "bm25" else None
         lexical = snap.lexical[j].scores(query.terms) if mode != "dense" else None
+        if query.docs is not None:  # a --where filter: only chunks of allowed documents
+            allowed = query.docs[snap.atoms["doc"][snap.levels[j]["first_atom"]]]
+            n = min(n, int(allowed.sum()))
+            if dense is not None:
+                dense = np.where(allowed, dense, -np.inf).astype(np.float32)
+            if lexical is not None:
+                lexical = np.where(allowed, lexical, 0.0).astype(np.float32)
         d_ids = b_ids = _NONE
         d_scores = b_scores = _NO_SCORES
         dense_of: Scores = _no_scores
@@ -90,7 +97,7 @@ class LocalBackend:
             lo = 0
             for name, seg in zip(names, new.segments, strict=True):
                 hi = lo + len(seg.levels[j])
-                reuse_or_build(target, previous, name, j, partial(new.level_texts, j, lo, hi))
+                reuse_or_build(target, previous, name, j, partial(new.indexed_texts, j, lo, hi))
                 lo = hi
         progress("bm25", n_levels, n_levels)
         mark_current(target)

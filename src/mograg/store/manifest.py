@@ -36,3 +36,4 @@ class Manifest(TypedDict, total=False):
     graph_stats: dict[str, Any]
     routers: dict[str, dict[str, Any]]  # trained routers by name: file, names, model, loss
     default_router: str
+    context: str  # chunks indexed with their document context (mograg.text.context)

@@ -116,11 +116,14 @@ class MilvusStore:
         self.dim = int(dim)
         self.n_levels = int(n_levels)
         self._client: Any = None
+        self.context = False  # BM25 terms include each chunk's context line
 
     @classmethod
     def from_manifest(cls, manifest: Manifest) -> MilvusStore:
         """The store named by an index manifest."""
-        return cls(manifest["store"], manifest["dim"], len(manifest["levels"]))
+        store = cls(manifest["store"], manifest["dim"], len(manifest["levels"]))
+        store.context = bool(manifest.get("context"))
+        return store
 
     @property
     def client(self) -> Any:
@@ -261,6 +264,11 @@ class MilvusStore:
                 data.texts[d][s:e]
                 for d, s, e in zip(docs, starts.tolist(), ends.tolist(), strict=True)
             ]
+            if self.context:
+                from mograg.text.context import with_context
+
+                texts = with_context(texts, docs, starts.tolist(),
+                                     lambda d: data.texts[d], lambda d: data.metadata[d])
             terms = [" ".join(t) for t in tokenize(texts)]
             sent += self.upsert(
                 j, k[mask], [data.doc_ids[d] for d in docs], starts, ends, terms,

@@ -177,6 +177,10 @@ class MilvusBackend:
         """Dense and/or BM25 top-``n`` from Milvus, as chunk positions of the snapshot."""
         if self.snapshot is None:
             raise ValueError("this backend was opened without a snapshot")
+        if query.docs is not None:
+            from mograg.errors import MogragError
+
+            raise MogragError("--where filters are not supported with a Milvus store yet")
         snap = self.snapshot
         search = level_search(snap, j)
         qv = np.asarray(query.vector, np.float32)

@@ -58,7 +58,7 @@ class Snapshot:
         if not is_current(directory):
             # written by an older mograg (one bm25s index per level): count the terms in
             # memory now; the next write stores them per segment
-            return [Bm25([TermPostings.from_texts(self.level_texts(j))])
+            return [Bm25([TermPostings.from_texts(self.indexed_texts(j))])
                     for j in range(n_levels)]
         try:
             return [
@@ -118,6 +118,18 @@ class Snapshot:
         last = self.atoms[lv["last_atom"]]
         docs, starts, ends = first["doc"].tolist(), first["start"].tolist(), last["end"].tolist()
         return [self.text(d)[s:e] for d, s, e in zip(docs, starts, ends, strict=True)]
+
+    def indexed_texts(self, j: int, lo: int = 0, hi: int | None = None) -> list[str]:
+        """Chunk texts as embedded and BM25-counted: with each chunk's context line
+        (title, periods, section) when the index records one (``manifest["context"]``)."""
+        texts = self.level_texts(j, lo, hi)
+        if not self.manifest.get("context"):
+            return texts
+        from mograg.text.context import with_context
+
+        first = self.atoms[self.levels[j][lo:hi]["first_atom"]]
+        return with_context(texts, first["doc"].tolist(), first["start"].tolist(),
+                            self.text, self.metadata)
 
     def dense_scores(self, j: int, qvec: np.ndarray) -> np.ndarray:
         """Cosine similarity of the query vector to every chunk of level ``j``."""

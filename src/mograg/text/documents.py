@@ -13,7 +13,7 @@ import json
 import os
 import re
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
@@ -142,51 +142,28 @@ def _load_html(path: Path) -> tuple[str, dict[str, Any]]:
 
 
 def _load_pdf(path: Path) -> tuple[str, dict[str, Any]]:
-    import logging
-
-    from pypdf import PdfReader
+    from mograg.text.context import looks_like_code
+    from mograg.text.pdf import PdfError, pdf_text
 
     data = _read_bytes(path)
     if not data.strip():
         raise _Bad("empty file; nothing to index")
-    fix = "check it opens in a PDF viewer, or re-export it"
-    log = logging.getLogger("pypdf")
-    level = log.level
-    log.setLevel(logging.ERROR)  # pypdf warns loudly about minor defects
     try:
-        import io
-
-        try:
-            reader = PdfReader(io.BytesIO(data))
-        except Exception as e:
-            raise _Bad(f"cannot read PDF ({_one_line(e)}); {fix}") from e
-        if reader.is_encrypted:
-            try:
-                ok = reader.decrypt("")
-            except Exception as e:
-                raise _Bad(f"cannot read PDF (encrypted: {_one_line(e)}); decrypt it first") from e
-            if not ok:
-                raise _Bad("cannot read PDF (password-protected); decrypt it first")
-        try:
-            pages = [(page.extract_text() or "") for page in reader.pages]
-        except Exception as e:
-            raise _Bad(f"cannot read PDF ({_one_line(e)}); {fix}") from e
-        title = None
-        try:
-            meta = reader.metadata
-            if meta is not None and isinstance(meta.title, str):
-                title = _WS_RE.sub(" ", meta.title).strip() or None
-        except Exception:
-            title = None
-    finally:
-        log.setLevel(level)
-    parts = [
-        p.replace("\x00", "").replace("\r\n", "\n").replace("\r", "\n").strip() for p in pages
-    ]
-    text = "\n\n".join(p for p in parts if p)
-    if not text.strip():
-        raise _Bad("no extractable text (scanned PDF?); OCR it first")
-    return text, {"title": title or path.stem, "pages": len(pages)}
+        got = pdf_text(data)
+    except PdfError as e:
+        raise _Bad(f"cannot read PDF: {e}") from None
+    title = got.metadata_title
+    if not title or looks_like_code(title):  # e.g. an SEC accession number
+        title = got.first_heading or path.stem
+    meta: dict[str, Any] = {
+        "title": title,
+        "pages": len(got.page_starts),
+        "page_starts": got.page_starts,
+        "headings": [list(h) for h in got.headings],
+    }
+    if got.removed_lines:
+        meta["removed_lines"] = got.removed_lines
+    return got.text, meta
 
 
 def _one_line(e: BaseException) -> str:
@@ -196,7 +173,7 @@ def _one_line(e: BaseException) -> str:
 
 
 def _iter_jsonl(
-    path: Path, display: str, problems: list[LoadProblem]
+    path: Path, display: str, problems: list[LoadProblem], doc_id: str | None = None
 ) -> Iterator[tuple[Document, str]]:
     """Yield ``(document, location)`` per good line; append a problem per bad line."""
     fix = "fix or remove the line"
@@ -228,7 +205,7 @@ def _iter_jsonl(
                         LoadProblem(where, f"invalid JSON ({e.msg} at column {e.colno}); {fix}")
                     )
                     continue
-                doc = _record_to_document(obj, display, lineno, where, problems)
+                doc = _record_to_document(obj, display, lineno, where, problems, doc_id)
                 if doc is not None:
                     yield doc, where
     except (OSError, EOFError, zlib.error) as e:
@@ -248,7 +225,8 @@ def _read_error(e: OSError) -> str:
 
 
 def _record_to_document(
-    obj: Any, display: str, lineno: int, where: str, problems: list[LoadProblem]
+    obj: Any, display: str, lineno: int, where: str, problems: list[LoadProblem],
+    file_id: str | None = None,
 ) -> Document | None:
     fix = "fix or remove the line"
 
@@ -260,7 +238,7 @@ def _record_to_document(
         return None
     doc_id = obj.get("id")
     if doc_id is None:
-        doc_id = f"{display}#{lineno}"
+        doc_id = f"{file_id or display}#{lineno}"
     elif not isinstance(doc_id, str) or not doc_id:
         bad(f"'id' must be a non-empty string, got {json.dumps(doc_id)[:40]}")
         return None
@@ -306,8 +284,11 @@ def _walk_dir(root: Path, display: str, problems: list[LoadProblem]) -> Iterator
             yield Path(dirpath) / name, f"{display.rstrip('/')}/{rel}"
 
 
-def _load_file(path: Path, display: str, problems: list[LoadProblem]) -> Iterator[Document]:
-    """The document of one non-JSONL file (none if it has a problem)."""
+def _load_file(
+    path: Path, display: str, problems: list[LoadProblem], doc_id: str | None = None
+) -> Iterator[Document]:
+    """The document of one non-JSONL file (none if it has a problem); its id is ``doc_id``
+    (default: the path as shown)."""
     suffix = _suffix(path.name)
     try:
         if suffix == ".txt":
@@ -324,12 +305,95 @@ def _load_file(path: Path, display: str, problems: list[LoadProblem]) -> Iterato
     except _Bad as e:
         problems.append(LoadProblem(display, str(e)))
         return
-    yield Document(id=display, text=text, metadata={"source": display, **meta})
+    yield Document(id=doc_id or display, text=text, metadata={"source": display, **meta})
+
+
+FileProgress = Callable[[str, int, int], None]  # (file shown, files done, files in all)
+PARALLEL_SUFFIXES = frozenset({".pdf", ".html", ".htm"})  # worth a worker process each
+
+
+def _load_one(
+    path: str, display: str, doc_id: str
+) -> tuple[list[Document], list[LoadProblem]]:
+    """Worker task: the document(s) of one non-JSONL file and its problems."""
+    problems: list[LoadProblem] = []
+    return list(_load_file(Path(path), display, problems, doc_id)), problems
+
+
+def _files(
+    sources: Sequence[str | os.PathLike[str]], problems: list[LoadProblem]
+) -> list[tuple[Path | None, str, str]]:
+    """Every file to load as ``(path, path as shown, document id)``, in a stable order
+    (directories walked sorted). Ids are relative to the folder given (a file given
+    directly: its name). ``(None, "shown\\0message", "")`` stands for a source that is a
+    problem, in its place."""
+    files: list[tuple[Path | None, str, str]] = []
+    for source in sources:
+        path = Path(source)
+        display = _display(source)
+        if not path.exists():
+            files.append((None, f"{display}\0no such file or directory", ""))
+        elif path.is_dir():
+            found = list(_walk_dir(path, display, problems))
+            if not found:
+                msg = f"no supported files in directory; supported: {_SUPPORTED_TEXT}"
+                files.append((None, f"{display}\0{msg}", ""))
+            base = display.rstrip("/") + "/"
+            files.extend((p, shown, shown[len(base):]) for p, shown in found)
+        else:
+            files.append((path, display, path.name))
+    return files
+
+
+def _parsed(
+    files: list[tuple[Path | None, str, str]], workers: int
+) -> Iterator[tuple[list[Document], list[LoadProblem]] | None]:
+    """Per file, in order: its parsed ``(documents, problems)``, or None for JSONL (read
+    by the caller as a stream). PDF/HTML files are parsed in ``workers`` processes."""
+    heavy = [(str(p), d, i) for p, d, i in files
+             if p is not None and _suffix(p.name) in PARALLEL_SUFFIXES]
+    results: Iterator[tuple[list[Document], list[LoadProblem]]] = iter(())
+    pool = None
+    if workers > 1 and len(heavy) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(min(workers, len(heavy)), mp_context=mp.get_context("spawn"))
+        results = pool.map(_load_one, *zip(*heavy, strict=True)) if heavy else results
+    try:
+        for path, display, doc_id in files:
+            if path is None:  # a missing source: the caller reports it
+                yield [], []
+                continue
+            suffix = _suffix(path.name)
+            if suffix in (".jsonl", ".jsonl.gz"):
+                yield None
+            elif pool is not None and suffix in PARALLEL_SUFFIXES:
+                yield _next_result(results, display)
+            else:
+                yield _load_one(str(path), display, doc_id)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _next_result(
+    results: Iterator[tuple[list[Document], list[LoadProblem]]], display: str
+) -> tuple[list[Document], list[LoadProblem]]:
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        return next(results)
+    except BrokenProcessPool:
+        msg = "the file's parser crashed its worker process; check it opens in a viewer"
+        return [], [LoadProblem(display, msg)]
 
 
 def iter_documents(
     sources: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
     problems: list[LoadProblem],
+    workers: int = 0,
+    progress: FileProgress | None = None,
 ) -> Iterator[Document]:
     """Yield documents from files and directories (recursively), in a stable order.
 
@@ -338,6 +402,8 @@ def iter_documents(
             skipping hidden entries and files of unsupported types.
         problems: Receives one :class:`LoadProblem` per bad file or JSONL line
             (nothing is raised for bad input).
+        workers: parse PDF/HTML files in this many processes (0 or 1: in this one).
+        progress: called after each file with its id, files done and files in all.
 
     Yields:
         Each loaded :class:`Document`. File documents have ``id`` = the path (forward
@@ -357,31 +423,25 @@ def iter_documents(
         seen[doc.id] = where
         return True
 
-    def from_file(path: Path, display: str) -> Iterator[Document]:
-        if _suffix(path.name) in (".jsonl", ".jsonl.gz"):
-            for doc, where in _iter_jsonl(path, display, problems):
+    files = _files(sources, problems)
+    for n, ((path, display, doc_id), parsed) in enumerate(
+        zip(files, _parsed(files, workers), strict=True), start=1
+    ):
+        if path is None:
+            where, _, msg = display.partition("\0")
+            problems.append(LoadProblem(where, msg))
+        elif parsed is None:
+            for doc, where in _iter_jsonl(path, display, problems, doc_id):
                 if check(doc, where):
                     yield doc
-            return
-        for doc in _load_file(path, display, problems):
-            if check(doc, display):
-                yield doc
-
-    for source in sources:
-        path = Path(source)
-        display = _display(source)
-        if not path.exists():
-            problems.append(LoadProblem(display, "no such file or directory"))
-        elif path.is_dir():
-            found = False
-            for file_path, file_id in _walk_dir(path, display, problems):
-                found = True
-                yield from from_file(file_path, file_id)
-            if not found:
-                msg = f"no supported files in directory; supported: {_SUPPORTED_TEXT}"
-                problems.append(LoadProblem(display, msg))
         else:
-            yield from from_file(path, display)
+            docs, file_problems = parsed
+            problems.extend(file_problems)
+            for doc in docs:
+                if check(doc, display):
+                    yield doc
+        if progress is not None and path is not None:
+            progress(display, n, len(files))
 
 
 def load_documents(

@@ -101,8 +101,11 @@
       onclick: (ev) => select(ev.currentTarget, hit),
     },
       el("span", { class: "hit-meta" },
-        el("span", { class: "hit-doc", text: hit.doc_id, title: hit.doc_id }),
-        el("span", { class: "hit-score", text: `${fmt(hit.score)} · ${hit.start}–${hit.end}` })),
+        // the short name (last path part); the full id on hover
+        el("span", { class: "hit-doc", text: hit.doc_id.split("/").pop() || hit.doc_id,
+                     title: hit.doc_id }),
+        el("span", { class: "hit-score", text: `${fmt(hit.score)} · ${hit.start}–${hit.end}` +
+                     (hit.page ? ` · p. ${hit.page}` : "") })),
       el("span", { class: "hit-text", text }));
   }
 

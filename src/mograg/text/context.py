@@ -1,0 +1,213 @@
+"""What every chunk is embedded and BM25-counted with: its document's title, the dates
+and periods the document is about, and the heading path of its section.
+
+Five quarters of one company's filings share whole paragraphs; a chunk alone does not
+say whose and when, so neither dense nor BM25 scores can tell them apart. The context
+line is prepended to the text that is *embedded and tokenised* only; every returned
+hit stays an exact slice of the stored document text.
+
+The context is a function of a document's text and metadata alone (deterministic), so
+BM25 postings of a segment can be rebuilt at any time. Indexes record it in their
+manifest (``"context": CONTEXT_VERSION``); an index without the key has none.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "CONTEXT_VERSION",
+    "DocContext",
+    "chunk_context",
+    "chunk_contexts",
+    "document_context",
+    "find_periods",
+    "looks_like_code",
+    "with_context",
+]
+
+CONTEXT_VERSION = "title-period-section-1"
+# a chunk's dense vector is normalise(chunk + CONTEXT_WEIGHT * context line): the context
+# says whose and when, the chunk still says what (a prefix would outweigh a short chunk)
+CONTEXT_WEIGHT = 0.5
+MAX_PERIODS = 3
+MAX_PART_CHARS = 120
+FIRST_PAGE_CHARS = 2000  # where a document's own date is looked for
+
+_MONTH = (
+    r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
+    r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?"
+)
+_YEAR = r"(?:19|20)\d{2}"
+_ORD = r"(?:first|second|third|fourth|1st|2nd|3rd|4th)"
+# fiscal periods: "Q1 2023", "Q3 FY23", "Q1 Fiscal 2023", "first quarter of fiscal 2023",
+# "fiscal year 2023", "FY2023", "quarter ended March 31, 2023"
+_PERIOD_RE = re.compile(
+    rf"\bQ[1-4]\s*(?:FY\s*'?|fiscal\s+(?:year\s+)?)?(?:{_YEAR}|'?\d{{2}})\b"
+    rf"|\b{_ORD}\s+(?:fiscal\s+)?quarter\s+(?:of\s+)?(?:fiscal\s+(?:year\s+)?)?{_YEAR}\b"
+    rf"|\b(?:quarter|year|period|(?:three|six|nine|twelve)\s+months)\s+ended\s+"
+    rf"{_MONTH}\s+\d{{1,2}},?\s+{_YEAR}\b"
+    rf"|\bfiscal\s+(?:year\s+)?{_YEAR}\b|\bFY\s?'?(?:{_YEAR}|\d{{2}})\b",
+    re.IGNORECASE,
+)
+# a calendar date: "May 25, 2022", "25 May 2022", "12/17/2007", "2022-05-25"
+_DATE_RE = re.compile(
+    rf"\b{_MONTH}\s+\d{{1,2}},?\s+{_YEAR}\b|\b\d{{1,2}}\s+{_MONTH}\s+{_YEAR}\b"
+    rf"|\b\d{{1,2}}/\d{{1,2}}/{_YEAR}\b|\b{_YEAR}-\d{{2}}-\d{{2}}\b"
+)
+_WS = re.compile(r"\s+")
+_MD_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$", re.M)
+_CODE_RE = re.compile(r"^[\w.\-/#:]+$")
+_JUNK_TITLE = re.compile(r"^(?:microsoft (?:word|powerpoint|excel) - |untitled\b)", re.I)
+
+
+def looks_like_code(title: str) -> bool:
+    """True for titles that are identifiers, not names: "0000320193-23-000064",
+    "20080102X00002", "doc1.docx", "Microsoft Word - x.doc", "untitled"."""
+    t = title.strip()
+    if not t or _JUNK_TITLE.match(t):
+        return True
+    if " " not in t and _CODE_RE.match(t):
+        letters = sum(c.isalpha() for c in t)
+        return any(c.isdigit() for c in t) or "." in t or letters < 4
+    return False
+
+
+def _clean(s: str) -> str:
+    s = _WS.sub(" ", s).strip()
+    return s if len(s) <= MAX_PART_CHARS else s[: MAX_PART_CHARS - 1].rstrip() + "…"
+
+
+def find_periods(text: str, title: str = "") -> list[str]:
+    """Dates and periods a document is about, most telling first.
+
+    Periods in the title come first, then the fiscal periods mentioned most often, then
+    the first calendar date near the start (a report's or a call's own date).
+    """
+    out: list[str] = []
+
+    def add(s: str) -> None:
+        s = _clean(s)
+        if s and s.lower() not in (o.lower() for o in out):
+            out.append(s)
+
+    for m in _PERIOD_RE.finditer(title):
+        add(m.group(0))
+    counts: Counter[str] = Counter()
+    first_seen: dict[str, int] = {}
+    for m in _PERIOD_RE.finditer(text):
+        key = _WS.sub(" ", m.group(0)).strip()
+        counts[key] += 1
+        first_seen.setdefault(key, m.start())
+    for key, _ in sorted(counts.items(), key=lambda kv: (-kv[1], first_seen[kv[0]])):
+        if len(out) >= MAX_PERIODS:
+            break
+        add(key)
+    date = _DATE_RE.search(text[:FIRST_PAGE_CHARS])
+    if date is not None:
+        add(date.group(0))
+    return out[: MAX_PERIODS + 1]
+
+
+@dataclass
+class DocContext:
+    """A document's context: title, periods, and section paths by start offset."""
+
+    title: str
+    periods: list[str] = field(default_factory=list)
+    section_starts: list[int] = field(default_factory=list)
+    section_paths: list[str] = field(default_factory=list)
+
+    def section_at(self, offset: int) -> str:
+        """Heading path of the section holding ``offset`` ("" before the first heading)."""
+        i = bisect_right(self.section_starts, offset) - 1
+        return self.section_paths[i] if i >= 0 else ""
+
+
+def _sections(text: str, metadata: dict[str, Any]) -> tuple[list[int], list[str]]:
+    """Section starts and heading paths: Markdown headings (nested), else the heading
+    lines a loader recorded in ``metadata["headings"]`` (``[[start, end], ...]``)."""
+    starts: list[int] = []
+    paths: list[str] = []
+    marked = metadata.get("headings")
+    if isinstance(marked, list) and marked:
+        for pair in marked:
+            try:
+                a, b = int(pair[0]), int(pair[1])
+            except (TypeError, ValueError, IndexError):
+                continue
+            if 0 <= a < b <= len(text):
+                starts.append(a)
+                paths.append(_clean(text[a:b]))
+        return starts, paths
+    stack: list[tuple[int, str]] = []
+    for m in _MD_HEADING.finditer(text):
+        depth = len(m.group(1))
+        while stack and stack[-1][0] >= depth:
+            stack.pop()
+        stack.append((depth, _clean(m.group(2))))
+        starts.append(m.start())
+        paths.append(" > ".join(h for _, h in stack))
+    return starts, paths
+
+
+def document_context(text: str, metadata: dict[str, Any]) -> DocContext:
+    """The context of one document (see the module docstring)."""
+    title = str(metadata.get("title") or "")
+    if looks_like_code(title):
+        title = ""
+    starts, paths = _sections(text, metadata)
+    source = str(metadata.get("source") or "")
+    stem = re.sub(r"\.[A-Za-z0-9]{1,5}$", "", source.rsplit("/", 1)[-1])
+    hint = title if not stem or looks_like_code(stem) else f"{title} {stem}"
+    return DocContext(_clean(title), find_periods(text, hint), starts, paths)
+
+
+def chunk_context(ctx: DocContext, start: int) -> str:
+    """The context line of a chunk starting at ``start`` ("" when there is none)."""
+    parts = [ctx.title, ", ".join(ctx.periods), ctx.section_at(start)]
+    seen: list[str] = []
+    for p in parts:
+        if p and p not in seen:
+            seen.append(p)
+    return " | ".join(seen)
+
+
+def chunk_contexts(
+    docs: Sequence[int], starts: Sequence[int], doc_text: Any, doc_metadata: Any
+) -> list[str]:
+    """The context line of each chunk, given its document number and start offset.
+
+    ``doc_text`` and ``doc_metadata`` are callables giving a document's text and metadata.
+    """
+    cache: dict[int, DocContext] = {}
+    out: list[str] = []
+    for d, s in zip(docs, starts, strict=True):
+        ctx = cache.get(d)
+        if ctx is None:
+            ctx = cache[d] = document_context(doc_text(d), doc_metadata(d))
+        out.append(chunk_context(ctx, s))
+    return out
+
+
+def with_context(
+    texts: Sequence[str],
+    docs: Sequence[int],
+    starts: Sequence[int],
+    doc_text: Any,
+    doc_metadata: Any,
+) -> list[str]:
+    """``texts`` (chunk texts) each prefixed by its document's context line.
+
+    Args:
+        texts: the chunk texts.
+        docs, starts: document number and start offset of each chunk.
+        doc_text, doc_metadata: callables giving a document's text and metadata.
+    """
+    lines = chunk_contexts(docs, starts, doc_text, doc_metadata)
+    return [f"{line}\n{t}" if line else t for t, line in zip(texts, lines, strict=True)]

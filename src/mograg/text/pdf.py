@@ -1,0 +1,230 @@
+"""PDF text a reader recognises: pypdfium2 extraction, running headers/footers removed.
+
+Chosen by ``bench/pdf_extract.py`` on the 30 real PDFs in ``../shared/data``: pypdfium2
+(BSD/Apache) loads all of them in 0.7 s, maps ligatures ("fl" in "Snowflake") to
+letters and keeps table rows as lines; pypdf (limits raised) takes 8x as long and
+pdfplumber 45x, and both turn those ligatures into NUL characters.
+
+The document text is built from the kept lines of every page, so any span of it is
+an exact slice (no offsets to translate): lines that repeat at the top or bottom of at
+least :data:`MIN_REPEATS` pages and half of them (digits normalised, so "Page 3 of 20"
+repeats) are left out, as are page numbers; a speaker's name that opens three pages of a
+transcript stays. ``page_starts`` records where each page begins, so any character range
+can cite its page (:func:`page_of`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from bisect import bisect_right
+from collections import Counter
+from dataclasses import dataclass, field
+
+__all__ = ["MIN_REPEATS", "PdfError", "PdfText", "page_of", "pdf_text", "remove_repeated_lines"]
+
+MIN_REPEATS = 3  # a line at the edge of this many pages is a running header/footer ...
+RUNNING_SHARE = 0.5  # ... and of at least this share of the pages: a speaker's name that
+# happens to open three pages of a 20-page transcript is text (measured: 92 speaker labels of
+# the 10 earnings calls sat at page edges, on up to 5 pages each; no running header there)
+EDGE_LINES = 3  # how many lines at the top and bottom of a page can be header/footer
+_DIGITS = re.compile(r"\d+")
+_WS = re.compile(r"\s+")
+_HEADING_END = re.compile(r"[.,;!?…]$")
+_LETTER = re.compile(r"[^\W\d_]")
+# a page number line, after _key: "12", "12 of 40", "- 12 -", "Page 3 of 9 <anything>"
+_PAGE_NUMBER = re.compile(r"^(?:page 0+(?: (?:of|/) 0+)?(?: .*)?|0+|0+ ?(?:of|/) ?0+|- ?0+ ?-)$")
+MAX_HEADING_CHARS = 90
+MAX_HEADING_WORDS = 12
+
+
+class PdfError(Exception):
+    """A PDF that cannot give text; the message is one line saying why and what to do."""
+
+
+@dataclass
+class PdfText:
+    """The text of a PDF and where things are in it."""
+
+    text: str
+    page_starts: list[int]  # offset of each page's first character in ``text``
+    first_heading: str | None = None  # the first line(s) of page 1
+    metadata_title: str | None = None
+    removed_lines: int = 0  # running header/footer lines left out
+    headings: list[tuple[int, int]] = field(default_factory=list)  # heading line spans
+
+
+def _key(line: str) -> str:
+    """A line's identity across pages: digits normalised, whitespace collapsed."""
+    return _DIGITS.sub("0", _WS.sub(" ", line).strip()).lower()
+
+
+def remove_repeated_lines(pages: list[list[str]]) -> tuple[list[list[str]], int]:
+    """Drop lines repeated at the top or bottom of >= ``MIN_REPEATS`` pages.
+
+    Args:
+        pages: lines of each page (empty lines allowed).
+
+    Returns:
+        ``(pages, removed)``: the kept lines of each page and how many were dropped.
+    """
+    edge_keys: Counter[str] = Counter()
+    for lines in pages:
+        full = [ln for ln in lines if ln.strip()]
+        edge = full[:EDGE_LINES] + full[-EDGE_LINES:]
+        edge_keys.update({_key(ln) for ln in edge})
+    need = max(MIN_REPEATS, math.ceil(RUNNING_SHARE * len(pages)))
+    running = {k for k, n in edge_keys.items() if n >= need and k}
+    if len(pages) > 1:
+        running |= {k for k in edge_keys if _PAGE_NUMBER.match(k)}
+    if not running:
+        return pages, 0
+    out: list[list[str]] = []
+    removed = 0
+    for lines in pages:
+        idx = [i for i, ln in enumerate(lines) if ln.strip()]
+        at_edge = set(idx[:EDGE_LINES] + idx[-EDGE_LINES:])
+        kept = []
+        for i, ln in enumerate(lines):
+            if i in at_edge and _key(ln) in running:
+                removed += 1
+            else:
+                kept.append(ln)
+        out.append(kept)
+    return out, removed
+
+
+def _is_heading(line: str) -> bool:
+    """A short, mostly capitalised line that does not end like a sentence or a table row."""
+    s = line.strip()
+    words = s.split()
+    if not s or len(s) > MAX_HEADING_CHARS or len(words) > MAX_HEADING_WORDS:
+        return False
+    if _HEADING_END.search(s) or not _LETTER.match(s) or not s[0].isupper():
+        return False
+    if sum(c.isdigit() for c in s) * 4 >= len(s):
+        return False
+    lettered = [w for w in words if _LETTER.search(w)]
+    capital = sum(1 for w in lettered if not w[0].islower())
+    return 2 * capital >= len(lettered)
+
+
+def _join(pages: list[list[str]]) -> tuple[str, list[int], list[tuple[int, int]]]:
+    """Text of the kept lines (pages separated by a blank line), page starts, headings."""
+    parts: list[str] = []
+    starts: list[int] = []
+    headings: list[tuple[int, int]] = []
+    pos = 0
+    prev_ends_sentence = True
+    for lines in pages:
+        lines = [ln.rstrip() for ln in lines]
+        while lines and not lines[0].strip():
+            lines.pop(0)
+        while lines and not lines[-1].strip():
+            lines.pop()
+        if parts and lines:
+            parts.append("\n\n")
+            pos += 2
+        starts.append(pos)
+        for i, ln in enumerate(lines):
+            if i:
+                parts.append("\n")
+                pos += 1
+            nxt = lines[i + 1] if i + 1 < len(lines) else ""
+            # a heading starts after a finished sentence and is followed by text
+            if prev_ends_sentence and nxt.strip()[:1].isupper() and _is_heading(ln):
+                lead = len(ln) - len(ln.lstrip())
+                headings.append((pos + lead, pos + len(ln)))
+            s = ln.strip()
+            prev_ends_sentence = not s or bool(re.search(r"[.:!?\"”)]$", s)) or _is_heading(s)
+            parts.append(ln)
+            pos += len(ln)
+    return "".join(parts), starts, headings
+
+
+def _first_heading(pages: list[list[str]]) -> str | None:
+    """The first line of page 1, joined with the next if the title wraps onto it."""
+    for lines in pages[:1]:
+        full = [ln.strip() for ln in lines if ln.strip()]
+        if not full or not _is_heading(full[0]):
+            return None
+        title = full[0]
+        second = full[1] if len(full) > 1 else ""
+        if _is_heading(second) and (2 * len(second) < len(title) or len(title + second) < 70):
+            title = f"{title} {full[1]}"
+        return _WS.sub(" ", title)
+    return None
+
+
+def _open(data: bytes):
+    import pypdfium2 as pdfium
+
+    try:
+        return pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as e:
+        msg = str(e)
+        if "password" in msg.lower():
+            raise PdfError("encrypted (password-protected); decrypt it first") from None
+        raise PdfError(
+            f"not a readable PDF ({msg.strip()[:120]}); check it opens in a PDF viewer"
+        ) from None
+
+
+def _why(e: BaseException) -> str:
+    msg = " ".join(str(e).split())[:120]
+    return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
+
+
+def _metadata_title(pdf: object) -> str | None:
+    try:
+        title = pdf.get_metadata_dict().get("Title") or ""  # type: ignore[attr-defined]
+    except Exception:
+        return None
+    return _WS.sub(" ", title).strip() or None
+
+
+def pdf_text(data: bytes) -> PdfText:
+    """Text, page starts, headings and title candidates of a PDF.
+
+    Raises:
+        PdfError: encrypted, damaged, or without a text layer (scanned images).
+    """
+    pdf = _open(data)
+    try:
+        pages: list[list[str]] = []
+        for i in range(len(pdf)):
+            try:
+                page = pdf[i]
+            except Exception as e:
+                raise PdfError(
+                    f"page {i + 1} cannot be loaded ({_why(e)}); re-export the PDF"
+                ) from None
+            try:
+                tp = page.get_textpage()
+                raw = tp.get_text_bounded()
+                tp.close()
+            except Exception as e:
+                raise PdfError(
+                    f"page {i + 1} cannot be read ({_why(e)}); re-export the PDF"
+                ) from None
+            finally:
+                page.close()
+            raw = raw.replace("\x00", "").replace("\r\n", "\n").replace("\r", "\n")
+            pages.append(raw.replace("\x0c", "\n").split("\n"))
+        meta_title = _metadata_title(pdf)
+    finally:
+        pdf.close()
+    if not any(ln.strip() for lines in pages for ln in lines):
+        raise PdfError(
+            f"no text layer ({len(pages)} page(s) of images, e.g. a scan); "
+            "run OCR first (e.g. ocrmypdf) and index the result"
+        )
+    kept, removed = remove_repeated_lines(pages)
+    heading = _first_heading(kept)
+    text, starts, headings = _join(kept)
+    return PdfText(text, starts, heading, meta_title, removed, headings)
+
+
+def page_of(page_starts: list[int], offset: int) -> int:
+    """1-based page number of the character at ``offset``."""
+    return max(1, bisect_right(page_starts, offset))

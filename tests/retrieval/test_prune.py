@@ -1,0 +1,67 @@
+"""Relevance floor and near-duplicate folding of candidates (mograg.retrieval.prune)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from corpus import field_notes
+from mograg.index.core import Index
+from mograg.retrieval import prune
+from mograg.retrieval.rank import assemble, picks_from_ranking, rank_level
+from mograg.types import Document
+
+SHARED = ("Net revenue retention was 158 percent and remained strong across our largest "
+          "customers, while product gross margin improved to 75 percent this quarter. "
+          "We added 297 customers with trailing twelve-month product revenue above one "
+          "million dollars, and remaining performance obligations reached 3.7 billion. "
+          "Consumption patterns were healthy in financial services, retail and technology, "
+          "and our partners delivered a growing share of new workloads in every region.")
+
+
+@pytest.fixture(scope="module")
+def ix(tmp_path_factory: pytest.TempPathFactory) -> Index:
+    docs = [
+        Document("q1.txt", f"{field_notes(1, 10)}\n\n{SHARED}\n\n{field_notes(2, 10)}"),
+        Document("q2.txt", f"{field_notes(3, 10)}\n\n{SHARED}\n\n{field_notes(4, 10)}"),
+        Document("other.txt", field_notes(5, 40)),
+    ]
+    index = Index.create(tmp_path_factory.mktemp("ix") / "ix", context=False)
+    index.add(docs)
+    return index
+
+
+def test_near_duplicate_of_another_document_is_folded(ix: Index) -> None:
+    q = ix.encode_queries(["What was net revenue retention?"])[0]
+    snap = ix.snapshot
+    j = ix.level_index(64)
+    picks = picks_from_ranking(rank_level(ix.backend, j, q))
+    stats: dict[str, int] = {}
+    assemble(snap, q, picks, budget=256, stats=stats)
+    assert stats["folded"] >= 1  # chunks inside the other quarter's copy were folded
+
+
+def test_floor_leaves_the_budget_partly_empty(ix: Index) -> None:
+    q = ix.encode_queries(["What was net revenue retention?"])[0]
+    snap = ix.snapshot
+    picks = picks_from_ranking(rank_level(ix.backend, 0, q, n=10_000))
+    stats: dict[str, int] = {}
+    hits = assemble(snap, q, picks, budget=100_000, stats=stats)
+    assert stats["below_floor"] > 0
+    assert sum(h.n_tokens for h in hits) < int(snap.atoms["n_tokens"].sum())
+
+
+@given(st.text(alphabet="ab c", max_size=40), st.text(alphabet="ab c", max_size=40))
+def test_near_duplicate_is_symmetric(a: str, b: str) -> None:
+    sa, sb = prune.shingles(a), prune.shingles(b)
+    assert prune._near_duplicate(sa, sb) == prune._near_duplicate(sb, sa)
+    if sa:
+        assert prune._near_duplicate(sa, sa)
+
+
+def test_search_reports_folded(ix: Index, tmp_path: Path) -> None:
+    res = ix.search("What was net revenue retention?", budget=256, level=64)
+    assert res.routing.get("folded", 0) >= 1

@@ -1,0 +1,151 @@
+"""PDF text: running headers/footers removed with exact offsets, pages, headings, titles."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mograg.text.documents import load_documents
+from mograg.text.pdf import (
+    MIN_REPEATS,
+    RUNNING_SHARE,
+    _key,
+    page_of,
+    pdf_text,
+    remove_repeated_lines,
+)
+
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "pdf" / "20071229X02007.pdf"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+REAL = sorted(SHARED.glob("docugami_*/docs/*.pdf"))
+
+
+def edge_repeats(text: str, page_starts: list[int]) -> set[str]:
+    """Lines (digits normalised) first or last on >= MIN_REPEATS pages of ``text`` and on
+    half of them: running headers/footers."""
+    bounds = [*page_starts, len(text)]
+    per_page: Counter[str] = Counter()
+    for a, b in pairwise(bounds):
+        page = [ln for ln in text[a:b].split("\n") if ln.strip()]
+        per_page.update({_key(ln) for ln in page[:1] + page[-1:]})
+    need = max(MIN_REPEATS, math.ceil(RUNNING_SHARE * len(page_starts)))
+    return {k for k, n in per_page.items() if n >= need}
+
+
+def test_real_report_header_removed_pages_and_title() -> None:
+    got = pdf_text(FIXTURE.read_bytes())
+    assert len(got.page_starts) == 4
+    assert "Page 1 of 4" not in got.text and "Page 3 of 4" not in got.text
+    assert got.removed_lines >= 4
+    title = "National Transportation Safety Board Aviation Accident Final Report"
+    assert got.first_heading == title
+    # page starts point at the first character of each page's kept text
+    for p, start in enumerate(got.page_starts, start=1):
+        assert page_of(got.page_starts, start) == p
+        assert not got.text[start].isspace()
+    # headings are exact slices holding a short line each
+    assert got.headings and all("\n" not in got.text[a:b] for a, b in got.headings)
+    assert "Analysis" in [got.text[a:b] for a, b in got.headings]
+    # table rows stay separate lines
+    assert "\nDefining Event: Injuries: 1 Minor\n" in got.text
+
+
+def test_loader_records_pages_and_headings() -> None:
+    (doc,), problems = load_documents([FIXTURE])
+    assert problems == []
+    meta = doc.metadata
+    assert meta["title"].startswith("National Transportation Safety Board")
+    assert meta["pages"] == 4 and len(meta["page_starts"]) == 4
+    i = doc.text.index("Probable Cause")
+    assert 1 <= page_of(meta["page_starts"], i) <= 4
+
+
+lines = st.text(alphabet="ab 1", min_size=0, max_size=6)
+
+
+@given(st.lists(st.lists(lines, max_size=8), max_size=6))
+def test_removal_keeps_order_and_only_drops_edge_repeats(pages: list[list[str]]) -> None:
+    kept, removed = remove_repeated_lines(pages)
+    assert len(kept) == len(pages)
+    assert removed == sum(map(len, pages)) - sum(map(len, kept))
+    for before, after in zip(pages, kept, strict=True):
+        it = iter(before)
+        assert all(any(x == y for y in it) for x in after)  # a subsequence
+
+
+def test_running_lines_on_three_pages_go_interior_repeats_stay() -> None:
+    words = [a + b for a in ("al", "bo", "ce", "du") for b in ("pha", "rin", "sto", "mek", "tun")]
+    bodies = [[f"{w} met {v} on page {p}." for w in words] for p, v in enumerate(words[:4])]
+    pages = [[f"ACME Corp | Q2 2023 Form 10-Q | {p}", *b[:4], "Operator", *b[4:], str(p)]
+             for p, b in enumerate(bodies, start=1)]
+    kept, removed = remove_repeated_lines(pages)
+    assert removed == 8  # the running header and the page number of every page
+    assert kept == [[*b[:4], "Operator", *b[4:]] for b in bodies]
+
+
+def test_a_speaker_opening_a_few_pages_of_a_long_transcript_stays() -> None:
+    names = ["Ann Lee", "Bo Chen", "Cy Diaz", "Di Park", "Ed Moss", "Flo Yu", "Gus Kim"]
+    words = [a + b for a in ("al", "bo", "ce", "du") for b in ("pha", "rin", "sto", "mek", "tun")]
+    pages = [[names[p % 7] if p % 4 else "Operator", f"Words of page {words[p]}.",
+              f"More words said on page {words[p]}."] for p in range(20)]
+    kept, removed = remove_repeated_lines(pages)
+    assert removed == 0 and kept == pages  # "Operator" opens 5 of 20 pages: text
+
+
+@pytest.mark.skipif(not REAL, reason="no real PDFs in ../shared/data")
+def test_all_real_pdfs_load_without_running_lines() -> None:
+    docs, problems = load_documents(REAL)
+    assert problems == [] and len(docs) == len(REAL)
+    for d in docs:
+        assert "\x00" not in d.text
+        assert not edge_repeats(d.text, d.metadata["page_starts"]), d.id
+    calls = [d for d in docs if "Snowflake" in d.metadata["source"]]
+    assert calls and all("Snowflake Inc." in d.text for d in calls)
+
+
+def test_parallel_parsing_gives_the_same_documents_in_order(tmp_path: Path) -> None:
+    for name in ("b.pdf", "a.pdf", "c.pdf"):
+        (tmp_path / name).write_bytes(FIXTURE.read_bytes())
+    (tmp_path / "notes.txt").write_text("Plain notes.", encoding="utf-8")
+    from mograg.text.documents import iter_documents
+
+    seen: list[tuple[str, int, int]] = []
+    problems: list = []
+    par = list(iter_documents([tmp_path, tmp_path / "missing.pdf"], problems, workers=2,
+                              progress=lambda name, n, total: seen.append((name, n, total))))
+    seq, _ = load_documents([tmp_path])
+    assert [(d.id, d.text, d.metadata) for d in par] == [(d.id, d.text, d.metadata) for d in seq]
+    assert [d.id.rsplit("/", 1)[-1] for d in par] == ["a.pdf", "b.pdf", "c.pdf", "notes.txt"]
+    assert [n for _, n, _ in seen] == [1, 2, 3, 4] and {t for *_, t in seen} == {5}
+    assert [p.message for p in problems] == ["no such file or directory"]
+
+
+def test_index_reports_time_with_loading(tmp_path: Path) -> None:
+    from clirun import run
+
+    code, out, err = run("index", FIXTURE, "--index", tmp_path / "ix", "--quiet")
+    assert code == 0, err
+    assert "(loading " in out
+
+
+def test_mutated_and_truncated_pdfs_load_or_say_why_in_one_line(tmp_path: Path) -> None:
+    import random
+
+    rng = random.Random(13)
+    data = FIXTURE.read_bytes()
+    for n in range(40):
+        b = bytearray(data[: rng.randrange(1, len(data))] if n % 3 == 0 else data)
+        for _ in range(rng.randrange(1, 40) if n % 3 else 0):
+            b[rng.randrange(len(b))] = rng.randrange(256)
+        p = tmp_path / f"m{n}.pdf"
+        p.write_bytes(bytes(b))
+        docs, problems = load_documents([p])
+        assert len(docs) + len(problems) == 1
+        for pr in problems:
+            assert pr.message.startswith("cannot read PDF: ") and "\n" not in pr.message
