@@ -140,10 +140,11 @@ def design(x: np.ndarray, levels: np.ndarray, n_levels: int,
     """The model's input: span features, their interactions with the level, and the
     question's form interacted with the level (so each size can like other questions)."""
     onehot = np.eye(n_levels)[levels]
-    parts = [x, onehot, (x[:, :, None] * onehot[:, None, :]).reshape(len(x), -1)]
+    n = len(x)  # explicit widths: a query with no candidates gives (0, width) arrays
+    parts = [x, onehot, (x[:, :, None] * onehot[:, None, :]).reshape(n, x.shape[1] * n_levels)]
     if q_features is not None:
-        q = np.broadcast_to(q_features, (len(x), len(q_features)))
-        parts.append((q[:, :, None] * onehot[:, None, :]).reshape(len(x), -1))
+        q = np.broadcast_to(q_features, (n, len(q_features)))
+        parts.append((q[:, :, None] * onehot[:, None, :]).reshape(n, len(q_features) * n_levels))
     return np.concatenate(parts, axis=1)
 
 
