@@ -3,7 +3,9 @@
 Supported: ``.txt``, ``.md``/``.markdown``, ``.html``/``.htm``, ``.pdf`` and
 ``.jsonl``/``.jsonl.gz`` (one ``{"id", "text", "metadata"}`` object per line).
 Bad sources never stop a load: each becomes a :class:`LoadProblem` that names the
-file (and line) and says what to do, and everything else is still loaded.
+file (and line) and says what to do, and everything else is still loaded. Only
+regular files are read (FIFOs, devices and sockets are skipped with a problem), and
+no file is read past a size limit (:func:`max_file_bytes`, ``MOGRAG_MAX_FILE_MB``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import gzip
 import json
 import os
 import re
+import stat
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -19,10 +22,19 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from mograg.errors import InputError
+from mograg.safejson import JsonValueError, check_value, loads_checked
 from mograg.text.html import html_to_text
 from mograg.types import Document
 
-__all__ = ["SUPPORTED_SUFFIXES", "LoadProblem", "iter_documents", "load_documents"]
+__all__ = [
+    "DEFAULT_MAX_FILE_MB",
+    "SUPPORTED_SUFFIXES",
+    "LoadProblem",
+    "iter_documents",
+    "load_documents",
+    "max_file_bytes",
+    "record_to_document",
+]
 
 SUPPORTED_SUFFIXES: tuple[str, ...] = (
     ".txt",
@@ -36,8 +48,13 @@ SUPPORTED_SUFFIXES: tuple[str, ...] = (
 )
 _SUPPORTED_TEXT = ", ".join(SUPPORTED_SUFFIXES)
 
+DEFAULT_MAX_FILE_MB = 32
+"""Default size limit of one file, one JSONL line, and of what a .gz may expand to."""
+_GZIP_MAX_RATIO = 100  # output/input beyond this (and beyond the limit): a gzip bomb
+_BLOCK = 1 << 20
+_BLANK_RUN_RE = re.compile(rb"[ \t\r\n\f\v]*")
+
 _BINARY_SNIFF = 8192
-_MD_H1_RE = re.compile(r"^ {0,3}#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
 _FENCE_RE = re.compile(r"^ {0,3}(```|~~~)")
 _WS_RE = re.compile(r"\s+")
 _MANY_NL_RE = re.compile(r"\n{3,}")
@@ -78,15 +95,97 @@ def _display(path: str | os.PathLike[str]) -> str:
     return PurePath(path).as_posix()
 
 
-def _read_bytes(path: Path) -> bytes:
+def max_file_bytes() -> int:
+    """The per-file size limit: ``MOGRAG_MAX_FILE_MB`` (megabytes) or the default."""
+    raw = os.environ.get("MOGRAG_MAX_FILE_MB", "").strip()
     try:
-        return path.read_bytes()
+        mb = float(raw) if raw else DEFAULT_MAX_FILE_MB
+    except ValueError:
+        mb = DEFAULT_MAX_FILE_MB
+    return max(1, int(mb * 1_000_000)) if mb > 0 else DEFAULT_MAX_FILE_MB * 1_000_000
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1_000_000:g} MB"
+
+
+def _too_big(size: int, limit: int) -> str:
+    return (
+        f"file is {_mb(size)}, over the {_mb(limit)} limit per file; split it, "
+        "or raise the limit with --max-file-mb / MOGRAG_MAX_FILE_MB"
+    )
+
+
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a directory"),
+)
+
+
+def _not_regular(mode: int) -> str | None:
+    """Why a file of this mode is not read, or None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    return f"is {kind}, not a regular file; skipped"
+
+
+def _printable(name: str) -> str:
+    """``name`` with undecodable bytes (surrogate escapes) shown as ``\\xNN``."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        raw = name.encode("utf-8", "surrogateescape") if _escapes_only(name) else None
+        if raw is None:
+            return name.encode("utf-8", "backslashreplace").decode("utf-8")
+        return raw.decode("utf-8", "backslashreplace")
+
+
+def _escapes_only(name: str) -> bool:
+    """True if every surrogate in ``name`` is a surrogateescape byte (U+DC80..U+DCFF)."""
+    return all(not 0xD800 <= ord(c) <= 0xDFFF or 0xDC80 <= ord(c) <= 0xDCFF for c in name)
+
+
+def _open_regular(path: Path) -> int:
+    """An fd of ``path`` if it is a regular file (never blocks on a FIFO)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except PermissionError as e:
         raise _Bad("cannot read file (permission denied); check its permissions") from e
     except IsADirectoryError as e:
         raise _Bad("is a directory, not a file") from e
     except OSError as e:
         raise _Bad(f"cannot read file ({e.strerror or e}); check the path") from e
+    why = _not_regular(os.fstat(fd).st_mode)
+    if why:
+        os.close(fd)
+        raise _Bad(why)
+    return fd
+
+
+def _read_bytes(path: Path, limit: int | None = None) -> bytes:
+    """The bytes of a regular file, refused past ``limit`` (default: its size as checked
+    by the caller, at least :func:`max_file_bytes`; never unbounded)."""
+    fd = _open_regular(path)
+    try:
+        size = os.fstat(fd).st_size
+        if limit is None:
+            limit = max(size, max_file_bytes())
+        if size > limit:
+            raise _Bad(_too_big(size, limit))
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(limit + 1)
+    except OSError as e:
+        raise _Bad(f"cannot read file ({e.strerror or e}); check the path") from e
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise _Bad(_too_big(len(data), limit))
+    return data
 
 
 def _decode_text(data: bytes) -> str:
@@ -109,6 +208,22 @@ def _require_text(text: str) -> str:
     return text
 
 
+def _h1_content(line: str) -> str | None:
+    """The text of a level-1 ATX heading line (CommonMark), else None. Linear time."""
+    body = line.lstrip(" ")
+    if len(line) - len(body) > 3 or not body.startswith("#"):
+        return None
+    rest = body[1:]
+    if not rest or rest[0] not in " \t":
+        return None
+    content = rest.strip(" \t")
+    # an optional closing sequence: spaces/tabs then only '#'s
+    closing = content.rstrip("#")
+    if closing != content and (not closing or closing[-1] in " \t"):
+        content = closing.rstrip(" \t")
+    return content.strip() or None
+
+
 def _markdown_title(text: str) -> str | None:
     """The first level-1 ATX heading outside fenced code blocks."""
     in_fence = False
@@ -117,9 +232,9 @@ def _markdown_title(text: str) -> str | None:
             in_fence = not in_fence
             continue
         if not in_fence:
-            m = _MD_H1_RE.match(line)
-            if m:
-                return m.group(1).strip()
+            title = _h1_content(line)
+            if title:
+                return title
     return None
 
 
@@ -195,26 +310,97 @@ def _one_line(e: BaseException) -> str:
     return f"{name}: {msg}"[:200] if msg else name
 
 
+def _nonblank_lines(
+    fh: Any, limit: int, out_limit: int | None
+) -> Iterator[tuple[int, bytes | None]]:
+    """``(line number, bytes)`` of every non-blank line, read in blocks (runs of blank
+    lines are skipped in C, not one Python step per line); ``bytes`` is None for a line
+    longer than ``limit``. Stops with :class:`_Bad` once more than ``out_limit`` bytes
+    have been read (decompressed output of a .gz)."""
+    lineno = 1  # number of the line starting at data[0]
+    carry = b""
+    skipping = False  # inside a line already reported as too long
+    total = 0
+    read = getattr(fh, "read1", fh.read)  # read1: a truncated .gz still yields its start
+    while True:
+        block = read(_BLOCK)
+        if not block:
+            break
+        total += len(block)
+        if out_limit is not None and total > out_limit:
+            raise _Bad(
+                f"decompresses to more than {_mb(out_limit)} (a gzip bomb?); "
+                "split the file or raise --max-file-mb / MOGRAG_MAX_FILE_MB"
+            )
+        if skipping:
+            nl = block.find(b"\n")
+            if nl < 0:
+                continue
+            block = block[nl + 1 :]
+            lineno += 1
+            skipping = False
+        data = carry + block if carry else block
+        start = 0
+        while True:
+            end = _BLANK_RUN_RE.match(data, start).end()
+            if end > start:
+                last_nl = data.rfind(b"\n", start, end)
+                if last_nl >= 0:
+                    lineno += data.count(b"\n", start, last_nl + 1)
+                    start = last_nl + 1
+            nl = data.find(b"\n", start)
+            if nl < 0:
+                break
+            if nl - start > limit:
+                yield lineno, None
+            else:
+                yield lineno, data[start:nl]
+            lineno += 1
+            start = nl + 1
+        carry = data[start:]
+        if len(carry) > limit:
+            yield lineno, None
+            carry = b""
+            skipping = True
+    if carry.strip() and not skipping:
+        yield lineno, carry
+
+
 def _iter_jsonl(
-    path: Path, display: str, problems: list[LoadProblem]
+    path: Path, display: str, problems: list[LoadProblem], limit: int
 ) -> Iterator[tuple[Document, str]]:
     """Yield ``(document, location)`` per good line; append a problem per bad line."""
     fix = "fix or remove the line"
+    gz = path.name.lower().endswith(".gz")
     try:
-        opener: Any = gzip.open if path.name.lower().endswith(".gz") else open
-        fh = opener(path, "rb")
-    except OSError as e:
-        problems.append(LoadProblem(display, _read_error(e)))
+        fd = _open_regular(path)
+    except _Bad as e:
+        problems.append(LoadProblem(display, str(e)))
         return
     lineno = 0
     try:
-        with fh:
-            for lineno, raw in enumerate(fh, start=1):
+        raw_fh = os.fdopen(fd, "rb")
+    except OSError as e:  # pragma: no cover - fdopen of a fresh fd
+        os.close(fd)
+        problems.append(LoadProblem(display, _read_error(e)))
+        return
+    try:
+        with raw_fh:
+            size = os.fstat(raw_fh.fileno()).st_size
+            if gz:
+                fh: Any = gzip.GzipFile(fileobj=raw_fh, mode="rb")
+                out_limit: int | None = max(limit, _GZIP_MAX_RATIO * size)
+            else:
+                fh, out_limit = raw_fh, None
+            for lineno, raw in _nonblank_lines(fh, limit, out_limit):
                 where = f"{display}:{lineno}"
+                if raw is None:
+                    msg = f"line is over the {_mb(limit)} limit; split the record or raise " \
+                        "--max-file-mb / MOGRAG_MAX_FILE_MB"
+                    problems.append(LoadProblem(where, msg))
+                    continue
                 if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
                     raw = raw[3:]
-                if not raw.strip():
-                    continue
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as e:
@@ -222,15 +408,15 @@ def _iter_jsonl(
                     problems.append(LoadProblem(where, msg))
                     continue
                 try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    problems.append(
-                        LoadProblem(where, f"invalid JSON ({e.msg} at column {e.colno}); {fix}")
-                    )
+                    obj = loads_checked(line)
+                    doc = record_to_document(obj, f"{display}#{lineno}", display)
+                except JsonValueError as e:
+                    msg = str(e) if ";" in str(e) else f"{e}; {fix}"
+                    problems.append(LoadProblem(where, msg))
                     continue
-                doc = _record_to_document(obj, display, lineno, where, problems)
-                if doc is not None:
-                    yield doc, where
+                yield doc, where
+    except _Bad as e:
+        problems.append(LoadProblem(display, str(e)))
     except (OSError, EOFError, zlib.error) as e:
         if isinstance(e, gzip.BadGzipFile) or "gzip" in str(e).lower():
             msg = f"not a valid gzip file ({_one_line(e)}); re-compress it or use plain .jsonl"
@@ -247,42 +433,41 @@ def _read_error(e: OSError) -> str:
     return f"cannot read file ({e.strerror or e}); check the path"
 
 
-def _record_to_document(
-    obj: Any, display: str, lineno: int, where: str, problems: list[LoadProblem]
-) -> Document | None:
-    fix = "fix or remove the line"
+def record_to_document(obj: Any, default_id: str, source: str | None = None) -> Document:
+    """A :class:`Document` from a parsed ``{"id", "text", "metadata"}`` record.
 
-    def bad(msg: str) -> None:
-        problems.append(LoadProblem(where, f"{msg}; {fix}"))
+    The one validation of records, shared by JSONL files and the server's
+    ``POST /documents``: ``id`` a non-empty string (``default_id`` if absent), ``text``
+    a string with non-whitespace characters, ``metadata`` an object; no string may hold
+    a lone surrogate, no value nest deeper than :data:`mograg.safejson.MAX_DEPTH`.
 
+    Raises:
+        JsonValueError: One line saying which field is wrong.
+    """
     if not isinstance(obj, dict):
-        bad(f"expected a JSON object, got {type(obj).__name__}")
-        return None
+        raise JsonValueError(f"expected a JSON object, got {type(obj).__name__}")
+    check_value(obj)  # a no-op after loads_checked; needed for records built in memory
     doc_id = obj.get("id")
     if doc_id is None:
-        doc_id = f"{display}#{lineno}"
-    elif not isinstance(doc_id, str) or not doc_id:
-        bad(f"'id' must be a non-empty string, got {json.dumps(doc_id)[:40]}")
-        return None
+        doc_id = default_id
+    elif not isinstance(doc_id, str) or not doc_id.strip():
+        raise JsonValueError(f"'id' must be a non-empty string, got {json.dumps(doc_id)[:40]}")
     if "text" not in obj:
-        bad("missing 'text'")
-        return None
+        raise JsonValueError("missing 'text'")
     text = obj["text"]
     if not isinstance(text, str):
-        bad(f"'text' must be a string, got {type(text).__name__}")
-        return None
+        raise JsonValueError(f"'text' must be a string, got {type(text).__name__}")
     if not text.strip():
-        bad("'text' is empty")
-        return None
+        raise JsonValueError("'text' is empty or only whitespace")
     meta = obj.get("metadata")
     if meta is None:
         meta = {}
     elif not isinstance(meta, dict):
-        bad(f"'metadata' must be an object, got {type(meta).__name__}")
-        return None
+        raise JsonValueError(f"'metadata' must be an object, got {type(meta).__name__}")
     else:
         meta = dict(meta)
-    meta.setdefault("source", display)
+    if source is not None:
+        meta.setdefault("source", source)
     return Document(id=doc_id, text=text, metadata=meta)
 
 
@@ -294,7 +479,7 @@ def _walk_dir(root: Path, display: str, problems: list[LoadProblem]) -> Iterator
 
     def onerror(e: OSError) -> None:
         where = _display(e.filename) if e.filename else display
-        problems.append(LoadProblem(where, _read_error(e)))
+        problems.append(LoadProblem(_printable(where), _read_error(e)))
 
     for dirpath, dirnames, filenames in os.walk(root, onerror=onerror):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -330,6 +515,7 @@ def _load_file(path: Path, display: str, problems: list[LoadProblem]) -> Iterato
 def iter_documents(
     sources: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
     problems: list[LoadProblem],
+    max_bytes: int | None = None,
 ) -> Iterator[Document]:
     """Yield documents from files and directories (recursively), in a stable order.
 
@@ -337,7 +523,9 @@ def iter_documents(
         sources: Files and/or directories. Directories are walked in sorted order,
             skipping hidden entries and files of unsupported types.
         problems: Receives one :class:`LoadProblem` per bad file or JSONL line
-            (nothing is raised for bad input).
+            (nothing is raised for bad input, whatever goes wrong inside one source).
+        max_bytes: Size limit of one file, one JSONL line and of a .jsonl.gz's
+            decompressed output (default :func:`max_file_bytes`).
 
     Yields:
         Each loaded :class:`Document`. File documents have ``id`` = the path (forward
@@ -346,6 +534,7 @@ def iter_documents(
     """
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
+    limit = max_file_bytes() if max_bytes is None else max_bytes
     seen: dict[str, str] = {}
 
     def check(doc: Document, where: str) -> bool:
@@ -358,28 +547,54 @@ def iter_documents(
         return True
 
     def from_file(path: Path, display: str) -> Iterator[Document]:
-        if _suffix(path.name) in (".jsonl", ".jsonl.gz"):
-            for doc, where in _iter_jsonl(path, display, problems):
-                if check(doc, where):
-                    yield doc
+        if display != _printable(display):
+            msg = "file name is not valid UTF-8; rename the file (e.g. with convmv)"
+            problems.append(LoadProblem(_printable(display), msg))
             return
-        for doc in _load_file(path, display, problems):
-            if check(doc, display):
-                yield doc
+        try:
+            st = os.stat(path)
+        except OSError as e:
+            problems.append(LoadProblem(display, _read_error(e)))
+            return
+        why = _not_regular(st.st_mode)
+        if why:
+            problems.append(LoadProblem(display, why))
+            return
+        jsonl = _suffix(path.name) in (".jsonl", ".jsonl.gz")
+        if not jsonl and st.st_size > limit:
+            problems.append(LoadProblem(display, _too_big(st.st_size, limit)))
+            return
+        try:
+            if jsonl:
+                for doc, where in _iter_jsonl(path, display, problems, limit):
+                    if check(doc, where):
+                        yield doc
+                return
+            for doc in _load_file(path, display, problems):
+                if check(doc, display):
+                    yield doc
+        except Exception as e:  # one bad source never costs the others
+            msg = f"could not be loaded ({_one_line(e)}); please report this as a mograg bug"
+            problems.append(LoadProblem(display, msg))
 
     for source in sources:
         path = Path(source)
         display = _display(source)
-        if not path.exists():
-            problems.append(LoadProblem(display, "no such file or directory"))
-        elif path.is_dir():
+        try:
+            exists, is_dir = path.exists(), path.is_dir()
+        except OSError as e:  # e.g. a name too long
+            problems.append(LoadProblem(_printable(display), _read_error(e)))
+            continue
+        if not exists:
+            problems.append(LoadProblem(_printable(display), "no such file or directory"))
+        elif is_dir:
             found = False
             for file_path, file_id in _walk_dir(path, display, problems):
                 found = True
                 yield from from_file(file_path, file_id)
             if not found:
                 msg = f"no supported files in directory; supported: {_SUPPORTED_TEXT}"
-                problems.append(LoadProblem(display, msg))
+                problems.append(LoadProblem(_printable(display), msg))
         else:
             yield from from_file(path, display)
 
@@ -388,6 +603,7 @@ def load_documents(
     sources: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
     *,
     strict: bool = False,
+    max_bytes: int | None = None,
 ) -> tuple[list[Document], list[LoadProblem]]:
     """Load all documents from ``sources``.
 
@@ -395,13 +611,14 @@ def load_documents(
         sources: Files and/or directories (see :func:`iter_documents`).
         strict: Raise :class:`~mograg.errors.InputError` on the first problem
             instead of returning it.
+        max_bytes: Size limit per file (see :func:`iter_documents`).
 
     Returns:
         ``(documents, problems)``.
     """
     problems: list[LoadProblem] = []
     docs: list[Document] = []
-    for doc in iter_documents(sources, problems):
+    for doc in iter_documents(sources, problems, max_bytes):
         if strict and problems:
             break
         docs.append(doc)
