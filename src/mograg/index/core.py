@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -53,6 +55,7 @@ from mograg.types import (
 __all__ = ["Index", "WriteReport", "no_progress", "shared_embedder"]
 
 MAX_SEGMENTS = 8
+OPEN_ATTEMPTS = 5
 
 
 _EMBEDDERS: dict[str | None, Embedder] = {}
@@ -171,8 +174,28 @@ class Index:
     def snapshot(self) -> Snapshot:
         """The committed generation, loaded on first use."""
         if self._snapshot is None:
-            self._snapshot = Snapshot(self.root, self._manifest)
+            self._snapshot = self._open_snapshot()
         return self._snapshot
+
+    def _open_snapshot(self) -> Snapshot:
+        """Open the generation this handle's manifest names -- or the newest one, if a
+        writer committed and collected that generation between reading the manifest and
+        opening its files. Writers never wait for readers: once a reader has opened a
+        generation, its mapped files stay readable after they are unlinked (POSIX), so
+        only this short window between the two reads can miss files, and it is retried.
+        An error is raised only if files of the newest generation are unreadable."""
+        for _ in range(OPEN_ATTEMPTS - 1):
+            try:
+                return Snapshot(self.root, self._manifest)
+            except IndexFormatError:
+                newest = read_manifest(self.root)
+                if newest.get("generation") == self._manifest.get("generation") and \
+                        newest.get("segments") == self._manifest.get("segments") and \
+                        newest.get("derived") == self._manifest.get("derived"):
+                    raise  # nothing was collected: the index itself is damaged
+                self._manifest = newest
+                self._router_cache = {}
+        return Snapshot(self.root, self._manifest)
 
     def level_index(self, size: int) -> int:
         """Position of a level given by its size in tokens."""
@@ -192,7 +215,11 @@ class Index:
     def info(self) -> dict[str, Any]:
         """Counts and settings (the ``mograg info --json`` contract)."""
         snap = self.snapshot
-        n_bytes = sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+        n_bytes = 0
+        for dirpath, _dirs, files in os.walk(self.root):  # walk errors are ignored
+            for name in files:
+                with contextlib.suppress(OSError):  # a writer may collect it meanwhile
+                    n_bytes += os.stat(os.path.join(dirpath, name)).st_size
         return {
             "path": str(self.root),
             "levels": self.levels,
