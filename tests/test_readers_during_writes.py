@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from clirun import run
 from corpus import TOPIC_QUERIES, TOPICS
-
 from mograg.errors import IndexFormatError
 from mograg.index import MAX_SEGMENTS, Index
 from mograg.types import Document
