@@ -14,7 +14,14 @@ import math
 import re
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "MAX_NUMBER_CHARS", "JsonValueError", "check_value", "loads_checked"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_NUMBER_CHARS",
+    "JsonValueError",
+    "check_value",
+    "has_lone_surrogate",
+    "loads_checked",
+]
 
 MAX_DEPTH = 64
 """Deepest nesting of objects/arrays accepted (metadata is a few levels in practice)."""
@@ -70,6 +77,11 @@ def check_value(obj: Any, max_depth: int = MAX_DEPTH) -> None:
                 stack.extend((item, depth + 1) for item in value)
         elif isinstance(value, float) and not math.isfinite(value):
             raise JsonValueError("a number is NaN or infinite; use null or a string")
+
+
+def has_lone_surrogate(s: str) -> bool:
+    """True if ``s`` cannot be written as UTF-8 (an escaped or undecodable surrogate)."""
+    return not s.isascii() and _SURROGATE_RE.search(s) is not None
 
 
 def _check_str(s: str) -> None:

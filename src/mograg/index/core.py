@@ -24,6 +24,7 @@ from mograg.index.segments import (
 from mograg.index.settings import IndexSettings
 from mograg.retrieval.rank import DEFAULT_CANDIDATES, make_query, rank_level
 from mograg.retrieval.routing import fixed_search, route_search
+from mograg.safejson import has_lone_surrogate
 from mograg.store.backend import SearchBackend
 from mograg.store.factory import open_backend
 from mograg.store.manifest import Manifest
@@ -387,6 +388,12 @@ class Index:
     # ------------------------------------------------------------------ reads
     def encode_queries(self, queries: Sequence[str]) -> list[Query]:
         """Embed and tokenize queries once (batch) for repeated searches."""
+        for q in queries:
+            if has_lone_surrogate(q):
+                raise MogragError(
+                    "the query is not valid UTF-8 (undecodable bytes or a lone surrogate); "
+                    "re-type it or fix the terminal's encoding"
+                )
         vecs = self.embedder.embed(list(queries)) if queries else np.zeros((0, 1), np.float32)
         counts = count_tokens(list(queries))
         return [

@@ -11,8 +11,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,6 +42,26 @@ RIDGE_GRID = (1.0, 10.0, 100.0, 1000.0, 10000.0)
 RIDGE_TEMPERATURE = 0.05
 LOSSES = ("ce", "bce")
 LABEL_SCHEMES = ("softmax", "mog")
+BUILT_IN_ROUTERS = ("entropy", "rrf-levels")
+_ROUTER_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def check_router_name(name: str) -> str:
+    """``name`` if it can name a trained router, else :class:`MogragError` (one line).
+
+    A name is a name, not a path: 1-64 letters, digits, ``_``, ``-`` or ``.`` starting
+    with a letter or digit (so no separators, no ``..``), and not a built-in router or
+    fixed granularity (``entropy``, ``rrf-levels``, ``level:*``, ``graph:*``).
+    """
+    if name in BUILT_IN_ROUTERS or name.startswith(("level:", "graph:")):
+        raise MogragError(f"router name {name!r} is built in; choose another --name")
+    if not _ROUTER_NAME_RE.fullmatch(name) or ".." in name:
+        shown = name.encode("utf-8", "backslashreplace").decode("utf-8")[:80]
+        raise MogragError(
+            f"invalid router name {shown!r}: use 1-64 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit"
+        )
+    return name
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -223,6 +245,7 @@ def feature_schema(n_granularities: int, n_features: int) -> dict[str, Any]:
 def save_router(index: IndexView, router: TrainedRouter, make_default: bool = True) -> None:
     """Store a trained router inside the index (atomic) and record it in the manifest."""
     root = index.root
+    check_router_name(router.name)
     with writer_lock(root):
         manifest = read_manifest(root)
         (root / ROUTER_DIR).mkdir(exist_ok=True)
@@ -256,7 +279,12 @@ def load_router(index: IndexView, spec: str | None, budget: int = 256) -> Router
         raise MogragError(f"no router {spec!r} in {index.root}; known: {known}")
     cache = index.router_cache
     if spec not in cache:
-        path = index.root / routers[spec]["file"]
+        file = routers[spec]["file"]
+        path = index.root / file
+        parts = Path(file).parts
+        if len(parts) != 2 or parts[0] != ROUTER_DIR or parts[1] in (".", ".."):
+            raise MogragError(f"router {spec!r} points outside {index.root / ROUTER_DIR} "
+                              f"({file!r}); retrain it with a plain --name")
         try:
             cache[spec] = TrainedRouter.from_bytes(path.read_bytes())
         except (OSError, ValueError, KeyError) as exc:
