@@ -142,12 +142,40 @@ def _trimmed(text: str, start: int, end: int) -> tuple[int, int] | None:
     return s, s + len(left.rstrip())
 
 
+_NONSPACE_RE = re.compile(r"\S+")
+
+
+def _covering(
+    seg: str, offs: list[tuple[int, int]], toks: list[str]
+) -> tuple[list[tuple[int, int]], list[str]]:
+    """Tokens plus stand-ins for non-whitespace the tokenizer dropped (combining marks,
+    zero-width and control characters), so every character is inside some token."""
+    out_offs: list[tuple[int, int]] = []
+    out_toks: list[str] = []
+    prev = 0
+
+    def gap(a: int, b: int) -> None:
+        for m in _NONSPACE_RE.finditer(seg, a, b):
+            for x in range(m.start(), m.end(), MAX_TOKEN_CHARS):
+                out_offs.append((x, min(x + MAX_TOKEN_CHARS, m.end())))
+                out_toks.append("##")
+
+    for (a, b), t in zip(offs, toks, strict=True):
+        if a > prev:
+            gap(prev, a)
+        out_offs.append((a, b))
+        out_toks.append(t)
+        prev = max(prev, b)
+    gap(prev, len(seg))
+    return out_offs, out_toks
+
+
 def _split_long(text: str, start: int, end: int, max_tokens: int) -> list[tuple[int, int]]:
     """Cut ``text[start:end]`` into pieces of at most ``max_tokens`` tokens and
     ``max_tokens * MAX_TOKEN_CHARS`` characters (by token offsets)."""
     seg = text[start:end]
     enc = wordpiece().encode(seg, add_special_tokens=False)
-    offs, toks = split_long_tokens(list(enc.offsets), list(enc.tokens))
+    offs, toks = _covering(seg, *split_long_tokens(list(enc.offsets), list(enc.tokens)))
     n = len(offs)
     max_chars = max_tokens * MAX_TOKEN_CHARS
     pieces: list[tuple[int, int]] = []
