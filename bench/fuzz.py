@@ -57,7 +57,7 @@ def _worker() -> None:
     """Read one task (JSON) per line on stdin; answer one JSON line on the saved stdout."""
     proto = os.fdopen(os.dup(1), "w", buffering=1)
     from mograg.cli import main
-    from mograg.index import Index
+    from mograg.index.core import Index
 
     def run_cli(args: list[str]) -> dict[str, Any]:
         out, err = io.StringIO(), io.StringIO()

@@ -10,7 +10,7 @@ from typing import Any
 
 from mograg.errors import InputError
 from mograg.eval.metrics import Span
-from mograg.safejson import JsonValueError, loads_checked
+from mograg.text.safejson import JsonValueError, loads_checked
 
 
 @dataclass

@@ -24,7 +24,6 @@ from mograg.index.segments import (
 from mograg.index.settings import IndexSettings
 from mograg.retrieval.rank import DEFAULT_CANDIDATES, make_query, rank_level
 from mograg.retrieval.routing import fixed_search, route_search
-from mograg.safejson import has_lone_surrogate
 from mograg.store.backend import SearchBackend
 from mograg.store.factory import open_backend
 from mograg.store.manifest import Manifest
@@ -41,6 +40,7 @@ from mograg.store.storage import (
     writer_lock,
 )
 from mograg.text.levels import DEFAULT_LEVELS
+from mograg.text.safejson import has_lone_surrogate
 from mograg.text.tokens import count_tokens
 from mograg.types import (
     DEFAULT_STRATEGY,

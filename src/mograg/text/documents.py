@@ -22,8 +22,8 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from mograg.errors import InputError
-from mograg.safejson import JsonValueError, check_value, loads_checked
 from mograg.text.html import html_to_text
+from mograg.text.safejson import JsonValueError, check_value, loads_checked
 from mograg.types import Document
 
 __all__ = [
@@ -439,7 +439,7 @@ def record_to_document(obj: Any, default_id: str, source: str | None = None) -> 
     The one validation of records, shared by JSONL files and the server's
     ``POST /documents``: ``id`` a non-empty string (``default_id`` if absent), ``text``
     a string with non-whitespace characters, ``metadata`` an object; no string may hold
-    a lone surrogate, no value nest deeper than :data:`mograg.safejson.MAX_DEPTH`.
+    a lone surrogate, no value nest deeper than :data:`mograg.text.safejson.MAX_DEPTH`.
 
     Raises:
         JsonValueError: One line saying which field is wrong.

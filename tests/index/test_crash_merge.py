@@ -13,10 +13,10 @@ from pathlib import Path
 
 from clirun import run
 from corpus import field_notes
-from mograg.index import MAX_SEGMENTS, Index
+from mograg.index.core import MAX_SEGMENTS, Index
 from mograg.types import Document
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def _segments(ix: Path) -> set[str]:

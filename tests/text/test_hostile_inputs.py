@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 
 from clirun import run
-from mograg.documents import load_documents
 from mograg.errors import MogragError
-from mograg.index import Index
-from mograg.questions import load_questions
-from mograg.router import check_router_name
+from mograg.eval.questions import load_questions
+from mograg.index.core import Index
+from mograg.retrieval.routers import check_router_name
+from mograg.text.documents import load_documents
 from mograg.types import Document
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 GOOD = "Herons stand still in shallow water and strike at passing fish."
 
 

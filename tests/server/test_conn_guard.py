@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from mograg.conn_guard import guarded_protocol
+from mograg.server.conn_guard import guarded_protocol
 
 LIMIT = 3
 

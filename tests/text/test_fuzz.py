@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import hostile
-from mograg.documents import load_documents
-from mograg.index import Index
-from mograg.safejson import JsonValueError, loads_checked
-from mograg.segment import split_with_counts
-from mograg.tokens import MAX_TOKEN_CHARS
+from mograg.index.core import Index
+from mograg.text.documents import load_documents
+from mograg.text.safejson import JsonValueError, loads_checked
+from mograg.text.segment import split_with_counts
+from mograg.text.tokens import MAX_TOKEN_CHARS
 from mograg.types import Document
 
 FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

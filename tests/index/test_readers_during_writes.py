@@ -19,14 +19,14 @@ import pytest
 from clirun import run
 from corpus import TOPIC_QUERIES, TOPICS
 from mograg.errors import IndexFormatError
-from mograg.index import MAX_SEGMENTS, Index
+from mograg.index.core import MAX_SEGMENTS, Index
 from mograg.types import Document
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 WRITER = """
 import sys
-from mograg.index import Index
+from mograg.index.core import Index
 from mograg.types import Document
 ix_path, n = sys.argv[1], int(sys.argv[2])
 for i in range(n):
@@ -59,7 +59,7 @@ def test_searches_never_fail_while_a_writer_adds_deletes_and_merges(index_path: 
     pytest.importorskip("uvicorn")
     import httpx
 
-    from mograg.server import IndexService, create_app, running_server
+    from mograg.server.app import IndexService, create_app, running_server
 
     n_writes = MAX_SEGMENTS + 4  # enough commits for at least one merge of segments
     errors: list[str] = []
