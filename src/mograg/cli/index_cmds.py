@@ -10,6 +10,7 @@ from rich.text import Text
 
 from mograg.cli.console import one_line, out, print_json, progress_bars, say
 from mograg.cli.options import IndexOpt, JsonOpt, QuietOpt, choice, open_index
+from mograg.errors import MogragError
 
 if TYPE_CHECKING:
     from mograg.index.core import Index
@@ -61,6 +62,12 @@ def index_cmd(
         typer.Option(help="Embed in N worker processes, committing in batches "
                      "(resumable: a re-run skips committed documents)."),
     ] = None,
+    max_file_mb: Annotated[
+        float | None,
+        typer.Option(help="Size limit of one file, one JSONL line and of what a .jsonl.gz "
+                     "expands to, in MB [default: MOGRAG_MAX_FILE_MB or 32]; larger "
+                     "ones are skipped with a line."),
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Create an index, or add documents to it (same id = replace)."""
@@ -73,6 +80,9 @@ def index_cmd(
         levels=levels, embedder=embedder, float16=float16, level_vectors=level_vectors,
         graph=graph, graph_knn=graph_knn, graph_radius=graph_radius, store=store,
     )
+    if max_file_mb is not None and not max_file_mb > 0:
+        raise MogragError(f"--max-file-mb must be a positive number, got {max_file_mb}")
+    max_bytes = int(max_file_mb * 1_000_000) if max_file_mb is not None else None
     ix: Index | None = None
     if (index / MANIFEST).exists():
         ix = Index.open(index)
@@ -80,7 +90,7 @@ def index_cmd(
     problems: list[LoadProblem] = []
     docs: list[Document] = []
     with progress_bars(quiet) as bars:
-        for doc in iter_documents(sources, problems):
+        for doc in iter_documents(sources, problems, max_bytes):
             docs.append(doc)
             bars("load", len(docs), 0)
         bars("load", len(docs), len(docs))
