@@ -40,7 +40,7 @@ def test_debug_shows_the_traceback(index_path: Path, monkeypatch, how: str) -> N
         monkeypatch.setenv("MOGRAG_DEBUG", "1")
         code, _out, err = run("info", "--index", index_path)
     else:
-        monkeypatch.delenv("MOGRAG_DEBUG", raising=False)
+        monkeypatch.setenv("MOGRAG_DEBUG", "0")  # restored after the test (--debug sets it)
         code, _out, err = run("--debug", "info", "--index", index_path)
     assert code == 3
     assert "Traceback" in err and "_bug" in err and "please report it" in err

@@ -60,6 +60,8 @@ def _root(
 ) -> None:
     """Mix-of-Granularity retrieval for RAG."""
     _debug["on"] = debug
+    if debug:  # the server (and anything else below) logs tracebacks too
+        os.environ["MOGRAG_DEBUG"] = "1"
 
 
 # the commands, in the order `mograg --help` lists them
