@@ -34,7 +34,9 @@ def url() -> Iterator[str]:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     protocol = guarded_protocol(header_timeout=0.5, body_timeout=0.5, max_per_client=LIMIT)
-    config = uvicorn.Config(app, http=protocol, log_level="error", timeout_keep_alive=1)
+    # a global limit just above the per-address cap: refused connections must not count
+    config = uvicorn.Config(app, http=protocol, log_level="error", timeout_keep_alive=1,
+                            limit_concurrency=LIMIT + 3)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -88,18 +90,19 @@ def test_slow_body_is_cut_off(url: str) -> None:
 
 def test_connection_cap_per_address_spares_other_addresses(url: str) -> None:
     held = [_connect(url, "127.0.0.2") for _ in range(LIMIT)]
+    refused = [_connect(url, "127.0.0.2") for _ in range(LIMIT + 5)]
     try:
         time.sleep(0.1)
-        with _connect(url, "127.0.0.2") as extra:
+        for extra in refused:
             reply = _read_all(extra)
-        assert reply.startswith(b"HTTP/1.1 503") and b"too many open connections" in reply
+            assert reply.startswith(b"HTTP/1.1 503") and b"too many open connections" in reply
         # another address is served meanwhile, over one keep-alive connection
         with httpx.Client(base_url=f"http://{url}") as client:
             for n in (0, 10, 1000):
                 r = client.post("/echo", content=b"x" * n)
                 assert r.status_code == 200 and r.json() == {"bytes": n}
     finally:
-        for s in held:
+        for s in held + refused:
             s.close()
 
 

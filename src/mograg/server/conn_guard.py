@@ -75,6 +75,9 @@ def guarded_protocol(
             address = self.client[0] if self.client else None
             if address is not None:
                 if open_per_client.get(address, 0) >= max_per_client:
+                    # not counted towards uvicorn's global limit either: a flood from one
+                    # address must not make the server answer 503 to everyone else
+                    self.connections.discard(self)
                     transport.write(too_many)
                     transport.close()
                     return
