@@ -225,3 +225,18 @@ def test_corrupt_or_foreign_manifest_is_one_line(tmp_path: Path, content: str) -
         args = [cmd, "q", "--index", root] if cmd == "search" else [cmd, "--index", root]
         code, _out, err = run(*args)
         assert code == 2 and err.count("\n") == 1 and "manifest.json" in err, err
+
+
+@pytest.mark.parametrize("name", ["entropy", "level:32", "./../../outside"])
+def test_train_router_refuses_names_before_any_work(
+    small_index: Path, tmp_path: Path, name: str
+) -> None:
+    q = _jsonl(tmp_path / "q.jsonl", json.dumps(
+        {"id": "q1", "question": "herons", "evidence": [{"doc_id": "herons", "start": 0,
+                                                         "end": 10}]}))
+    before = sorted(p.name for p in small_index.parent.iterdir())
+    code, _out, err = run("train-router", "--index", small_index, "--questions", q,
+                          "--name", name)
+    assert code == 2 and "router name" in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in small_index.parent.iterdir()) == before
+    assert "routers" not in Index.open(small_index).manifest
