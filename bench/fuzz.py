@@ -42,7 +42,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))  # hostile.py: the shared fixtures
 sys.path.insert(0, str(HERE))
 
-import hostile  # noqa: E402
+import hostile  # type: ignore[import-not-found]  # noqa: E402
 from _output import emit  # noqa: E402
 
 GOOD = "Kingfishers dive for minnows from low branches over clear streams."

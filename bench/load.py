@@ -31,6 +31,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import httpx
@@ -124,8 +125,8 @@ async def hold_idle(url: str, n: int, source: str, until: float) -> dict:
     one a second after the server closes it. Returns what happened to them."""
     u = urlparse(url)
     host, port = u.hostname or "127.0.0.1", u.port or 80
-    stats = {"opened": 0, "closed_by_server": 0, "refused": 0, "open_at_end": 0,
-             "first_close_after_s": None}
+    stats: dict[str, Any] = {"opened": 0, "closed_by_server": 0, "refused": 0,
+                             "open_at_end": 0, "first_close_after_s": None}
     t0 = time.monotonic()
 
     async def one() -> None:

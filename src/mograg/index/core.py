@@ -195,7 +195,7 @@ class Index:
                         newest.get("derived") == self._manifest.get("derived"):
                     raise  # nothing was collected: the index itself is damaged
                 self._manifest = newest
-                self._router_cache = {}
+                self.router_cache = {}
         return Snapshot(self.root, self._manifest)
 
     def level_index(self, size: int) -> int:

@@ -33,7 +33,7 @@ __all__ = [
 
 DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_BODY_TIMEOUT = 60.0
-DEFAULT_KEEP_ALIVE = 5.0
+DEFAULT_KEEP_ALIVE = 5
 DEFAULT_MAX_CONNECTIONS_PER_CLIENT = 64
 
 
@@ -70,7 +70,7 @@ def guarded_protocol(
         _timer_kind: str | None = None
         _address: str | None = None
 
-        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             address = self.client[0] if self.client else None
             if address is not None:

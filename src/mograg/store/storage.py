@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -290,7 +290,7 @@ def read_manifest(root: Path) -> Manifest:
     problem = _manifest_problem(manifest)
     if problem:
         raise IndexFormatError(f"{path} is damaged ({problem}); rebuild the index")
-    return manifest
+    return cast(Manifest, manifest)
 
 
 _MANIFEST_TYPES: dict[str, type | tuple[type, ...]] = {

@@ -342,7 +342,8 @@ def _nonblank_lines(
         data = carry + block if carry else block
         start = 0
         while True:
-            end = _BLANK_RUN_RE.match(data, start).end()
+            blank = _BLANK_RUN_RE.match(data, start)  # always matches (may be empty)
+            end = blank.end() if blank else start
             if end > start:
                 last_nl = data.rfind(b"\n", start, end)
                 if last_nl >= 0:

@@ -227,9 +227,9 @@ def _split_long(text: str, start: int, end: int, max_tokens: int) -> list[tuple[
     pieces.append((start + piece_start, end))
     out = []
     for a, b in pieces:
-        t = _trimmed(text, a, b)
-        if t is not None:
-            out.append(t)
+        span = _trimmed(text, a, b)
+        if span is not None:
+            out.append(span)
     return out
 
 
