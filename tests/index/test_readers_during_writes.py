@@ -28,7 +28,10 @@ WRITER = """
 import sys
 from mograg.index.core import Index
 from mograg.types import Document
-ix_path, n = sys.argv[1], int(sys.argv[2])
+import os, time
+ix_path, n, go = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+while not os.path.exists(go):  # start once the readers run (models loaded)
+    time.sleep(0.01)
 for i in range(n):
     ix = Index.open(ix_path)
     ix.add([Document(f"w{i}", f"Writer note {i}: herons fish at dawn near reed beds.")])
@@ -38,10 +41,10 @@ for i in range(n):
 """
 
 
-def _start_writer(ix: Path, n: int) -> subprocess.Popen[str]:
+def _start_writer(ix: Path, n: int, go: Path) -> subprocess.Popen[str]:
     path = os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])
     return subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(ix), str(n)],
+        [sys.executable, "-c", WRITER, str(ix), str(n), str(go)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": path},
     )
@@ -66,10 +69,13 @@ def test_searches_never_fail_while_a_writer_adds_deletes_and_merges(index_path: 
     counts = {"open": 0, "cli": 0, "api": 0}
     service = IndexService(index_path, reload_interval=0.0)
     with running_server(create_app(service)) as url, httpx.Client(base_url=url) as http:
-        writer = _start_writer(index_path, n_writes)
+        go = index_path.parent / "go"
+        writer = _start_writer(index_path, n_writes, go)
         try:
             k = 0
             while writer.poll() is None:
+                if k == 1:
+                    go.touch()  # every reader has run once: the writer may start
                 q = TOPIC_QUERIES[k % len(TOPIC_QUERIES)]
                 k += 1
                 try:
@@ -92,7 +98,7 @@ def test_searches_never_fail_while_a_writer_adds_deletes_and_merges(index_path: 
                 writer.kill()
                 writer.wait()
     assert writer.returncode == 0, werr
-    assert errors == []
+    assert errors == [], errors
     assert min(counts.values()) >= 3, counts  # the readers really overlapped the writer
     info = json.loads(run("info", "--index", index_path, "--json")[1])
     assert info["documents"] == len(TOPICS) + 2
