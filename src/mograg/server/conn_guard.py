@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import h11
-from uvicorn.protocols.http.h11_impl import H11Protocol
+if TYPE_CHECKING:
+    from uvicorn.protocols.http.h11_impl import H11Protocol
 
 __all__ = [
     "DEFAULT_BODY_TIMEOUT",
@@ -53,6 +53,8 @@ def guarded_protocol(
 
     Each call makes a new class with its own per-address connection counts (one server).
     """
+    import h11  # the serve extra: imported only when a server is built
+    from uvicorn.protocols.http.h11_impl import H11Protocol
     open_per_client: dict[str, int] = {}
     too_many = _response(
         503, "Service Unavailable",
