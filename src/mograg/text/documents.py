@@ -5,7 +5,7 @@ Supported: ``.txt``, ``.md``/``.markdown``, ``.html``/``.htm``, ``.pdf`` and
 Bad sources never stop a load: each becomes a :class:`LoadProblem` that names the
 file (and line) and says what to do, and everything else is still loaded. Only
 regular files are read (FIFOs, devices and sockets are skipped with a problem), and
-no file is read past a size limit (:func:`max_file_bytes`, ``MOGRAG_MAX_FILE_MB``).
+no file is read past a size limit (see :mod:`mograg.text.reading`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import gzip
 import json
 import os
 import re
-import stat
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -23,16 +22,27 @@ from typing import Any
 
 from mograg.errors import InputError
 from mograg.text.html import html_to_text
+from mograg.text.reading import (
+    GZIP_MAX_RATIO,
+    Unreadable,
+    max_file_bytes,
+    mb,
+    nonblank_lines,
+    not_regular,
+    open_regular,
+    printable,
+    read_bytes,
+    read_error,
+    too_big,
+)
 from mograg.text.safejson import JsonValueError, check_value, loads_checked
 from mograg.types import Document
 
 __all__ = [
-    "DEFAULT_MAX_FILE_MB",
     "SUPPORTED_SUFFIXES",
     "LoadProblem",
     "iter_documents",
     "load_documents",
-    "max_file_bytes",
     "record_to_document",
 ]
 
@@ -48,16 +58,11 @@ SUPPORTED_SUFFIXES: tuple[str, ...] = (
 )
 _SUPPORTED_TEXT = ", ".join(SUPPORTED_SUFFIXES)
 
-DEFAULT_MAX_FILE_MB = 32
-"""Default size limit of one file, one JSONL line, and of what a .gz may expand to."""
-_GZIP_MAX_RATIO = 100  # output/input beyond this (and beyond the limit): a gzip bomb
-_BLOCK = 1 << 20
-_BLANK_RUN_RE = re.compile(rb"[ \t\r\n\f\v]*")
-
 _BINARY_SNIFF = 8192
 _FENCE_RE = re.compile(r"^ {0,3}(```|~~~)")
 _WS_RE = re.compile(r"\s+")
 _MANY_NL_RE = re.compile(r"\n{3,}")
+
 
 @dataclass
 class LoadProblem:
@@ -75,8 +80,8 @@ class LoadProblem:
         return f"{self.path}: {self.message}"
 
 
-class _Bad(Exception):
-    """Internal: a file-level problem (message only; the caller adds the path)."""
+_Bad = Unreadable  # a file-level problem (message only; the caller adds the path)
+_read_bytes = read_bytes
 
 
 # --------------------------------------------------------------------------- helpers
@@ -93,99 +98,6 @@ def _suffix(name: str) -> str:
 def _display(path: str | os.PathLike[str]) -> str:
     """The path as given, with forward slashes."""
     return PurePath(path).as_posix()
-
-
-def max_file_bytes() -> int:
-    """The per-file size limit: ``MOGRAG_MAX_FILE_MB`` (megabytes) or the default."""
-    raw = os.environ.get("MOGRAG_MAX_FILE_MB", "").strip()
-    try:
-        mb = float(raw) if raw else DEFAULT_MAX_FILE_MB
-    except ValueError:
-        mb = DEFAULT_MAX_FILE_MB
-    return max(1, int(mb * 1_000_000)) if mb > 0 else DEFAULT_MAX_FILE_MB * 1_000_000
-
-
-def _mb(n: int) -> str:
-    return f"{n / 1_000_000:g} MB"
-
-
-def _too_big(size: int, limit: int) -> str:
-    return (
-        f"file is {_mb(size)}, over the {_mb(limit)} limit per file; split it, "
-        "or raise the limit with --max-file-mb / MOGRAG_MAX_FILE_MB"
-    )
-
-
-_KINDS = (
-    (stat.S_ISFIFO, "a FIFO (named pipe)"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-    (stat.S_ISDIR, "a directory"),
-)
-
-
-def _not_regular(mode: int) -> str | None:
-    """Why a file of this mode is not read, or None for a regular file."""
-    if stat.S_ISREG(mode):
-        return None
-    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
-    return f"is {kind}, not a regular file; skipped"
-
-
-def _printable(name: str) -> str:
-    """``name`` with undecodable bytes (surrogate escapes) shown as ``\\xNN``."""
-    try:
-        name.encode("utf-8")
-        return name
-    except UnicodeEncodeError:
-        raw = name.encode("utf-8", "surrogateescape") if _escapes_only(name) else None
-        if raw is None:
-            return name.encode("utf-8", "backslashreplace").decode("utf-8")
-        return raw.decode("utf-8", "backslashreplace")
-
-
-def _escapes_only(name: str) -> bool:
-    """True if every surrogate in ``name`` is a surrogateescape byte (U+DC80..U+DCFF)."""
-    return all(not 0xD800 <= ord(c) <= 0xDFFF or 0xDC80 <= ord(c) <= 0xDCFF for c in name)
-
-
-def _open_regular(path: Path) -> int:
-    """An fd of ``path`` if it is a regular file (never blocks on a FIFO)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except PermissionError as e:
-        raise _Bad("cannot read file (permission denied); check its permissions") from e
-    except IsADirectoryError as e:
-        raise _Bad("is a directory, not a file") from e
-    except OSError as e:
-        raise _Bad(f"cannot read file ({e.strerror or e}); check the path") from e
-    why = _not_regular(os.fstat(fd).st_mode)
-    if why:
-        os.close(fd)
-        raise _Bad(why)
-    return fd
-
-
-def _read_bytes(path: Path, limit: int | None = None) -> bytes:
-    """The bytes of a regular file, refused past ``limit`` (default: its size as checked
-    by the caller, at least :func:`max_file_bytes`; never unbounded)."""
-    fd = _open_regular(path)
-    try:
-        size = os.fstat(fd).st_size
-        if limit is None:
-            limit = max(size, max_file_bytes())
-        if size > limit:
-            raise _Bad(_too_big(size, limit))
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(limit + 1)
-    except OSError as e:
-        raise _Bad(f"cannot read file ({e.strerror or e}); check the path") from e
-    finally:
-        os.close(fd)
-    if len(data) > limit:
-        raise _Bad(_too_big(len(data), limit))
-    return data
 
 
 def _decode_text(data: bytes) -> str:
@@ -310,63 +222,6 @@ def _one_line(e: BaseException) -> str:
     return f"{name}: {msg}"[:200] if msg else name
 
 
-def _nonblank_lines(
-    fh: Any, limit: int, out_limit: int | None
-) -> Iterator[tuple[int, bytes | None]]:
-    """``(line number, bytes)`` of every non-blank line, read in blocks (runs of blank
-    lines are skipped in C, not one Python step per line); ``bytes`` is None for a line
-    longer than ``limit``. Stops with :class:`_Bad` once more than ``out_limit`` bytes
-    have been read (decompressed output of a .gz)."""
-    lineno = 1  # number of the line starting at data[0]
-    carry = b""
-    skipping = False  # inside a line already reported as too long
-    total = 0
-    read = getattr(fh, "read1", fh.read)  # read1: a truncated .gz still yields its start
-    while True:
-        block = read(_BLOCK)
-        if not block:
-            break
-        total += len(block)
-        if out_limit is not None and total > out_limit:
-            raise _Bad(
-                f"decompresses to more than {_mb(out_limit)} (a gzip bomb?); "
-                "split the file or raise --max-file-mb / MOGRAG_MAX_FILE_MB"
-            )
-        if skipping:
-            nl = block.find(b"\n")
-            if nl < 0:
-                continue
-            block = block[nl + 1 :]
-            lineno += 1
-            skipping = False
-        data = carry + block if carry else block
-        start = 0
-        while True:
-            blank = _BLANK_RUN_RE.match(data, start)  # always matches (may be empty)
-            end = blank.end() if blank else start
-            if end > start:
-                last_nl = data.rfind(b"\n", start, end)
-                if last_nl >= 0:
-                    lineno += data.count(b"\n", start, last_nl + 1)
-                    start = last_nl + 1
-            nl = data.find(b"\n", start)
-            if nl < 0:
-                break
-            if nl - start > limit:
-                yield lineno, None
-            else:
-                yield lineno, data[start:nl]
-            lineno += 1
-            start = nl + 1
-        carry = data[start:]
-        if len(carry) > limit:
-            yield lineno, None
-            carry = b""
-            skipping = True
-    if carry.strip() and not skipping:
-        yield lineno, carry
-
-
 def _iter_jsonl(
     path: Path, display: str, problems: list[LoadProblem], limit: int
 ) -> Iterator[tuple[Document, str]]:
@@ -374,7 +229,7 @@ def _iter_jsonl(
     fix = "fix or remove the line"
     gz = path.name.lower().endswith(".gz")
     try:
-        fd = _open_regular(path)
+        fd = open_regular(path)
     except _Bad as e:
         problems.append(LoadProblem(display, str(e)))
         return
@@ -383,20 +238,20 @@ def _iter_jsonl(
         raw_fh = os.fdopen(fd, "rb")
     except OSError as e:  # pragma: no cover - fdopen of a fresh fd
         os.close(fd)
-        problems.append(LoadProblem(display, _read_error(e)))
+        problems.append(LoadProblem(display, read_error(e)))
         return
     try:
         with raw_fh:
             size = os.fstat(raw_fh.fileno()).st_size
             if gz:
                 fh: Any = gzip.GzipFile(fileobj=raw_fh, mode="rb")
-                out_limit: int | None = max(limit, _GZIP_MAX_RATIO * size)
+                out_limit: int | None = max(limit, GZIP_MAX_RATIO * size)
             else:
                 fh, out_limit = raw_fh, None
-            for lineno, raw in _nonblank_lines(fh, limit, out_limit):
+            for lineno, raw in nonblank_lines(fh, limit, out_limit):
                 where = f"{display}:{lineno}"
                 if raw is None:
-                    msg = f"line is over the {_mb(limit)} limit; split the record or raise " \
+                    msg = f"line is over the {mb(limit)} limit; split the record or raise " \
                         "--max-file-mb / MOGRAG_MAX_FILE_MB"
                     problems.append(LoadProblem(where, msg))
                     continue
@@ -424,14 +279,8 @@ def _iter_jsonl(
         elif isinstance(e, (EOFError, zlib.error)):
             msg = f"gzip data is truncated or corrupt after line {lineno}; re-create the file"
         else:
-            msg = _read_error(e)
+            msg = read_error(e)
         problems.append(LoadProblem(display, msg))
-
-
-def _read_error(e: OSError) -> str:
-    if isinstance(e, PermissionError):
-        return "cannot read file (permission denied); check its permissions"
-    return f"cannot read file ({e.strerror or e}); check the path"
 
 
 def record_to_document(obj: Any, default_id: str, source: str | None = None) -> Document:
@@ -480,7 +329,7 @@ def _walk_dir(root: Path, display: str, problems: list[LoadProblem]) -> Iterator
 
     def onerror(e: OSError) -> None:
         where = _display(e.filename) if e.filename else display
-        problems.append(LoadProblem(_printable(where), _read_error(e)))
+        problems.append(LoadProblem(printable(where), read_error(e)))
 
     for dirpath, dirnames, filenames in os.walk(root, onerror=onerror):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -548,22 +397,22 @@ def iter_documents(
         return True
 
     def from_file(path: Path, display: str) -> Iterator[Document]:
-        if display != _printable(display):
+        if display != printable(display):
             msg = "file name is not valid UTF-8; rename the file (e.g. with convmv)"
-            problems.append(LoadProblem(_printable(display), msg))
+            problems.append(LoadProblem(printable(display), msg))
             return
         try:
             st = os.stat(path)
         except OSError as e:
-            problems.append(LoadProblem(display, _read_error(e)))
+            problems.append(LoadProblem(display, read_error(e)))
             return
-        why = _not_regular(st.st_mode)
+        why = not_regular(st.st_mode)
         if why:
             problems.append(LoadProblem(display, why))
             return
         jsonl = _suffix(path.name) in (".jsonl", ".jsonl.gz")
         if not jsonl and st.st_size > limit:
-            problems.append(LoadProblem(display, _too_big(st.st_size, limit)))
+            problems.append(LoadProblem(display, too_big(st.st_size, limit)))
             return
         try:
             if jsonl:
@@ -584,10 +433,10 @@ def iter_documents(
         try:
             exists, is_dir = path.exists(), path.is_dir()
         except OSError as e:  # e.g. a name too long
-            problems.append(LoadProblem(_printable(display), _read_error(e)))
+            problems.append(LoadProblem(printable(display), read_error(e)))
             continue
         if not exists:
-            problems.append(LoadProblem(_printable(display), "no such file or directory"))
+            problems.append(LoadProblem(printable(display), "no such file or directory"))
         elif is_dir:
             found = False
             for file_path, file_id in _walk_dir(path, display, problems):
@@ -595,7 +444,7 @@ def iter_documents(
                 yield from from_file(file_path, file_id)
             if not found:
                 msg = f"no supported files in directory; supported: {_SUPPORTED_TEXT}"
-                problems.append(LoadProblem(_printable(display), msg))
+                problems.append(LoadProblem(printable(display), msg))
         else:
             yield from from_file(path, display)
 
