@@ -5,11 +5,17 @@ running one (``--url http://127.0.0.1:PORT``, loopback only). Each client loops
 ``POST /search`` with questions from ``--questions`` (an eval set's
 questions.jsonl[.gz]) until the time is up; with ``--write-every S`` one more task adds a
 document with ``POST /documents`` every S seconds meanwhile (and deletes them after).
+With ``--idle-sockets N``, N connections that never send a byte are held open from
+another loopback address (``--idle-source``, default 127.0.0.2) for the whole run and
+re-opened whenever the server closes them: the clients must not notice. ``--runs K``
+repeats the run against the same server and reports its RSS after each.
 Prints one JSON object: requests/s, p50/p90/p99 latency, error count, write stats.
 
     python bench/load.py --index /tmp/squad-ix \\
         --questions /work/shared/evalsets/squad-dev/questions.jsonl.gz \\
         --clients 50 --seconds 60 --write-every 5
+    python bench/load.py --index /tmp/squad-ix --clients 20 --seconds 60 \\
+        --idle-sockets 2000 --runs 3
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import httpx
@@ -102,6 +109,55 @@ def pct(values: list[float], q: float) -> float | None:
     return round(s[min(len(s) - 1, int(q / 100 * len(s)))], 2)
 
 
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of a process (Linux), in MB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+async def hold_idle(url: str, n: int, source: str, until: float) -> dict:
+    """Keep ``n`` silent connections from ``source`` open until ``until``; re-open each
+    one a second after the server closes it. Returns what happened to them."""
+    u = urlparse(url)
+    host, port = u.hostname or "127.0.0.1", u.port or 80
+    stats: dict[str, Any] = {"opened": 0, "closed_by_server": 0, "refused": 0,
+                             "open_at_end": 0, "first_close_after_s": None}
+    t0 = time.monotonic()
+
+    async def one() -> None:
+        while time.monotonic() < until:
+            try:
+                reader, writer = await asyncio.open_connection(host, port,
+                                                               local_addr=(source, 0))
+            except OSError:
+                stats["refused"] += 1
+                await asyncio.sleep(1.0)
+                continue
+            stats["opened"] += 1
+            try:
+                data = await asyncio.wait_for(reader.read(1024), until - time.monotonic())
+            except (TimeoutError, asyncio.TimeoutError):
+                stats["open_at_end"] += 1
+                writer.close()
+                return
+            except OSError:
+                data = b""
+            del data  # whatever the server said (a 408, or nothing): it closed
+            stats["closed_by_server"] += 1
+            if stats["first_close_after_s"] is None:
+                stats["first_close_after_s"] = round(time.monotonic() - t0, 2)
+            writer.close()
+            await asyncio.sleep(1.0)
+
+    await asyncio.gather(*(one() for _ in range(n)))
+    return stats
+
+
 async def run(args: argparse.Namespace, url: str, key: str | None) -> dict:
     questions = read_questions(args.questions)
     deadline = time.monotonic() + args.seconds
@@ -157,12 +213,18 @@ async def run(args: argparse.Namespace, url: str, key: str | None) -> dict:
                     write_errors.append(f"HTTP {r.status_code}: {r.text[:120]}")
                 n += 1
 
+        idle_task = None
+        if args.idle_sockets:
+            idle_task = asyncio.create_task(
+                hold_idle(url, args.idle_sockets, args.idle_source, deadline))
+            await asyncio.sleep(min(2.0, args.seconds / 10))  # let them connect first
         t_start = time.perf_counter()
         write_task = asyncio.create_task(writer()) if args.write_every > 0 else None
         await asyncio.gather(*(reader(k) for k in range(args.clients)))
         elapsed = time.perf_counter() - t_start
         if write_task is not None:
             await write_task
+        idle = await idle_task if idle_task is not None else None
         if added and not args.keep:
             headers = {"Authorization": f"Bearer {key}"} if key else {}
             for doc_id in added:
@@ -184,6 +246,8 @@ async def run(args: argparse.Namespace, url: str, key: str | None) -> dict:
                    "error_kinds": write_errors[:5], "p50_ms": pct(writes, 50),
                    "max_ms": pct(writes, 100)},
         "generations_seen": sorted(generations),
+        "idle_sockets": {"requested": args.idle_sockets, "source": args.idle_source, **idle}
+        if idle is not None else None,
     }
 
 
@@ -200,9 +264,24 @@ def main(argv: list[str] | None = None) -> None:
                    help="POST /documents every S seconds meanwhile (0: no writes)")
     p.add_argument("--keep", action="store_true", help="keep the documents the writer added")
     p.add_argument("--timeout", type=float, default=60.0, help="per-request timeout (s)")
+    p.add_argument("--idle-sockets", type=int, default=0,
+                   help="hold N silent connections open meanwhile (0..5000)")
+    p.add_argument("--idle-source", default="127.0.0.2",
+                   help="loopback address the idle sockets connect from")
+    p.add_argument("--runs", type=int, default=1, help="consecutive runs on the same server")
     args = p.parse_args(argv)
     if not (1 <= args.clients <= 1000 and 0 < args.seconds <= 3600):
         p.error("use 1..1000 clients and 0..3600 seconds")
+    if not (0 <= args.idle_sockets <= 5000 and 1 <= args.runs <= 10):
+        p.error("use 0..5000 idle sockets and 1..10 runs")
+    if not args.idle_source.startswith("127."):
+        p.error("--idle-source must be a loopback address (127.x.y.z)")
+    if args.idle_sockets:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = min(hard, max(soft, args.idle_sockets + args.clients + 256))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
     proc = None
     if args.index:
@@ -216,12 +295,22 @@ def main(argv: list[str] | None = None) -> None:
         key = os.environ.get("MOGRAG_API_KEY")
         if args.write_every > 0 and not key:
             p.error("writes need the server's key in MOGRAG_API_KEY")
+    results = []
     try:
-        result = asyncio.run(run(args, url, key))
+        for _ in range(args.runs):
+            result = asyncio.run(run(args, url, key))
+            result["server_rss_mb"] = rss_mb(proc.pid) if proc is not None else None
+            results.append(result)
     finally:
         if proc is not None:
             stop_server(proc)
-    print(json.dumps(result, indent=2))
+    out = results[0] if len(results) == 1 else {
+        "runs": results,
+        "server_rss_mb_after_each_run": [r["server_rss_mb"] for r in results],
+        "errors": sum(r["errors"] for r in results),
+    }
+    out["loadavg"] = os.getloadavg()
+    print(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

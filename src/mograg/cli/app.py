@@ -1,7 +1,9 @@
 """The ``mograg`` command line: parsing, progress display and printing only.
 
 All logic lives in the library; every user error ends as one ``error: ...`` line on
-stderr with exit code 2 (bad input files: exit 1 after the good ones are indexed).
+stderr with exit code 2 (bad input files: exit 1 after the good ones are indexed). An
+unexpected exception -- a bug -- is one line too, with a hint to report it, and exit
+code 3; ``--debug`` or ``MOGRAG_DEBUG=1`` print its traceback as well.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import Annotated, NoReturn
 
@@ -36,14 +39,29 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+_debug = {"on": False}
+
+
+def _debug_on() -> bool:
+    return _debug["on"] or os.environ.get("MOGRAG_DEBUG", "").strip() not in ("", "0")
+
+
 @app.callback()
 def _root(
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
     ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", help="Show the traceback of an unexpected error "
+                     "(also MOGRAG_DEBUG=1)."),
+    ] = False,
 ) -> None:
     """Mix-of-Granularity retrieval for RAG."""
+    _debug["on"] = debug
+    if debug:  # the server (and anything else below) logs tracebacks too
+        os.environ["MOGRAG_DEBUG"] = "1"
 
 
 # the commands, in the order `mograg --help` lists them
@@ -96,6 +114,13 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
         say(f"error: {where}{one_line(e.strerror or e)}")
         code = 2
+    except Exception as e:  # the top-level guard: a bug is one line, not a traceback
+        if _debug_on():
+            traceback.print_exc()
+        hint = "" if _debug_on() else " (--debug or MOGRAG_DEBUG=1 shows the traceback)"
+        say(f"error: unexpected {type(e).__name__}: {one_line(e)[:300]}; this is a bug in "
+            f"mograg, please report it{hint}")
+        code = 3
     if code == 130:  # typer turns KeyboardInterrupt into exit code 130
         say("interrupted")
     sys.exit(code)

@@ -80,7 +80,8 @@ def progress_bars(quiet: bool) -> Bars:
 
 
 def say(line: str) -> None:
-    """One unwrapped line on stderr."""
+    """One unwrapped line on stderr (undecodable bytes of names shown as escapes)."""
+    line = line.encode("utf-8", "backslashreplace").decode("utf-8")
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
 

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from mograg.cli.console import one_line, out, print_json, progress_bars, say
 from mograg.cli.options import IndexOpt, JsonOpt, QuietOpt, choice, open_index
+from mograg.errors import MogragError
 
 if TYPE_CHECKING:
     from mograg.index.core import Index
@@ -69,6 +70,12 @@ def index_cmd(
         typer.Option(help="Embed in N worker processes, committing in batches "
                      "(resumable: a re-run skips committed documents)."),
     ] = None,
+    max_file_mb: Annotated[
+        float | None,
+        typer.Option(help="Size limit of one file, one JSONL line and of what a .jsonl.gz "
+                     "expands to, in MB [default: MOGRAG_MAX_FILE_MB or 32]; larger "
+                     "ones are skipped with a line."),
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Create an index, or add documents to it (same id = replace)."""
@@ -88,6 +95,9 @@ def index_cmd(
         graph=graph_on, graph_knn=graph_knn if graph_on else None,
         graph_radius=graph_radius if graph_on else None, store=store, context=context,
     )
+    if max_file_mb is not None and not max_file_mb > 0:
+        raise MogragError(f"--max-file-mb must be a positive number, got {max_file_mb}")
+    max_bytes = int(max_file_mb * 1_000_000) if max_file_mb is not None else None
     ix: Index | None = None
     if (index / MANIFEST).exists():
         ix = Index.open(index)
@@ -97,7 +107,7 @@ def index_cmd(
     t0 = time.perf_counter()
     with progress_bars(quiet) as bars:
         # PDF/HTML files are parsed in parallel; the bar names each file and the ETA
-        docs.extend(iter_documents(sources, problems, workers=os.cpu_count() or 1,
+        docs.extend(iter_documents(sources, problems, max_bytes, workers=os.cpu_count() or 1,
                                    progress=lambda name, n, total: bars.item(
                                        "load", name, n, total)))
         load_s = time.perf_counter() - t0

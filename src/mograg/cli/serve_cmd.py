@@ -40,10 +40,14 @@ def serve_cmd(
         typer.Option(callback=choice(*GENERATORS),
                      help="Generator for POST /ask [default: the config's, else extractive]."),
     ] = None,
+    max_connections_per_client: Annotated[
+        int, typer.Option(min=1, help="Open connections one client address may hold.")
+    ] = 64,
 ) -> None:
     """Serve the index over HTTP: JSON API (docs at /docs) and a routing inspector page."""
     from mograg.server.app import serve as run_server
 
     run_server(index, host=host, port=port, api_key_file=api_key_file, private=private,
                max_body_bytes=int(max_body_mb * 1024 * 1024), max_budget=max_budget,
-               config=config, generator_flags={"kind": generator})
+               config=config, generator_flags={"kind": generator},
+               max_connections_per_client=max_connections_per_client)

@@ -20,7 +20,7 @@ from mograg.eval.questions import load_questions
 from mograg.graph.build import GraphSettings
 from mograg.index.core import Index, no_progress
 from mograg.retrieval.router_training import soft_labels
-from mograg.retrieval.routers import save_router
+from mograg.retrieval.routers import check_router_name, save_router
 from mograg.store.lexical import is_current
 from mograg.store.storage import FORMAT_VERSION
 from mograg.text.context import CONTEXT_VERSION
@@ -49,6 +49,7 @@ def train_router_command(
     progress: Progress = no_progress,
 ) -> dict[str, Any]:
     """Train a router on questions with gold evidence/answers and save it in the index."""
+    check_router_name(name)  # before any work
     ix = Index.open(index)
     qs, problems = load_questions(questions, doc_lengths(ix))
     if limit:

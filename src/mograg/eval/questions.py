@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import gzip
-import json
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mograg.errors import InputError
 from mograg.eval.metrics import Span
+from mograg.text.safejson import JsonValueError, loads_checked
 
 
 @dataclass
@@ -40,6 +41,8 @@ def load_questions(
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: no such file; give a questions .jsonl(.gz) or .csv file")
+    if not p.is_file():  # a FIFO or device would block or never end
+        raise InputError(f"{p}: not a regular file; give a questions .jsonl(.gz) or .csv file")
     from mograg.eval.qa import is_qa_file, load_qa_file
 
     if is_qa_file(p):  # a question/answer table (CSV or JSONL)
@@ -54,9 +57,10 @@ def load_questions(
                     continue
                 where = f"{p}:{lineno}"
                 try:
-                    q = _parse(json.loads(line), doc_lengths)
-                except json.JSONDecodeError as exc:
-                    problems.append(f"{where}: invalid JSON ({exc.msg}); fix or remove the line")
+                    q = _parse(loads_checked(line), doc_lengths)
+                except JsonValueError as exc:
+                    fix = "" if ";" in str(exc) else "; fix or remove the line"
+                    problems.append(f"{where}: {exc}{fix}")
                     continue
                 except ValueError as exc:
                     problems.append(f"{where}: {exc}")
@@ -66,9 +70,10 @@ def load_questions(
                     continue
                 seen.add(q.id)
                 questions.append(q)
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
+        why = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise InputError(
-            f"{p}: cannot read ({exc}); give a UTF-8 .jsonl or .jsonl.gz file"
+            f"{p}: cannot read ({why}); give a UTF-8 .jsonl or .jsonl.gz file"
         ) from None
     return questions, problems
 

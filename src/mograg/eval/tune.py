@@ -108,8 +108,9 @@ def tune_index(
 
     from mograg.eval.evaluate import collect
     from mograg.index.core import no_progress
-    from mograg.retrieval.routers import store_router
+    from mograg.retrieval.routers import check_router_name, store_router
 
+    check_router_name(name)  # before any work
     router = shipped_router(index)
     qs = synthetic_questions(index, n, seed)
     if len(qs) < 2:

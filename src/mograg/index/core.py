@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -39,6 +41,7 @@ from mograg.store.storage import (
     writer_lock,
 )
 from mograg.text.levels import DEFAULT_LEVELS
+from mograg.text.safejson import has_lone_surrogate
 from mograg.text.tokens import count_tokens
 from mograg.types import (
     DEFAULT_STRATEGY,
@@ -54,6 +57,7 @@ from mograg.types import (
 __all__ = ["Index", "WriteReport", "no_progress", "shared_embedder"]
 
 MAX_SEGMENTS = 8
+OPEN_ATTEMPTS = 5
 
 
 _EMBEDDERS: dict[str | None, Embedder] = {}
@@ -175,8 +179,28 @@ class Index:
     def snapshot(self) -> Snapshot:
         """The committed generation, loaded on first use."""
         if self._snapshot is None:
-            self._snapshot = Snapshot(self.root, self._manifest)
+            self._snapshot = self._open_snapshot()
         return self._snapshot
+
+    def _open_snapshot(self) -> Snapshot:
+        """Open the generation this handle's manifest names -- or the newest one, if a
+        writer committed and collected that generation between reading the manifest and
+        opening its files. Writers never wait for readers: once a reader has opened a
+        generation, its mapped files stay readable after they are unlinked (POSIX), so
+        only this short window between the two reads can miss files, and it is retried.
+        An error is raised only if files of the newest generation are unreadable."""
+        for _ in range(OPEN_ATTEMPTS - 1):
+            try:
+                return Snapshot(self.root, self._manifest)
+            except IndexFormatError:
+                newest = read_manifest(self.root)
+                if newest.get("generation") == self._manifest.get("generation") and \
+                        newest.get("segments") == self._manifest.get("segments") and \
+                        newest.get("derived") == self._manifest.get("derived"):
+                    raise  # nothing was collected: the index itself is damaged
+                self._manifest = newest
+                self.router_cache = {}
+        return Snapshot(self.root, self._manifest)
 
     def level_index(self, size: int) -> int:
         """Position of a level given by its size in tokens."""
@@ -196,7 +220,11 @@ class Index:
     def info(self) -> dict[str, Any]:
         """Counts and settings (the ``mograg info --json`` contract)."""
         snap = self.snapshot
-        n_bytes = sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+        n_bytes = 0
+        for dirpath, _dirs, files in os.walk(self.root):  # walk errors are ignored
+            for name in files:
+                with contextlib.suppress(OSError):  # a writer may collect it meanwhile
+                    n_bytes += os.stat(os.path.join(dirpath, name)).st_size
         return {
             "path": str(self.root),
             "levels": self.levels,
@@ -365,6 +393,12 @@ class Index:
     # ------------------------------------------------------------------ reads
     def encode_queries(self, queries: Sequence[str]) -> list[Query]:
         """Embed and tokenize queries once (batch) for repeated searches."""
+        for q in queries:
+            if has_lone_surrogate(q):
+                raise MogragError(
+                    "the query is not valid UTF-8 (undecodable bytes or a lone surrogate); "
+                    "re-type it or fix the terminal's encoding"
+                )
         vecs = self.embedder.embed(list(queries)) if queries else np.zeros((0, 1), np.float32)
         counts = count_tokens(list(queries))
         return [

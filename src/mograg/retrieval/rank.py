@@ -10,6 +10,7 @@ import numpy as np
 
 from mograg.retrieval.doc_prior import prior_of
 from mograg.store.lexical import tokenize
+from mograg.text.tokens import MAX_TOKEN_CHARS
 from mograg.types import Hit, LevelRanking, Mode, Pick, Query
 
 if TYPE_CHECKING:
@@ -140,8 +141,12 @@ class BudgetFiller:
         snap = self.snap
         atoms = sorted(self.taken)
         runs: list[list[int]] = []
+        table = snap.atoms
         for a in atoms:
-            if runs and a == runs[-1][-1] + 1 and snap.atoms[a]["doc"] == snap.atoms[a - 1]["doc"]:
+            # adjacent sentences merge, unless a long run of whitespace lies between them
+            # (it is charged nothing, so it must not be returned: see mograg.text.tokens)
+            if (runs and a == runs[-1][-1] + 1 and table[a]["doc"] == table[a - 1]["doc"]
+                    and int(table[a]["start"]) - int(table[a - 1]["end"]) <= MAX_TOKEN_CHARS):
                 runs[-1].append(a)
             else:
                 runs.append([a])

@@ -11,8 +11,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -40,6 +42,26 @@ RIDGE_GRID = (1.0, 10.0, 100.0, 1000.0, 10000.0)
 RIDGE_TEMPERATURE = 0.05
 LOSSES = ("ce", "bce")
 LABEL_SCHEMES = ("softmax", "mog")
+BUILT_IN_ROUTERS = ("entropy", "rrf-levels", "shipped")
+_ROUTER_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def check_router_name(name: str) -> str:
+    """``name`` if it can name a trained router, else :class:`MogragError` (one line).
+
+    A name is a name, not a path: 1-64 letters, digits, ``_``, ``-`` or ``.`` starting
+    with a letter or digit (so no separators, no ``..``), and not a built-in router or
+    fixed granularity (``entropy``, ``rrf-levels``, ``shipped``, ``level:*``, ``graph:*``).
+    """
+    if name in BUILT_IN_ROUTERS or name.startswith(("level:", "graph:")):
+        raise MogragError(f"router name {name!r} is built in; choose another --name")
+    if not _ROUTER_NAME_RE.fullmatch(name) or ".." in name:
+        shown = name.encode("utf-8", "backslashreplace").decode("utf-8")[:80]
+        raise MogragError(
+            f"invalid router name {shown!r}: use 1-64 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit"
+        )
+    return name
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -234,6 +256,7 @@ def store_router(
     """Write a router file (and ``extra`` files, by entry key) into the index, atomically,
     with its manifest entry."""
     root = index.root
+    check_router_name(name)
     with writer_lock(root):
         manifest = read_manifest(root)
         (root / ROUTER_DIR).mkdir(exist_ok=True)
@@ -280,7 +303,12 @@ def load_router(index: IndexView, spec: str | None, budget: int = 256) -> Router
         raise MogragError(f"no router {spec!r} in {index.root}; known: {known}")
     cache = index.router_cache
     if spec not in cache:
-        path = index.root / routers[spec]["file"]
+        file = routers[spec]["file"]
+        path = index.root / file
+        parts = Path(file).parts
+        if len(parts) != 2 or parts[0] != ROUTER_DIR or parts[1] in (".", ".."):
+            raise MogragError(f"router {spec!r} points outside {index.root / ROUTER_DIR} "
+                              f"({file!r}); retrain it with a plain --name")
         try:
             if routers[spec].get("model") == "granularity-model":
                 from mograg.retrieval.granularity_model import load_tuned

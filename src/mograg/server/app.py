@@ -32,6 +32,7 @@ from typing import Any
 
 from mograg.errors import MissingExtraError, MogragError
 from mograg.server.auth import auth_dependencies, resolve_api_key
+from mograg.server.conn_guard import DEFAULT_MAX_CONNECTIONS_PER_CLIENT
 from mograg.server.extensions import (
     Extension,
     ServerContext,
@@ -93,7 +94,7 @@ def create_app(
     _require_extra()
     from fastapi import FastAPI
 
-    from mograg.server.error_handlers import install_error_handlers
+    from mograg.server.error_handlers import CatchUnexpected, install_error_handlers
     from mograg.server.limits import BodyLimit
     from mograg.server.page import page_router
     from mograg.server.read_routes import read_router
@@ -111,15 +112,20 @@ def create_app(
                         settings={"private": private, "max_body_bytes": max_body_bytes})
     models = request_models(max_query_chars, max_budget)
 
+    hidden: dict[str, Any] = {"openapi_url": None, "docs_url": None, "redoc_url": None}
     app = FastAPI(
         title="mograg",
         summary="Mix-of-Granularity retrieval over one index",
         description="Search an index whose documents are chunked at several granularities; "
         "a router picks (or mixes) the granularity per query. The page at / shows how.",
         version=_version(),
+        **(hidden if private else {}),
     )
     app.add_middleware(BodyLimit, limit=max_body_bytes)
+    app.add_middleware(CatchUnexpected)
     install_error_handlers(app)
+    if private:
+        _private_api_description(app, require_read)
     app.include_router(read_router(ctx, models))
     app.include_router(write_router(ctx, models))
     app.include_router(page_router())
@@ -127,6 +133,21 @@ def create_app(
         ext(app, ctx)
     app.state.mograg = ctx
     return app
+
+
+def _private_api_description(app: Any, require_read: Any) -> None:
+    """``/openapi.json`` and ``/docs`` behind the API key (they list every endpoint)."""
+    from fastapi import Depends
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import JSONResponse
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_read)])
+    def openapi() -> Any:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=[Depends(require_read)])
+    def docs() -> Any:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="mograg API")
 
 
 def _version() -> str:
@@ -150,8 +171,14 @@ def serve(
     log_level: str = "info",
     config: str | Path | None = None,
     generator_flags: dict[str, Any] | None = None,
+    max_connections_per_client: int = DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
 ) -> None:
-    """Serve the index with uvicorn until interrupted (``mograg serve``), with ``POST /ask``."""
+    """Serve the index with uvicorn until interrupted (``mograg serve``), with ``POST /ask``.
+
+    Connections are guarded (see :mod:`mograg.server.conn_guard`): request headers must
+    arrive within 10 s, bodies within 60 s, idle keep-alive connections close after 5 s,
+    and one client address holds at most ``max_connections_per_client`` connections.
+    """
     _require_extra()
     import uvicorn
     from threadpoolctl import threadpool_limits
@@ -167,8 +194,32 @@ def serve(
                      max_budget=max_budget, extensions=[make_ask_extension(settings)])
     if host not in ("127.0.0.1", "localhost", "::1") and key is None:
         log.warning("serving on %s without an API key: anyone who can reach it can read", host)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False,
-                timeout_graceful_shutdown=5, limit_concurrency=1024)
+    config_ = uvicorn_config(app, max_connections_per_client, host=host, port=port,
+                             log_level=log_level, timeout_graceful_shutdown=5,
+                             limit_concurrency=1024)
+    uvicorn.Server(config_).run()
+
+
+def uvicorn_config(
+    app: Any, max_connections_per_client: int = DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+    **kwargs: Any,
+) -> Any:
+    """The uvicorn configuration of every mograg server: the guarded h11 protocol."""
+    import uvicorn
+
+    from mograg.server.conn_guard import (
+        DEFAULT_BODY_TIMEOUT,
+        DEFAULT_HEADER_TIMEOUT,
+        DEFAULT_KEEP_ALIVE,
+        guarded_protocol,
+    )
+
+    if max_connections_per_client < 1:
+        raise MogragError("max_connections_per_client must be at least 1")
+    protocol = guarded_protocol(DEFAULT_HEADER_TIMEOUT, DEFAULT_BODY_TIMEOUT,
+                                max_connections_per_client)
+    return uvicorn.Config(app, http=protocol, timeout_keep_alive=DEFAULT_KEEP_ALIVE,
+                          server_header=False, **kwargs)
 
 
 @contextlib.contextmanager
@@ -184,8 +235,7 @@ def running_server(app: Any, host: str = "127.0.0.1", port: int = 0) -> Iterator
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", server_header=False,
-                            timeout_graceful_shutdown=2)
+    config = uvicorn_config(app, log_level="warning", timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
                               name="mograg-server")

@@ -1,4 +1,7 @@
-"""Request bodies of the JSON API (pydantic models; limits come from the app's settings)."""
+"""Request bodies of the JSON API (pydantic models; limits come from the app's settings).
+
+Strict types: ``"budget": true`` or ``"budget": "5"`` is a 422, not 1 or 5.
+"""
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +26,7 @@ class RequestModels:
 def request_models(max_query_chars: int, max_budget: int) -> RequestModels:
     """Models whose fields are capped at ``max_query_chars`` and ``max_budget``."""
     class SearchRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+        model_config = ConfigDict(extra="forbid", strict=True)
         query: str = Field(min_length=1, max_length=max_query_chars, description="The question.")
         budget: int = Field(256, ge=1, le=max_budget, description="Token budget of the context.")
         router: str | None = Field(
@@ -43,7 +46,7 @@ def request_models(max_query_chars: int, max_budget: int) -> RequestModels:
         top: int = Field(5, ge=1, le=MAX_TOP, description="Hits shown per level.")
 
     class DocumentIn(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+        model_config = ConfigDict(extra="forbid", strict=True)
         id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
         text: str = Field(min_length=1)
         metadata: dict[str, Any] = Field(default_factory=dict)

@@ -1,6 +1,5 @@
 """Write endpoints: ``POST /documents`` (JSON list or file upload), ``DELETE /documents/{id}``."""
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -14,7 +13,8 @@ from mograg.server.extensions import ServerContext
 from mograg.server.limits import MAX_FIELDS, MAX_FILES
 from mograg.server.schemas import RequestModels
 from mograg.server.uploads import check_docs, load_uploads, safe_name
-from mograg.types import Document
+from mograg.text.documents import record_to_document
+from mograg.text.safejson import JsonValueError, loads_checked
 
 
 def write_router(ctx: ServerContext, models: RequestModels) -> APIRouter:
@@ -59,10 +59,10 @@ def write_router(ctx: ServerContext, models: RequestModels) -> APIRouter:
                 await form.close()
         elif ctype in ("application/json", ""):
             raw = await request.body()
-            try:
-                data = json.loads(raw)
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise MogragError(f"body is not valid JSON ({exc})") from None
+            try:  # deep nesting, huge numbers, NaN, lone surrogates: 400, never 500
+                data = loads_checked(raw)
+            except JsonValueError as exc:
+                raise MogragError(f"body is not acceptable JSON: {exc}") from None
             if isinstance(data, dict):  # also accept {"documents": [...]} or one document
                 data = data.get("documents", [data])
             try:
@@ -71,7 +71,12 @@ def write_router(ctx: ServerContext, models: RequestModels) -> APIRouter:
                 raise RequestValidationError(
                     [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
                 ) from None
-            docs = [Document(id=i.id, text=i.text, metadata=i.metadata) for i in items]
+            docs = []
+            for k, item in enumerate(items):  # the CLI's validation of JSONL records
+                try:
+                    docs.append(record_to_document(item.model_dump(), item.id))
+                except JsonValueError as exc:
+                    raise MogragError(f"document {k} ({item.id!r}): {exc}") from None
         else:
             raise HTTPException(415, f"unsupported content type {ctype!r}; send "
                                      "application/json or multipart/form-data")

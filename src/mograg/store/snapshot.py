@@ -55,6 +55,8 @@ class Snapshot:
             self.graph = read_graph(root / "graph" / manifest["derived"]["graph"])
 
     def _load_lexical(self, directory: Path, n_levels: int) -> list[Bm25]:
+        if not directory.is_dir():  # collected by a writer after our manifest was read
+            raise IndexFormatError(f"BM25 data {directory} is missing; rebuild the index")
         if not is_current(directory):
             # written by an older mograg (one bm25s index per level): count the terms in
             # memory now; the next write stores them per segment

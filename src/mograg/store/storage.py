@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -272,14 +272,60 @@ def read_manifest(root: Path) -> Manifest:
         )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise IndexFormatError(f"{path} is unreadable ({exc}); rebuild the index") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        why = " ".join(str(exc).split())[:120] or type(exc).__name__
+        raise IndexFormatError(
+            f"{path} is unreadable ({why}); the index is damaged: rebuild it"
+        ) from None
+    if not isinstance(manifest, dict) or "format" not in manifest:
+        raise IndexFormatError(
+            f"{path} is not a mograg manifest (a JSON {type(manifest).__name__} without "
+            "'format'); point --index at a mograg index directory"
+        )
     if manifest.get("format") != FORMAT_VERSION:
         raise IndexFormatError(
             f"{root} has index format {manifest.get('format')!r}, this mograg reads "
             f"{FORMAT_VERSION}; rebuild the index"
         )
-    return manifest
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise IndexFormatError(f"{path} is damaged ({problem}); rebuild the index")
+    return cast(Manifest, manifest)
+
+
+_MANIFEST_TYPES: dict[str, type | tuple[type, ...]] = {
+    "generation": int,
+    "levels": list,
+    "embedder": dict,
+    "dim": int,
+    "max_tokens": int,
+    "vector_dtype": str,
+    "level_vectors": str,
+    "segments": list,
+    "derived": dict,
+}
+
+
+def _manifest_problem(manifest: dict[str, Any]) -> str | None:
+    """What is wrong with a manifest's fields, or None (checked once per open)."""
+    for key, kind in _MANIFEST_TYPES.items():
+        if not isinstance(manifest.get(key), kind):
+            return f"field {key!r} missing or not a {getattr(kind, '__name__', kind)}"
+    if not manifest["levels"] or not all(
+        type(x) is int and x > 0 for x in manifest["levels"]
+    ):
+        return "field 'levels' must list positive integers"
+    names = list(manifest["segments"]) + list(manifest["derived"].values())
+    if not all(isinstance(n, str) and n and "/" not in n and n not in (".", "..") for n in names):
+        return "a segment or derived name is not a plain directory name"
+    if not isinstance(manifest["embedder"].get("spec"), str):
+        return "field 'embedder' has no 'spec'"
+    routers = manifest.get("routers", {})
+    if not isinstance(routers, dict) or not all(
+        isinstance(r, dict) and isinstance(r.get("file"), str) for r in routers.values()
+    ):
+        return "field 'routers' is not a map of router records"
+    return None
 
 
 @contextlib.contextmanager

@@ -3,7 +3,9 @@
 Supported: ``.txt``, ``.md``/``.markdown``, ``.html``/``.htm``, ``.pdf`` and
 ``.jsonl``/``.jsonl.gz`` (one ``{"id", "text", "metadata"}`` object per line).
 Bad sources never stop a load: each becomes a :class:`LoadProblem` that names the
-file (and line) and says what to do, and everything else is still loaded.
+file (and line) and says what to do, and everything else is still loaded. Only
+regular files are read (FIFOs, devices and sockets are skipped with a problem), and
+no file is read past a size limit (see :mod:`mograg.text.reading`).
 """
 
 from __future__ import annotations
@@ -20,9 +22,29 @@ from typing import Any
 
 from mograg.errors import InputError
 from mograg.text.html import html_to_text
+from mograg.text.reading import (
+    GZIP_MAX_RATIO,
+    Unreadable,
+    max_file_bytes,
+    mb,
+    nonblank_lines,
+    not_regular,
+    open_regular,
+    printable,
+    read_bytes,
+    read_error,
+    too_big,
+)
+from mograg.text.safejson import JsonValueError, check_value, loads_checked
 from mograg.types import Document
 
-__all__ = ["SUPPORTED_SUFFIXES", "LoadProblem", "iter_documents", "load_documents"]
+__all__ = [
+    "SUPPORTED_SUFFIXES",
+    "LoadProblem",
+    "iter_documents",
+    "load_documents",
+    "record_to_document",
+]
 
 SUPPORTED_SUFFIXES: tuple[str, ...] = (
     ".txt",
@@ -37,10 +59,10 @@ SUPPORTED_SUFFIXES: tuple[str, ...] = (
 _SUPPORTED_TEXT = ", ".join(SUPPORTED_SUFFIXES)
 
 _BINARY_SNIFF = 8192
-_MD_H1_RE = re.compile(r"^ {0,3}#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
 _FENCE_RE = re.compile(r"^ {0,3}(```|~~~)")
 _WS_RE = re.compile(r"\s+")
 _MANY_NL_RE = re.compile(r"\n{3,}")
+
 
 @dataclass
 class LoadProblem:
@@ -58,8 +80,8 @@ class LoadProblem:
         return f"{self.path}: {self.message}"
 
 
-class _Bad(Exception):
-    """Internal: a file-level problem (message only; the caller adds the path)."""
+_Bad = Unreadable  # a file-level problem (message only; the caller adds the path)
+_read_bytes = read_bytes
 
 
 # --------------------------------------------------------------------------- helpers
@@ -76,17 +98,6 @@ def _suffix(name: str) -> str:
 def _display(path: str | os.PathLike[str]) -> str:
     """The path as given, with forward slashes."""
     return PurePath(path).as_posix()
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except PermissionError as e:
-        raise _Bad("cannot read file (permission denied); check its permissions") from e
-    except IsADirectoryError as e:
-        raise _Bad("is a directory, not a file") from e
-    except OSError as e:
-        raise _Bad(f"cannot read file ({e.strerror or e}); check the path") from e
 
 
 def _decode_text(data: bytes) -> str:
@@ -109,6 +120,22 @@ def _require_text(text: str) -> str:
     return text
 
 
+def _h1_content(line: str) -> str | None:
+    """The text of a level-1 ATX heading line (CommonMark), else None. Linear time."""
+    body = line.lstrip(" ")
+    if len(line) - len(body) > 3 or not body.startswith("#"):
+        return None
+    rest = body[1:]
+    if not rest or rest[0] not in " \t":
+        return None
+    content = rest.strip(" \t")
+    # an optional closing sequence: spaces/tabs then only '#'s
+    closing = content.rstrip("#")
+    if closing != content and (not closing or closing[-1] in " \t"):
+        content = closing.rstrip(" \t")
+    return content.strip() or None
+
+
 def _markdown_title(text: str) -> str | None:
     """The first level-1 ATX heading outside fenced code blocks."""
     in_fence = False
@@ -117,9 +144,9 @@ def _markdown_title(text: str) -> str | None:
             in_fence = not in_fence
             continue
         if not in_fence:
-            m = _MD_H1_RE.match(line)
-            if m:
-                return m.group(1).strip()
+            title = _h1_content(line)
+            if title:
+                return title
     return None
 
 
@@ -173,25 +200,41 @@ def _one_line(e: BaseException) -> str:
 
 
 def _iter_jsonl(
-    path: Path, display: str, problems: list[LoadProblem], doc_id: str | None = None
+    path: Path, display: str, problems: list[LoadProblem], limit: int,
+    doc_id: str | None = None,
 ) -> Iterator[tuple[Document, str]]:
     """Yield ``(document, location)`` per good line; append a problem per bad line."""
     fix = "fix or remove the line"
+    gz = path.name.lower().endswith(".gz")
     try:
-        opener: Any = gzip.open if path.name.lower().endswith(".gz") else open
-        fh = opener(path, "rb")
-    except OSError as e:
-        problems.append(LoadProblem(display, _read_error(e)))
+        fd = open_regular(path)
+    except _Bad as e:
+        problems.append(LoadProblem(display, str(e)))
         return
     lineno = 0
     try:
-        with fh:
-            for lineno, raw in enumerate(fh, start=1):
+        raw_fh = os.fdopen(fd, "rb")
+    except OSError as e:  # pragma: no cover - fdopen of a fresh fd
+        os.close(fd)
+        problems.append(LoadProblem(display, read_error(e)))
+        return
+    try:
+        with raw_fh:
+            size = os.fstat(raw_fh.fileno()).st_size
+            if gz:
+                fh: Any = gzip.GzipFile(fileobj=raw_fh, mode="rb")
+                out_limit: int | None = max(limit, GZIP_MAX_RATIO * size)
+            else:
+                fh, out_limit = raw_fh, None
+            for lineno, raw in nonblank_lines(fh, limit, out_limit):
                 where = f"{display}:{lineno}"
+                if raw is None:
+                    msg = f"line is over the {mb(limit)} limit; split the record or raise " \
+                        "--max-file-mb / MOGRAG_MAX_FILE_MB"
+                    problems.append(LoadProblem(where, msg))
+                    continue
                 if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
                     raw = raw[3:]
-                if not raw.strip():
-                    continue
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as e:
@@ -199,68 +242,60 @@ def _iter_jsonl(
                     problems.append(LoadProblem(where, msg))
                     continue
                 try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    problems.append(
-                        LoadProblem(where, f"invalid JSON ({e.msg} at column {e.colno}); {fix}")
-                    )
+                    obj = loads_checked(line)
+                    doc = record_to_document(obj, f"{doc_id or display}#{lineno}", display)
+                except JsonValueError as e:
+                    msg = str(e) if ";" in str(e) else f"{e}; {fix}"
+                    problems.append(LoadProblem(where, msg))
                     continue
-                doc = _record_to_document(obj, display, lineno, where, problems, doc_id)
-                if doc is not None:
-                    yield doc, where
+                yield doc, where
+    except _Bad as e:
+        problems.append(LoadProblem(display, str(e)))
     except (OSError, EOFError, zlib.error) as e:
         if isinstance(e, gzip.BadGzipFile) or "gzip" in str(e).lower():
             msg = f"not a valid gzip file ({_one_line(e)}); re-compress it or use plain .jsonl"
         elif isinstance(e, (EOFError, zlib.error)):
             msg = f"gzip data is truncated or corrupt after line {lineno}; re-create the file"
         else:
-            msg = _read_error(e)
+            msg = read_error(e)
         problems.append(LoadProblem(display, msg))
 
 
-def _read_error(e: OSError) -> str:
-    if isinstance(e, PermissionError):
-        return "cannot read file (permission denied); check its permissions"
-    return f"cannot read file ({e.strerror or e}); check the path"
+def record_to_document(obj: Any, default_id: str, source: str | None = None) -> Document:
+    """A :class:`Document` from a parsed ``{"id", "text", "metadata"}`` record.
 
+    The one validation of records, shared by JSONL files and the server's
+    ``POST /documents``: ``id`` a non-empty string (``default_id`` if absent), ``text``
+    a string with non-whitespace characters, ``metadata`` an object; no string may hold
+    a lone surrogate, no value nest deeper than :data:`mograg.text.safejson.MAX_DEPTH`.
 
-def _record_to_document(
-    obj: Any, display: str, lineno: int, where: str, problems: list[LoadProblem],
-    file_id: str | None = None,
-) -> Document | None:
-    fix = "fix or remove the line"
-
-    def bad(msg: str) -> None:
-        problems.append(LoadProblem(where, f"{msg}; {fix}"))
-
+    Raises:
+        JsonValueError: One line saying which field is wrong.
+    """
     if not isinstance(obj, dict):
-        bad(f"expected a JSON object, got {type(obj).__name__}")
-        return None
+        raise JsonValueError(f"expected a JSON object, got {type(obj).__name__}")
+    check_value(obj)  # a no-op after loads_checked; needed for records built in memory
     doc_id = obj.get("id")
     if doc_id is None:
-        doc_id = f"{file_id or display}#{lineno}"
-    elif not isinstance(doc_id, str) or not doc_id:
-        bad(f"'id' must be a non-empty string, got {json.dumps(doc_id)[:40]}")
-        return None
+        doc_id = default_id
+    elif not isinstance(doc_id, str) or not doc_id.strip():
+        raise JsonValueError(f"'id' must be a non-empty string, got {json.dumps(doc_id)[:40]}")
     if "text" not in obj:
-        bad("missing 'text'")
-        return None
+        raise JsonValueError("missing 'text'")
     text = obj["text"]
     if not isinstance(text, str):
-        bad(f"'text' must be a string, got {type(text).__name__}")
-        return None
+        raise JsonValueError(f"'text' must be a string, got {type(text).__name__}")
     if not text.strip():
-        bad("'text' is empty")
-        return None
+        raise JsonValueError("'text' is empty or only whitespace")
     meta = obj.get("metadata")
     if meta is None:
         meta = {}
     elif not isinstance(meta, dict):
-        bad(f"'metadata' must be an object, got {type(meta).__name__}")
-        return None
+        raise JsonValueError(f"'metadata' must be an object, got {type(meta).__name__}")
     else:
         meta = dict(meta)
-    meta.setdefault("source", display)
+    if source is not None:
+        meta.setdefault("source", source)
     return Document(id=doc_id, text=text, metadata=meta)
 
 
@@ -272,7 +307,7 @@ def _walk_dir(root: Path, display: str, problems: list[LoadProblem]) -> Iterator
 
     def onerror(e: OSError) -> None:
         where = _display(e.filename) if e.filename else display
-        problems.append(LoadProblem(where, _read_error(e)))
+        problems.append(LoadProblem(printable(where), read_error(e)))
 
     for dirpath, dirnames, filenames in os.walk(root, onerror=onerror):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -310,59 +345,91 @@ def _load_file(
 
 FileProgress = Callable[[str, int, int], None]  # (file shown, files done, files in all)
 PARALLEL_SUFFIXES = frozenset({".pdf", ".html", ".htm"})  # worth a worker process each
+ParsedFile = tuple[list[Document], list[LoadProblem]]
 
 
-def _load_one(
-    path: str, display: str, doc_id: str
-) -> tuple[list[Document], list[LoadProblem]]:
-    """Worker task: the document(s) of one non-JSONL file and its problems."""
+def _bug(e: BaseException) -> str:
+    return f"could not be loaded ({_one_line(e)}); please report this as a mograg bug"
+
+
+def _load_one(path: str, display: str, doc_id: str) -> ParsedFile:
+    """The document(s) of one non-JSONL file and its problems (also a worker task)."""
     problems: list[LoadProblem] = []
-    return list(_load_file(Path(path), display, problems, doc_id)), problems
+    try:
+        return list(_load_file(Path(path), display, problems, doc_id)), problems
+    except Exception as e:  # one bad source never costs the others
+        return [], [*problems, LoadProblem(display, _bug(e))]
+
+
+def _unfit(path: Path, display: str, limit: int) -> str | None:
+    """Why a file found is not read at all (bad name, not a regular file, too big)."""
+    if display != printable(display):
+        return "file name is not valid UTF-8; rename the file (e.g. with convmv)"
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        return read_error(e)
+    why = not_regular(st.st_mode)
+    if why:
+        return why
+    if _suffix(path.name) not in (".jsonl", ".jsonl.gz") and st.st_size > limit:
+        return too_big(st.st_size, limit)
+    return None
 
 
 def _files(
-    sources: Sequence[str | os.PathLike[str]], problems: list[LoadProblem]
+    sources: Sequence[str | os.PathLike[str]], problems: list[LoadProblem], limit: int
 ) -> list[tuple[Path | None, str, str]]:
     """Every file to load as ``(path, path as shown, document id)``, in a stable order
     (directories walked sorted). Ids are relative to the folder given (a file given
     directly: its name). ``(None, "shown\\0message", "")`` stands for a source that is a
     problem, in its place."""
+    found: list[tuple[Path, str, str]] = []
     files: list[tuple[Path | None, str, str]] = []
     for source in sources:
         path = Path(source)
         display = _display(source)
-        if not path.exists():
-            files.append((None, f"{display}\0no such file or directory", ""))
-        elif path.is_dir():
-            found = list(_walk_dir(path, display, problems))
+        try:
+            exists, is_dir = path.exists(), path.is_dir()
+        except OSError as e:  # e.g. a name too long
+            files.append((None, f"{printable(display)}\0{read_error(e)}", ""))
+            continue
+        if not exists:
+            files.append((None, f"{printable(display)}\0no such file or directory", ""))
+            continue
+        if is_dir:
+            found = [(p, shown, shown) for p, shown in _walk_dir(path, display, problems)]
             if not found:
                 msg = f"no supported files in directory; supported: {_SUPPORTED_TEXT}"
-                files.append((None, f"{display}\0{msg}", ""))
+                files.append((None, f"{printable(display)}\0{msg}", ""))
             base = display.rstrip("/") + "/"
-            files.extend((p, shown, shown[len(base):]) for p, shown in found)
+            found = [(p, shown, shown[len(base):]) for p, shown, _ in found]
         else:
-            files.append((path, display, path.name))
+            found = [(path, display, path.name)]
+        for p, shown, doc_id in found:
+            why = _unfit(p, shown, limit)
+            files.append((None, f"{printable(shown)}\0{why}", "") if why else (p, shown, doc_id))
     return files
 
 
 def _parsed(
     files: list[tuple[Path | None, str, str]], workers: int
-) -> Iterator[tuple[list[Document], list[LoadProblem]] | None]:
+) -> Iterator[ParsedFile | None]:
     """Per file, in order: its parsed ``(documents, problems)``, or None for JSONL (read
     by the caller as a stream). PDF/HTML files are parsed in ``workers`` processes."""
     heavy = [(str(p), d, i) for p, d, i in files
              if p is not None and _suffix(p.name) in PARALLEL_SUFFIXES]
-    results: Iterator[tuple[list[Document], list[LoadProblem]]] = iter(())
+    results: Iterator[ParsedFile] = iter(())
     pool = None
     if workers > 1 and len(heavy) > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
         pool = ProcessPoolExecutor(min(workers, len(heavy)), mp_context=mp.get_context("spawn"))
-        results = pool.map(_load_one, *zip(*heavy, strict=True)) if heavy else results
+        results = pool.map(_load_one, *zip(*heavy, strict=True))
     try:
         for path, display, doc_id in files:
-            if path is None:  # a missing source: the caller reports it
+            if path is None:  # a source that is a problem: the caller reports it
                 yield [], []
                 continue
             suffix = _suffix(path.name)
@@ -377,9 +444,7 @@ def _parsed(
             pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _next_result(
-    results: Iterator[tuple[list[Document], list[LoadProblem]]], display: str
-) -> tuple[list[Document], list[LoadProblem]]:
+def _next_result(results: Iterator[ParsedFile], display: str) -> ParsedFile:
     from concurrent.futures.process import BrokenProcessPool
 
     try:
@@ -392,6 +457,7 @@ def _next_result(
 def iter_documents(
     sources: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
     problems: list[LoadProblem],
+    max_bytes: int | None = None,
     workers: int = 0,
     progress: FileProgress | None = None,
 ) -> Iterator[Document]:
@@ -401,17 +467,21 @@ def iter_documents(
         sources: Files and/or directories. Directories are walked in sorted order,
             skipping hidden entries and files of unsupported types.
         problems: Receives one :class:`LoadProblem` per bad file or JSONL line
-            (nothing is raised for bad input).
+            (nothing is raised for bad input, whatever goes wrong inside one source).
+        max_bytes: Size limit of one file, one JSONL line and of a .jsonl.gz's
+            decompressed output (default :func:`max_file_bytes`).
         workers: parse PDF/HTML files in this many processes (0 or 1: in this one).
         progress: called after each file with its id, files done and files in all.
 
     Yields:
-        Each loaded :class:`Document`. File documents have ``id`` = the path (forward
-        slashes) and ``metadata["source"]``/``["title"]``; JSONL records keep their
-        own id, text (unchanged) and metadata.
+        Each loaded :class:`Document`. File documents have ``id`` = the path relative to
+        the directory given (a file given directly: its name) and
+        ``metadata["source"]``/``["title"]``; JSONL records keep their own id, text
+        (unchanged) and metadata.
     """
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
+    limit = max_file_bytes() if max_bytes is None else max_bytes
     seen: dict[str, str] = {}
 
     def check(doc: Document, where: str) -> bool:
@@ -423,7 +493,7 @@ def iter_documents(
         seen[doc.id] = where
         return True
 
-    files = _files(sources, problems)
+    files = _files(sources, problems, limit)
     for n, ((path, display, doc_id), parsed) in enumerate(
         zip(files, _parsed(files, workers), strict=True), start=1
     ):
@@ -431,9 +501,12 @@ def iter_documents(
             where, _, msg = display.partition("\0")
             problems.append(LoadProblem(where, msg))
         elif parsed is None:
-            for doc, where in _iter_jsonl(path, display, problems, doc_id):
-                if check(doc, where):
-                    yield doc
+            try:
+                for doc, where in _iter_jsonl(path, display, problems, limit, doc_id):
+                    if check(doc, where):
+                        yield doc
+            except Exception as e:  # one bad source never costs the others
+                problems.append(LoadProblem(display, _bug(e)))
         else:
             docs, file_problems = parsed
             problems.extend(file_problems)
@@ -448,6 +521,7 @@ def load_documents(
     sources: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
     *,
     strict: bool = False,
+    max_bytes: int | None = None,
 ) -> tuple[list[Document], list[LoadProblem]]:
     """Load all documents from ``sources``.
 
@@ -455,13 +529,14 @@ def load_documents(
         sources: Files and/or directories (see :func:`iter_documents`).
         strict: Raise :class:`~mograg.errors.InputError` on the first problem
             instead of returning it.
+        max_bytes: Size limit per file (see :func:`iter_documents`).
 
     Returns:
         ``(documents, problems)``.
     """
     problems: list[LoadProblem] = []
     docs: list[Document] = []
-    for doc in iter_documents(sources, problems):
+    for doc in iter_documents(sources, problems, max_bytes):
         if strict and problems:
             break
         docs.append(doc)

@@ -4,7 +4,10 @@ Sentences come from BlingFire, plus extra boundaries at blank lines (paragraphs)
 before Markdown list items / headings / table rows, and after Markdown headings.
 Every span is trimmed of whitespace; together the spans cover every
 non-whitespace character of the text. Sentences longer than ``max_tokens``
-WordPieces (see :mod:`mograg.text.tokens`) are cut into pieces that fit.
+tokens (see :mod:`mograg.text.tokens`) are cut into pieces that fit.
+
+Everything is linear in the text's length: BlingFire and the tokenizer see bounded
+windows (:data:`WINDOW_CHARS`), so a 50 MB line costs time and memory in proportion.
 """
 
 from __future__ import annotations
@@ -16,9 +19,13 @@ from itertools import pairwise
 import blingfire
 import numpy as np
 
-from mograg.text.tokens import count_tokens, wordpiece
+from mograg.text.tokens import MAX_TOKEN_CHARS, count_tokens, split_long_tokens, wordpiece
 
-__all__ = ["split_sentences", "split_with_counts"]
+__all__ = ["WINDOW_CHARS", "split_sentences", "split_with_counts"]
+
+WINDOW_CHARS = 1 << 16
+"""Longest piece of text given to BlingFire or the tokenizer in one call (a sentence
+longer than this is cut at a window edge before being cut to the token cap)."""
 
 # Blank line(s): a paragraph boundary.
 _PARA_RE = re.compile(r"\n\s*\n")
@@ -65,6 +72,42 @@ def _blingfire_ends(text: str) -> list[int] | None:
     return (char_of_byte[byte_ends] + 1).tolist()
 
 
+def _windows(text: str, start: int, end: int, size: int) -> list[tuple[int, int]]:
+    """``[start, end)`` cut into pieces of at most ``size`` characters, each ending at a
+    blank line, else a newline, else a space in its second half if there is one."""
+    out: list[tuple[int, int]] = []
+    a = start
+    while end - a > size:
+        b = a + size
+        lo = a + size // 2
+        cut = -1
+        for sep in ("\n\n", "\n", " "):
+            k = text.rfind(sep, lo, b)
+            if k >= 0:
+                cut = k + len(sep)
+                break
+        if cut < 0:
+            cut = b
+        out.append((a, cut))
+        a = cut
+    out.append((a, end))
+    return out
+
+
+def _sentence_ends(text: str) -> list[int] | None:
+    """BlingFire's sentence ends over the whole text, window by window."""
+    if len(text) <= WINDOW_CHARS:
+        return _blingfire_ends(text)
+    ends: list[int] = []
+    for a, b in _windows(text, 0, len(text), WINDOW_CHARS):
+        part = _blingfire_ends(text[a:b])
+        if part is None:
+            return None
+        ends.extend(a + e for e in part)
+        ends.append(b)
+    return ends
+
+
 def _cut_points(text: str) -> list[int]:
     """Sorted unique positions where sentences may begin (always includes 0 and len)."""
     cuts: set[int] = {0, len(text)}
@@ -74,14 +117,16 @@ def _cut_points(text: str) -> list[int]:
         cuts.add(m.start())
     for m in _HEADING_RE.finditer(text):
         cuts.add(m.end())
-    ends = _blingfire_ends(text)
+    ends = _sentence_ends(text)
     if ends is None:
-        # Fall back to one BlingFire call per paragraph.
+        # Fall back to one BlingFire call per paragraph (window).
         bounds = sorted(cuts)
-        for a, b in pairwise(bounds):
-            part = _blingfire_ends(text[a:b])
-            if part:
-                cuts.update(a + e for e in part)
+        for a0, b0 in pairwise(bounds):
+            for a, b in _windows(text, a0, b0, WINDOW_CHARS):
+                part = _blingfire_ends(text[a:b])
+                cuts.add(b)
+                if part:
+                    cuts.update(a + e for e in part)
     else:
         cuts.update(ends)
     return sorted(c for c in cuts if 0 <= c <= len(text))
@@ -97,20 +142,59 @@ def _trimmed(text: str, start: int, end: int) -> tuple[int, int] | None:
     return s, s + len(left.rstrip())
 
 
+_NONSPACE_RE = re.compile(r"\S+")
+
+
+def _covering(
+    seg: str, offs: list[tuple[int, int]], toks: list[str]
+) -> tuple[list[tuple[int, int]], list[str]]:
+    """Tokens plus stand-ins for non-whitespace the tokenizer dropped (combining marks,
+    zero-width and control characters), so every character is inside some token."""
+    out_offs: list[tuple[int, int]] = []
+    out_toks: list[str] = []
+    prev = 0
+
+    def gap(a: int, b: int) -> None:
+        for m in _NONSPACE_RE.finditer(seg, a, b):
+            for x in range(m.start(), m.end(), MAX_TOKEN_CHARS):
+                out_offs.append((x, min(x + MAX_TOKEN_CHARS, m.end())))
+                out_toks.append("##")
+
+    for (a, b), t in zip(offs, toks, strict=True):
+        if a > prev:
+            gap(prev, a)
+        out_offs.append((a, b))
+        out_toks.append(t)
+        prev = max(prev, b)
+    gap(prev, len(seg))
+    return out_offs, out_toks
+
+
 def _split_long(text: str, start: int, end: int, max_tokens: int) -> list[tuple[int, int]]:
-    """Cut ``text[start:end]`` into pieces of at most ``max_tokens`` WordPieces (by offsets)."""
+    """Cut ``text[start:end]`` into pieces of at most ``max_tokens`` tokens and
+    ``max_tokens * MAX_TOKEN_CHARS`` characters (by token offsets)."""
     seg = text[start:end]
     enc = wordpiece().encode(seg, add_special_tokens=False)
-    offs = enc.offsets
-    toks = enc.tokens
+    offs, toks = _covering(seg, *split_long_tokens(list(enc.offsets), list(enc.tokens)))
     n = len(offs)
+    max_chars = max_tokens * MAX_TOKEN_CHARS
+    # WordPieces before each position (stand-ins "##" only count through their characters)
+    real = [0]
+    for t in toks:
+        real.append(real[-1] + (t != "##"))
     pieces: list[tuple[int, int]] = []
     piece_start = 0  # char offset within seg
     i = 0  # first token of the current piece
+
+    def fits(j: int) -> bool:  # tokens i..j-1 as one piece
+        return real[j] - real[i] <= max_tokens and offs[j - 1][1] - piece_start <= max_chars
+
     # Pieces fill the cap (40 tokens at a cap of 32 become 32 + 8): measured on chroma-dev,
     # balanced halves (20 + 20) lowered recall at 64/128-token levels by 3-6 points.
-    while n - i > max_tokens:
-        limit = i + max_tokens  # token index that would start the next piece
+    while i < n and not fits(n):
+        limit = i + 1  # the token that would start the next piece: as late as fits
+        while limit < n - 1 and fits(limit + 1):
+            limit += 1
         cut_tok = -1
         # Prefer a word start (whitespace before the token) within the cap ...
         for j in range(limit, i, -1):
@@ -132,10 +216,10 @@ def _split_long(text: str, start: int, end: int, max_tokens: int) -> list[tuple[
         if cut_char <= piece_start:
             # the tokens up to the cap share characters (one character, several
             # WordPieces): this piece has to run to the next token that starts later
-            later = [j for j in range(cut_tok, n) if offs[j][0] > piece_start]
-            if not later:
+            later = next((j for j in range(cut_tok, n) if offs[j][0] > piece_start), None)
+            if later is None:
                 break
-            cut_tok = later[0]
+            cut_tok = later
             cut_char = offs[cut_tok][0]
         pieces.append((start + piece_start, start + cut_char))
         piece_start = cut_char
@@ -143,9 +227,9 @@ def _split_long(text: str, start: int, end: int, max_tokens: int) -> list[tuple[
     pieces.append((start + piece_start, end))
     out = []
     for a, b in pieces:
-        t = _trimmed(text, a, b)
-        if t is not None:
-            out.append(t)
+        span = _trimmed(text, a, b)
+        if span is not None:
+            out.append(span)
     return out
 
 
@@ -166,10 +250,12 @@ def split_with_counts(text: str, max_tokens: int) -> tuple[list[tuple[int, int]]
         raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
     cuts = _cut_points(text)
     spans: list[tuple[int, int]] = []
-    for a, b in pairwise(cuts):
-        t = _trimmed(text, a, b)
-        if t is not None:
-            spans.append(t)
+    for a0, b0 in pairwise(cuts):
+        # a sentence longer than a window is cut anyway: bound what the tokenizer sees
+        for a, b in _windows(text, a0, b0, WINDOW_CHARS):
+            t = _trimmed(text, a, b)
+            if t is not None:
+                spans.append(t)
     counts = count_tokens([text[s:e] for s, e in spans])
     # Cut over-long spans; re-count the pieces (cuts inside a word may retokenise
     # differently) and repeat until everything fits.
