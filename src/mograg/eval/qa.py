@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from mograg.text.safejson import loads_checked
 
 __all__ = [
     "answer_figures",
@@ -130,7 +132,7 @@ def is_qa_file(path: Path) -> bool:
         return True
     try:
         first = _first_record(path)
-    except (OSError, ValueError, UnicodeDecodeError):
+    except (OSError, ValueError, EOFError, zlib.error):  # incl. JsonValueError: not QA
         return False
     if not isinstance(first, dict) or "evidence" in first or "answers" in first:
         return False
@@ -150,7 +152,7 @@ def _first_record(path: Path) -> Any:
     with _open_text(path) as f:
         for line in f:
             if line.strip():
-                return json.loads(line)
+                return loads_checked(line)
     return None
 
 
@@ -158,7 +160,7 @@ def _rows(path: Path) -> list[dict[str, Any]]:
     with _open_text(path) as f:
         if path.name.lower().endswith((".csv", ".csv.gz")):
             return [dict(r) for r in csv.DictReader(f)]
-        return [json.loads(line) for line in f if line.strip()]
+        return [loads_checked(line) for line in f if line.strip()]
 
 
 def _column(keys: Sequence[str], wanted: Sequence[str]) -> str | None:
@@ -184,7 +186,7 @@ def load_qa_file(path: str | Path) -> tuple[list[Any], list[str]]:
     p = Path(path)
     try:
         rows = _rows(p)
-    except (OSError, UnicodeDecodeError, csv.Error, json.JSONDecodeError) as exc:
+    except (OSError, EOFError, ValueError, zlib.error, csv.Error) as exc:  # JsonValueError too
         raise InputError(f"{p}: cannot read ({exc}); give a UTF-8 CSV or JSONL file") from None
     keys = list(rows[0]) if rows and isinstance(rows[0], dict) else []
     qk, ak = _column(keys, QUESTION_KEYS), _column(keys, ANSWER_KEYS)
