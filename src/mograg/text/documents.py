@@ -186,7 +186,14 @@ def _load_pdf(path: Path) -> tuple[str, dict[str, Any]]:
     text = "\n\n".join(p for p in parts if p)
     if not text.strip():
         raise _Bad("no extractable text (scanned PDF?); OCR it first")
-    return text, {"title": title or path.stem, "pages": len(pages)}
+    # where each page starts in ``text`` (an empty page starts where the next one does), so
+    # that a span's page can be told from its offset (mograg.integrations.spans.page_of)
+    page_starts, pos = [], 0
+    for p in parts:
+        page_starts.append(pos)
+        if p:
+            pos += len(p) + 2
+    return text, {"title": title or path.stem, "pages": len(pages), "page_starts": page_starts}
 
 
 def _one_line(e: BaseException) -> str:
