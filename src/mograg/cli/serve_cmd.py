@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mograg.cli.options import GENERATORS, IndexOpt, choice
+from mograg.cli.options import Generator, IndexOpt
 
 
 def serve_cmd(
@@ -36,9 +36,8 @@ def serve_cmd(
         typer.Option("--config", help="TOML config ([generator] for POST /ask)."),
     ] = None,
     generator: Annotated[
-        str | None,
-        typer.Option(callback=choice(*GENERATORS),
-                     help="Generator for POST /ask [default: the config's, else extractive]."),
+        Generator | None,
+        typer.Option(help="Generator for POST /ask [default: the config's, else extractive]."),
     ] = None,
 ) -> None:
     """Serve the index over HTTP: JSON API (docs at /docs) and a routing inspector page."""
