@@ -18,6 +18,7 @@ from mograg.cli.options import (
     Generator,
     IndexOpt,
     JsonOpt,
+    ModelOpt,
     ModeOpt,
     QuietOpt,
     generator_settings,
@@ -98,9 +99,7 @@ def eval_cmd(
         Generator | None,
         typer.Option(help="Generator for --generate [default: the config's, else extractive]."),
     ] = None,
-    model: Annotated[
-        str | None, typer.Option(help="Model name (openai) or GGUF file (local).")
-    ] = None,
+    model: ModelOpt = None,
     base_url: Annotated[
         str | None, typer.Option(help="OpenAI-compatible base URL for --generate.")
     ] = None,

@@ -6,7 +6,14 @@ from typing import Annotated, Literal
 
 import typer
 
-from mograg.cli.options import ConfigOpt, Generator, IndexOpt, generator_settings
+from mograg.cli.options import (
+    ConfigOpt,
+    Generator,
+    HostOpt,
+    IndexOpt,
+    ModelOpt,
+    generator_settings,
+)
 
 
 def mcp_cmd(
@@ -15,17 +22,13 @@ def mcp_cmd(
         Literal["stdio", "http"],
         typer.Option(help="stdio (an agent launches mograg) or streamable HTTP at /mcp."),
     ] = "stdio",
-    host: Annotated[
-        str, typer.Option(help="HTTP address to bind; keep 127.0.0.1 unless behind a proxy.")
-    ] = "127.0.0.1",
+    host: HostOpt = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTP port.")] = 8765,
     generator: Annotated[
         Generator | None,
         typer.Option(help="Generator of the ask tool [default: the config's, else extractive]."),
     ] = None,
-    model: Annotated[
-        str | None, typer.Option(help="Model name (openai) or GGUF file (local).")
-    ] = None,
+    model: ModelOpt = None,
     base_url: Annotated[
         str | None, typer.Option(help="OpenAI-compatible base URL of the ask tool's model.")
     ] = None,

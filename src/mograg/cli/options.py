@@ -15,9 +15,9 @@ if TYPE_CHECKING:
     from mograg.index.core import Index
 
 __all__ = [
-    "DEFAULT_STRATEGY", "GENERATORS", "MODES", "STRATEGIES", "ConfigOpt", "Generator", "IndexOpt",
-    "JsonOpt", "ModeOpt", "QuietOpt", "RouterOpt", "StrategyOpt", "generator_settings",
-    "open_index", "parse_budgets",
+    "DEFAULT_STRATEGY", "GENERATORS", "MODES", "STRATEGIES", "ConfigOpt", "Generator", "HostOpt",
+    "IndexOpt", "JsonOpt", "ModeOpt", "ModelOpt", "QuietOpt", "RouterOpt", "StrategyOpt",
+    "generator_settings", "open_index", "parse_budgets",
 ]
 
 # A Literal option type makes --help list the choices (`--mode <hybrid|dense|bm25>`) and
@@ -35,6 +35,12 @@ ModeOpt = Annotated[
 StrategyOpt = Annotated[
     Strategy,
     typer.Option(help="Use of the router's weights: blend levels, argmax (one level) or mix."),
+]
+HostOpt = Annotated[
+    str, typer.Option(help="Address to bind; keep 127.0.0.1 unless behind a proxy.")
+]
+ModelOpt = Annotated[
+    str | None, typer.Option(help="Model name (openai) or GGUF file (local).")
 ]
 RouterOpt = Annotated[
     str | None,

@@ -14,6 +14,7 @@ from mograg.cli.options import (
     Generator,
     IndexOpt,
     JsonOpt,
+    ModelOpt,
     ModeOpt,
     RouterOpt,
     StrategyOpt,
@@ -51,9 +52,7 @@ def ask(
         Generator | None,
         typer.Option(help="Answer generator [default: the config's, else extractive]."),
     ] = None,
-    model: Annotated[
-        str | None, typer.Option(help="Model name (openai) or GGUF file (local).")
-    ] = None,
+    model: ModelOpt = None,
     base_url: Annotated[
         str | None,
         typer.Option(help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8080/v1."),

@@ -7,14 +7,12 @@ from typing import Annotated
 
 import typer
 
-from mograg.cli.options import Generator, IndexOpt
+from mograg.cli.options import Generator, HostOpt, IndexOpt
 
 
 def serve_cmd(
     index: IndexOpt,
-    host: Annotated[
-        str, typer.Option(help="Address to bind; keep 127.0.0.1 unless behind a proxy.")
-    ] = "127.0.0.1",
+    host: HostOpt = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     api_key_file: Annotated[
         Path | None,
