@@ -53,7 +53,8 @@ class MogragRetriever(BaseRetriever):
     level: int | None = None
 
     def __init__(self, index: str | os.PathLike[str] | Index, **kwargs: Any) -> None:
-        super().__init__(index=open_index(index), **kwargs)
+        # pydantic fills the fields declared above (mypy sees only BaseRetriever's __init__)
+        super().__init__(index=open_index(index), **kwargs)  # type: ignore[call-arg]
 
     @property
     def options(self) -> SearchOptions:

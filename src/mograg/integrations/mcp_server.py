@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 Mode = Literal["hybrid", "dense", "bm25"]
 Strategy = Literal["blend", "argmax", "mix"]
 MAX_DOCUMENT_CHARS = 200_000  # one get_document reply; ask for a range beyond this
-READ_ONLY = ToolAnnotations(readOnlyHint=True, destructiveHint=False, openWorldHint=False)
+READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
 T = TypeVar("T")
 
 
