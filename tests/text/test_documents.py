@@ -131,6 +131,17 @@ def test_pdf(tmp_path: Path) -> None:
     assert doc.text[35:].startswith("Page two")
 
 
+def test_pdf_page_starts_skip_empty_pages(tmp_path: Path) -> None:
+    from mograg.integrations.spans import page_of
+
+    p = tmp_path / "gap.pdf"
+    p.write_bytes(make_pdf(["First page.", "", "Third page."]))
+    doc = load_documents([p])[0][0]
+    starts = doc.metadata["page_starts"]
+    assert starts == [0, 13, 13] and doc.text[13:] == "Third page."
+    assert [page_of(doc.metadata, i) for i in (0, 10, 13, 20)] == [1, 1, 3, 3]
+
+
 def test_pdf_title_falls_back_to_stem(tmp_path: Path) -> None:
     p = tmp_path / "untitled.pdf"
     p.write_bytes(make_pdf(["Some text."]))

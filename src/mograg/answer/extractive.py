@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mograg.answer.prompt import Messages, Source
+from mograg.embed.base import calibrate_cosine, cosine_floor, embed_queries
 from mograg.store.lexical import tokenize
 from mograg.text.segment import split_sentences
 
@@ -66,8 +67,10 @@ class ExtractiveGenerator:
         emb = embedder or self.embedder
         dense = np.zeros(len(cands))
         if emb is not None:
-            vecs = emb.embed([question] + [c[3] for c in cands])
-            dense = np.clip(vecs[1:] @ vecs[0], 0.0, 1.0).astype(np.float64)
+            qvec = embed_queries(emb, [question])[0]
+            cos = emb.embed([c[3] for c in cands]) @ qvec
+            floor = cosine_floor(emb.name)  # the thresholds are on MiniLM's cosine scale
+            dense = np.clip(calibrate_cosine(cos, floor), 0.0, 1.0).astype(np.float64)
         rank_prior = np.array([0.02 / c[0].n for c in cands])
         score = 0.6 * lex + 0.4 * dense + rank_prior
         relevant = (lex >= self.min_lexical) | (dense >= self.min_dense) | \

@@ -18,8 +18,9 @@ from typing import Annotated, NoReturn
 import typer
 
 from mograg import __version__
-from mograg.cli import demo, doc_cmds, eval_cmds, index_cmds, search_cmds, serve_cmd
+from mograg.cli import demo, doc_cmds, eval_cmds, index_cmds, mcp_cmd, search_cmds, serve_cmd
 from mograg.cli.console import one_line, out, say
+from mograg.cli.usage import name_arguments
 from mograg.errors import MogragError
 
 app = typer.Typer(
@@ -77,6 +78,7 @@ app.command("serve")(serve_cmd.serve_cmd)
 app.command("train-router")(eval_cmds.train_router_cmd)
 app.command("tune")(eval_cmds.tune_cmd)
 app.command()(demo.demo)
+app.command("mcp")(mcp_cmd.mcp_cmd)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
@@ -85,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     exc = importlib.import_module(typer.BadParameter.__module__)
     no_args = getattr(exc, "NoArgsIsHelpError", None)
     command = typer.main.get_command(app)
+    name_arguments(command)  # usage lines say `SOURCES...`, not `{sources}...`
     code = 0
     try:
         rv = command.main(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich import box
@@ -14,13 +14,14 @@ from rich.table import Table
 
 from mograg.cli.console import one_line, out, print_json, progress_bars, say
 from mograg.cli.options import (
-    GENERATORS,
     ConfigOpt,
+    Generator,
     IndexOpt,
     JsonOpt,
+    ModelOpt,
     ModeOpt,
     QuietOpt,
-    choice,
+    generator_settings,
     parse_budgets,
 )
 from mograg.errors import MogragError
@@ -96,7 +97,8 @@ def eval_cmd(
         Path | None, typer.Option(help="Train routers on these questions, test on --questions.")
     ] = None,
     router: Annotated[
-        list[str] | None, typer.Option("--router", help="Also evaluate this router (repeatable).")
+        list[str] | None,
+        typer.Option("--router", metavar="<name>", help="Also evaluate this router (repeatable)."),
     ] = None,
     graph: Annotated[
         bool,
@@ -107,13 +109,10 @@ def eval_cmd(
         bool, typer.Option("--generate", help="Also generate answers and score EM / F1.")
     ] = False,
     generator: Annotated[
-        str | None,
-        typer.Option(callback=choice(*GENERATORS),
-                     help="Generator for --generate [default: the config's, else extractive]."),
+        Generator | None,
+        typer.Option(help="Generator for --generate [default: the config's, else extractive]."),
     ] = None,
-    model: Annotated[
-        str | None, typer.Option(help="Model name (openai) or GGUF file (local).")
-    ] = None,
+    model: ModelOpt = None,
     base_url: Annotated[
         str | None, typer.Option(help="OpenAI-compatible base URL for --generate.")
     ] = None,
@@ -139,15 +138,9 @@ def eval_cmd(
     gen = None
     if generate:
         from mograg.answer.generate import make_generator
-        from mograg.config import load_config, resolve_generator_settings
 
-        settings = resolve_generator_settings(
-            {"kind": generator, "base_url": base_url}, load_config(config)
-        )
-        if model:
-            setattr(settings, "model_path" if settings.resolved_kind == "local" else "model",
-                    model)
-        gen = make_generator(settings)
+        gen = make_generator(
+            generator_settings({"kind": generator, "base_url": base_url}, model, config))
     with progress_bars(quiet) as bars:
         outcome = run_eval_command(
             questions=questions,
@@ -193,11 +186,17 @@ def train_router_cmd(
     budget: Annotated[int, typer.Option(help="Token budget the labels are measured at.")] = 256,
     mode: ModeOpt = "hybrid",
     model: Annotated[
-        str, typer.Option(callback=choice("ridge", "prior", "mlp", "softmax"))
+        Literal["ridge", "prior", "mlp", "softmax"],
+        typer.Option(help="ridge (closed form), prior (fixed weights), softmax regression "
+                     "or mlp (one hidden layer; softmax and mlp need mograg[train])."),
     ] = "ridge",
-    loss: Annotated[str, typer.Option(callback=choice("ce", "bce"))] = "ce",
+    loss: Annotated[
+        Literal["ce", "bce"],
+        typer.Option(help="Training loss: cross-entropy over levels, or per-level binary CE."),
+    ] = "ce",
     labels: Annotated[
-        str, typer.Option(callback=choice("softmax", "mog"))
+        Literal["softmax", "mog"],
+        typer.Option(help="Soft labels: softmax of each level's recall, or MoG's 0.8/0.2."),
     ] = "softmax",
     limit: Annotated[int | None, typer.Option(help="Use the first N questions.")] = None,
     as_json: JsonOpt = False,

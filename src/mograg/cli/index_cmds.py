@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from mograg.cli.console import one_line, out, print_json, progress_bars, say
-from mograg.cli.options import IndexOpt, JsonOpt, QuietOpt, choice, open_index
+from mograg.cli.options import IndexOpt, JsonOpt, QuietOpt, open_index
 from mograg.errors import MogragError
 
 if TYPE_CHECKING:
@@ -30,15 +30,13 @@ def index_cmd(
     ] = None,
     embedder: Annotated[
         str | None,
-        typer.Option(help="minilm (default), st:/path/to/model or openai:MODEL@URL."),
+        typer.Option(help="minilm (default), e5-small (mograg[e5]), st:/path/to/model or "
+                     "openai:MODEL@URL."),
     ] = None,
     float16: Annotated[bool, typer.Option("--float16", help="Store vectors as float16.")] = False,
     level_vectors: Annotated[
-        str | None,
-        typer.Option(
-            callback=choice("embed", "pool"),
-            help="Coarser levels' vectors: pool children, or embed [default: pool].",
-        ),
+        Literal["embed", "pool"] | None,
+        typer.Option(help="Coarser levels' vectors: pool children, or embed [default: pool]."),
     ] = None,
     graph: Annotated[
         bool | None,

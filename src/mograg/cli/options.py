@@ -3,38 +3,45 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
 from mograg.config import KINDS as GENERATORS
-from mograg.types import DEFAULT_STRATEGY, MODES, STRATEGIES
+from mograg.types import DEFAULT_STRATEGY, MODES, STRATEGIES, Mode, Strategy
 
 if TYPE_CHECKING:
+    from mograg.config import GeneratorSettings
     from mograg.index.core import Index
 
 __all__ = [
-    "DEFAULT_STRATEGY", "GENERATORS", "MODES", "STRATEGIES", "ConfigOpt", "IndexOpt", "JsonOpt",
-    "ModeOpt", "QuietOpt", "RouterOpt", "StrategyOpt", "choice", "open_index", "parse_budgets",
+    "DEFAULT_STRATEGY", "GENERATORS", "MODES", "STRATEGIES", "ConfigOpt", "Generator", "HostOpt",
+    "IndexOpt", "JsonOpt", "ModeOpt", "ModelOpt", "QuietOpt", "RouterOpt", "StrategyOpt",
+    "generator_settings", "open_index", "parse_budgets",
 ]
 
-
-def choice(*allowed: str) -> Any:
-    """An option callback accepting only ``allowed`` values (or None)."""
-
-    def check(value: str | None) -> str | None:
-        if value is not None and value not in allowed:
-            raise typer.BadParameter(f"{value!r} is not one of: {', '.join(allowed)}")
-        return value
-
-    return check
+# A Literal option type makes --help list the choices (`--mode <hybrid|dense|bm25>`) and
+# typer reject any other value; the types are mograg.types' (modes, strategies) and the
+# config file's generator kinds.
+Generator = Literal["openai", "local", "extractive"]
 
 
 IndexOpt = Annotated[Path, typer.Option("--index", help="Index directory.", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
-ModeOpt = Annotated[str, typer.Option(callback=choice(*MODES))]
-StrategyOpt = Annotated[str, typer.Option(callback=choice(*STRATEGIES))]
+ModeOpt = Annotated[
+    Mode, typer.Option(help="hybrid: dense vectors and BM25 fused by rank; or one alone.")
+]
+StrategyOpt = Annotated[
+    Strategy,
+    typer.Option(help="Use of the router's weights: blend levels, argmax (one level) or mix."),
+]
+HostOpt = Annotated[
+    str, typer.Option(help="Address to bind; keep 127.0.0.1 unless behind a proxy.")
+]
+ModelOpt = Annotated[
+    str | None, typer.Option(help="Model name (openai) or GGUF file (local).")
+]
 RouterOpt = Annotated[
     str | None,
     typer.Option(help="Trained router name, shipped, entropy, rrf-levels, level:N or "
@@ -56,6 +63,21 @@ def parse_budgets(value: str) -> list[int]:
         raise typer.BadParameter(f"{value!r}: give positive token budgets like 256,512",
                                  param_hint="--budget")
     return budgets
+
+
+def generator_settings(
+    flags: dict[str, Any], model: str | None, config: Path | None
+) -> GeneratorSettings:
+    """The [generator] settings: flags beat the environment and the config file.
+
+    ``--model`` names a GGUF file for the local generator and a model name otherwise.
+    """
+    from mograg.config import load_config, resolve_generator_settings
+
+    settings = resolve_generator_settings(flags, load_config(config))
+    if model:
+        setattr(settings, "model_path" if settings.resolved_kind == "local" else "model", model)
+    return settings
 
 
 def open_index(path: Path) -> Index:

@@ -10,14 +10,15 @@ import typer
 from mograg.cli.console import out, print_json, render_result
 from mograg.cli.options import (
     DEFAULT_STRATEGY,
-    GENERATORS,
     ConfigOpt,
+    Generator,
     IndexOpt,
     JsonOpt,
+    ModelOpt,
     ModeOpt,
     RouterOpt,
     StrategyOpt,
-    choice,
+    generator_settings,
     open_index,
 )
 
@@ -54,14 +55,10 @@ def ask(
     question: Annotated[str, typer.Argument(help="The question.")],
     index: IndexOpt,
     generator: Annotated[
-        str | None,
-        typer.Option(callback=choice(*GENERATORS),
-                     help="openai, local or extractive [default: the config's, else "
-                     "extractive]."),
+        Generator | None,
+        typer.Option(help="Answer generator [default: the config's, else extractive]."),
     ] = None,
-    model: Annotated[
-        str | None, typer.Option(help="Model name (openai) or GGUF file (local).")
-    ] = None,
+    model: ModelOpt = None,
     base_url: Annotated[
         str | None,
         typer.Option(help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8080/v1."),
@@ -81,20 +78,12 @@ def ask(
 ) -> None:
     """Answer a question from the index with citations (streams the answer)."""
     from mograg.answer.generate import answer, make_generator
-    from mograg.config import load_config, resolve_generator_settings
-
     if budget < 1:
         raise typer.BadParameter("must be a positive number of tokens", param_hint="--budget")
     ix = open_index(index)
-    settings = resolve_generator_settings(
+    settings = generator_settings(
         {"kind": generator, "base_url": base_url, "timeout": timeout, "max_tokens": max_tokens},
-        load_config(config),
-    )
-    if model:  # a flag beats env and file: a GGUF path for local, a model name otherwise
-        if settings.resolved_kind == "local":
-            settings.model_path = model
-        else:
-            settings.model = model
+        model, config)
     gen = make_generator(settings)
     if as_json:
         print_json(answer(ix, question, gen, budget=budget, router=router,

@@ -7,14 +7,12 @@ from typing import Annotated
 
 import typer
 
-from mograg.cli.options import GENERATORS, IndexOpt, choice
+from mograg.cli.options import Generator, HostOpt, IndexOpt
 
 
 def serve_cmd(
     index: IndexOpt,
-    host: Annotated[
-        str, typer.Option(help="Address to bind; keep 127.0.0.1 unless behind a proxy.")
-    ] = "127.0.0.1",
+    host: HostOpt = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     api_key_file: Annotated[
         Path | None,
@@ -36,9 +34,8 @@ def serve_cmd(
         typer.Option("--config", help="TOML config ([generator] for POST /ask)."),
     ] = None,
     generator: Annotated[
-        str | None,
-        typer.Option(callback=choice(*GENERATORS),
-                     help="Generator for POST /ask [default: the config's, else extractive]."),
+        Generator | None,
+        typer.Option(help="Generator for POST /ask [default: the config's, else extractive]."),
     ] = None,
     max_connections_per_client: Annotated[
         int, typer.Option(min=1, help="Open connections one client address may hold.")

@@ -44,3 +44,30 @@ def normalise(x: np.ndarray) -> np.ndarray:
         x /= norms
     return x
 
+
+
+def embed_queries(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
+    """Embed questions: ``embedder.embed_queries`` when it has one (e5's ``query:`` prefix)."""
+    fn = getattr(embedder, "embed_queries", None)
+    return fn(texts) if fn is not None else embedder.embed(texts)
+
+
+def cosine_floor(name: str) -> float:
+    """Typical cosine of two unrelated texts under the embedder called ``name``.
+
+    0 for MiniLM (and any embedder not listed); e5's cosines start near 0.75.
+    """
+    from mograg.embed.e5 import COSINE_FLOOR, NAME
+
+    return COSINE_FLOOR if name == NAME else 0.0
+
+
+def calibrate_cosine(scores: np.ndarray, floor: float) -> np.ndarray:
+    """Rescale cosines so that ``floor`` maps to 0 and 1 stays 1 (identity when floor=0).
+
+    Fixed thresholds (graph k-NN edges, the extractive answer's relevance floor) were set on
+    MiniLM's range; this puts another embedder's cosines on the same scale.
+    """
+    if floor == 0.0:
+        return scores
+    return (scores - floor) / (1.0 - floor)

@@ -39,7 +39,7 @@ __all__ = [
 DEFAULT_BATCH_SIZE = 16
 
 _SPEC_HELP = (
-    "use 'minilm' (default), 'onnx:/path/model.onnx', 'st:/path/to/model' "
+    "use 'minilm' (default), 'e5-small', 'onnx:/path/model.onnx', 'st:/path/to/model' "
     "or 'openai:MODEL@http://host:port/v1'"
 )
 
@@ -291,7 +291,8 @@ def make_embedder(spec: str | None) -> Embedder:
     """Build an embedder from a one-string spec.
 
     Args:
-        spec: ``None``/``"minilm"`` (default ONNX MiniLM), ``"onnx:/path/model.onnx"``,
+        spec: ``None``/``"minilm"`` (default ONNX MiniLM), ``"e5-small"`` (``mograg[e5]``),
+            ``"onnx:/path/model.onnx"``,
             ``"st:/path/to/model"`` or ``"openai:MODEL@http://host:port/v1"`` (without
             ``@URL`` the OpenAI API is used).
 
@@ -304,6 +305,10 @@ def make_embedder(spec: str | None) -> Embedder:
     s = (spec or "").strip()
     if s in ("", "minilm", OnnxMiniLM.DEFAULT_NAME):
         return OnnxMiniLM()
+    if s == "e5-small":
+        from mograg.embed.e5 import E5Small
+
+        return E5Small()
     kind, sep, rest = s.partition(":")
     if sep and rest:
         if kind == "onnx":

@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
 
+from mograg.embed.base import calibrate_cosine
 from mograg.graph.titles import TitleMatcher
+from mograg.store.adjacency import Adjacency
 from mograg.store.graph_files import Graph, save_graph
 
 if TYPE_CHECKING:
@@ -126,7 +127,10 @@ def build_graph(snap: Snapshot, settings: GraphSettings) -> tuple[Graph, dict[st
     targets = np.zeros(0, np.int64)
     if settings.k > 0 and n > 1:
         vecs = np.concatenate([np.asarray(m, np.float32) for m in snap.vectors[0]])
-        r, c, w = knn_edges(vecs, settings.k, settings.threshold)
+        # the threshold is on MiniLM's cosine scale: move it onto this embedder's
+        floor = snap.cosine_floor
+        r, c, w = knn_edges(vecs, settings.k, floor + settings.threshold * (1.0 - floor))
+        w = calibrate_cosine(w, floor).astype(np.float32)
         parts += [(r, c, w), (c, r, w)]
         counts["knn"] = len(r)
     if settings.sequential and n > 1:
@@ -141,12 +145,8 @@ def build_graph(snap: Snapshot, settings: GraphSettings) -> tuple[Graph, dict[st
         r, c, targets = mention_edges(snap.level_texts(0), docs, titles, first)
         parts.append((r, c, np.full(len(r), MENTION_WEIGHT, np.float32)))
         counts["mention"] = len(r)
-    adj = sp.csr_matrix((n, n), dtype=np.float32)
-    for r, c, w in parts:  # an edge of two kinds keeps its larger weight
-        adj = adj.maximum(sp.coo_matrix((w, (r, c)), shape=(n, n)).tocsr())
-    adj.setdiag(0)
-    adj.eliminate_zeros()
-    return Graph(adj.tocsr(), targets), counts
+    # an edge of two kinds keeps its larger weight
+    return Graph(Adjacency.from_edges(n, parts), targets), counts
 
 
 

@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 
 from mograg.errors import IndexFormatError
 from mograg.graph.titles import title_matcher
@@ -20,6 +19,7 @@ from mograg.store.manifest import Manifest
 from mograg.types import LevelRanking, Pick, Query
 
 if TYPE_CHECKING:
+    from mograg.store.adjacency import Adjacency
     from mograg.store.graph_files import Graph
     from mograg.store.snapshot import Snapshot
 
@@ -43,7 +43,7 @@ def load_graph(snap: Snapshot) -> Graph:
     return graph
 
 
-def reach(adj: sp.csr_matrix, sources: Iterable[int], radius: int) -> dict[int, float]:
+def reach(adj: Adjacency, sources: Iterable[int], radius: int) -> dict[int, float]:
     """Nodes within ``radius`` hops of ``sources`` (sources excluded), best path weight.
 
     A path's weight is the product of its edge weights; each node keeps its best.

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from mograg.embed.base import embed_queries
 from mograg.embed.embedders import Embedder, make_embedder
 from mograg.errors import IndexFormatError, MogragError
 from mograg.graph.build import GraphSettings, build_and_save
@@ -399,7 +400,8 @@ class Index:
                     "the query is not valid UTF-8 (undecodable bytes or a lone surrogate); "
                     "re-type it or fix the terminal's encoding"
                 )
-        vecs = self.embedder.embed(list(queries)) if queries else np.zeros((0, 1), np.float32)
+        vecs = (embed_queries(self.embedder, list(queries)) if queries
+                else np.zeros((0, 1), np.float32))
         counts = count_tokens(list(queries))
         return [
             make_query(q, v, n) for q, v, n in zip(queries, vecs, counts, strict=True)

@@ -10,10 +10,9 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
-from mograg.errors import MogragError
+from mograg.errors import MissingExtraError, MogragError
 from mograg.retrieval.routers import (
     LOSSES,
     MODELS,
@@ -144,6 +143,10 @@ def _train(
 
     theta0 = np.concatenate([init[k].ravel() for k in keys])
     t0 = time.perf_counter()
+    try:  # only the softmax and mlp routers need scipy (mograg[train]); ridge does not
+        from scipy.optimize import minimize
+    except ImportError:
+        raise MissingExtraError("scipy", "train", f"Training a {model} router") from None
     res = minimize(objective, theta0, jac=True, method="L-BFGS-B",
                    options={"maxiter": max_iter})
     meta = {

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from mograg.errors import IndexFormatError
+from mograg.store.adjacency import Adjacency
 from mograg.store.storage import fsync_dir, new_name, write_bytes_durable
 
 GRAPH_FILE = "graph.npz"
@@ -29,7 +29,7 @@ class Graph:
     ``cache`` holds what readers derive from it once (the title matcher).
     """
 
-    adj: sp.csr_matrix
+    adj: Adjacency
     targets: np.ndarray  # document numbers that are title-link targets
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -40,7 +40,7 @@ def save_graph(root: Path, graph: Graph) -> str:
     d = root / "graph" / name
     d.mkdir(parents=True)
     buf = io.BytesIO()
-    sp.save_npz(buf, graph.adj.tocsr(), compressed=False)
+    graph.adj.save(buf)
     write_bytes_durable(d / GRAPH_FILE, buf.getvalue())
     buf = io.BytesIO()
     np.save(buf, graph.targets.astype(np.int64), allow_pickle=False)
@@ -53,7 +53,7 @@ def read_graph(directory: Path) -> Graph:
     """Read a stored graph (one written before title targets existed links none)."""
     path = directory / GRAPH_FILE
     try:
-        adj = sp.load_npz(path).tocsr()
+        adj = Adjacency.load(path)
         tpath = directory / TARGETS_FILE
         targets = (np.load(tpath, allow_pickle=False).astype(np.int64) if tpath.exists()
                    else np.zeros(0, np.int64))

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mograg.embed.base import calibrate_cosine
 from mograg.store.backend import STAGES_WRITES, LevelScores, Progress
 from mograg.store.content_keys import key_map, segment_data_keys, segment_keys
 from mograg.store.lexical import tokenize
@@ -53,6 +54,7 @@ class MilvusLevelSearch:
         if len(ids) == 0:
             return ids, np.zeros(0, np.float32)
         scores = self.snap.chunk_vectors(self.j, ids) @ np.asarray(qvec, np.float32)
+        scores = calibrate_cosine(scores, self.snap.cosine_floor)  # as Snapshot.dense_scores
         order = np.lexsort((ids, -scores))[:n]
         return ids[order], scores[order].astype(np.float32)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from mograg.embed.base import calibrate_cosine, cosine_floor
 from mograg.errors import IndexFormatError
 from mograg.store.graph_files import Graph, read_graph
 from mograg.store.lexical import Bm25, TermPostings, is_current, segment_dir
@@ -27,6 +28,9 @@ class Snapshot:
         self.root = root
         self.manifest = manifest
         self.sizes: list[int] = list(manifest["levels"])
+        # cosine of unrelated texts under this index's embedder: dense scores are rescaled so
+        # that it maps to 0 (identity for MiniLM), keeping fixed thresholds meaningful
+        self.cosine_floor = cosine_floor(manifest.get("embedder", {}).get("name", ""))
         n_levels = len(self.sizes)
         self.segments = [
             SegmentReader(root / "segments" / name, n_levels) for name in manifest["segments"]
@@ -134,9 +138,13 @@ class Snapshot:
                             self.text, self.metadata)
 
     def dense_scores(self, j: int, qvec: np.ndarray) -> np.ndarray:
-        """Cosine similarity of the query vector to every chunk of level ``j``."""
+        """Cosine similarity of the query vector to every chunk of level ``j``.
+
+        Calibrated by the embedder's cosine floor (see :func:`calibrate_cosine`).
+        """
         parts = [np.asarray(m @ qvec.astype(m.dtype), dtype=np.float32) for m in self.vectors[j]]
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+        scores = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+        return calibrate_cosine(scores, self.cosine_floor)
 
     def chunk_vectors(self, j: int, ids: np.ndarray) -> np.ndarray:
         """Vectors of the given chunks of level ``j`` (float32)."""
