@@ -12,8 +12,8 @@ from clirun import run
 README = Path(__file__).resolve().parents[2] / "README.md"
 # options that take one of a fixed set of values: --help must list them
 CHOICES = {
-    "search": {"--mode": "hybrid dense bm25", "--strategy": "argmax mix blend"},
-    "ask": {"--mode": "hybrid dense bm25", "--strategy": "argmax mix blend",
+    "search": {"--mode": "hybrid dense bm25", "--strategy": "auto argmax mix blend spans"},
+    "ask": {"--mode": "hybrid dense bm25", "--strategy": "auto argmax mix blend spans",
             "--generator": "openai local extractive"},
     "eval": {"--mode": "hybrid dense bm25", "--generator": "openai local extractive"},
     "train-router": {"--mode": "hybrid dense bm25", "--model": "ridge prior softmax mlp",
@@ -22,7 +22,8 @@ CHOICES = {
     "serve": {"--generator": "openai local extractive"},
     "mcp": {"--transport": "stdio http", "--generator": "openai local extractive"},
 }
-OPTION = re.compile(r"^\s+(--[a-z0-9-]+)(?:,\s*-\w)?(?:\s+<([^>]*)>)?", re.M)
+OPTION = re.compile(r"^\s+(--[a-z0-9-]+)(?:,\s*-\w)?(?: / (--no-[a-z0-9-]+))?(?:\s+<([^>]*)>)?",
+                    re.M)
 
 
 def _help(*command: str) -> str:
@@ -34,7 +35,12 @@ def _help(*command: str) -> str:
 def _options(help_text: str) -> dict[str, str | None]:
     """``--option -> "<a|b>" contents`` of the Options section of a help text."""
     section = help_text.split("Options:", 1)[1]
-    return {m.group(1): m.group(2) for m in OPTION.finditer(section)}
+    options: dict[str, str | None] = {}
+    for m in OPTION.finditer(section):
+        options[m.group(1)] = m.group(3)
+        if m.group(2):  # a --flag / --no-flag pair
+            options[m.group(2)] = None
+    return options
 
 
 def _commands() -> list[str]:

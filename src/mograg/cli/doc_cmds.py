@@ -9,15 +9,8 @@ from rich.table import Table
 from rich.text import Text
 
 from mograg.cli.console import out, print_json
-from mograg.cli.options import IndexOpt, JsonOpt, open_index
+from mograg.cli.options import IndexOpt, JsonOpt, WhereOpt, open_index
 from mograg.errors import MogragError
-
-WhereOpt = Annotated[
-    list[str] | None,
-    typer.Option(help="Only documents whose metadata match: KEY=VALUE, KEY~VALUE (contains) "
-                 "or KEY^VALUE (starts with); keys: id, source, title, period or any "
-                 "metadata field; repeat for AND."),
-]
 
 
 def _row(snap: Any, d: int) -> dict[str, Any]:

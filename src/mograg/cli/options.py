@@ -34,7 +34,16 @@ ModeOpt = Annotated[
 ]
 StrategyOpt = Annotated[
     Strategy,
-    typer.Option(help="Use of the router's weights: blend levels, argmax (one level) or mix."),
+    typer.Option(help="auto: spans where the shipped or tuned model serves the router, else "
+                 "blend; spans: choose spans of any granularity; blend levels; argmax (one "
+                 "level); or mix."),
+]
+WhereOpt = Annotated[
+    list[str] | None,
+    typer.Option(metavar="KEY=VALUE",
+                 help="Only documents whose metadata match: KEY=VALUE, KEY~VALUE (contains) "
+                 "or KEY^VALUE (starts with); keys: id, source, title, period or any "
+                 "metadata field; repeat for AND. E.g. --where period~2023."),
 ]
 HostOpt = Annotated[
     str, typer.Option(help="Address to bind; keep 127.0.0.1 unless behind a proxy.")

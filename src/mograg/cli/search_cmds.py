@@ -18,6 +18,7 @@ from mograg.cli.options import (
     ModeOpt,
     RouterOpt,
     StrategyOpt,
+    WhereOpt,
     generator_settings,
     open_index,
 )
@@ -33,12 +34,7 @@ def search(
     mode: ModeOpt = "hybrid",
     router: RouterOpt = None,
     strategy: StrategyOpt = DEFAULT_STRATEGY,
-    where: Annotated[
-        list[str] | None,
-        typer.Option(help="Only documents whose metadata match: KEY=VALUE, KEY~VALUE "
-                     "(contains) or KEY^VALUE (starts with); keys: id, source, title, period "
-                     "or any metadata field; repeat for AND. E.g. --where period~2023."),
-    ] = None,
+    where: WhereOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Retrieve up to --budget tokens of context for a question."""
