@@ -55,4 +55,7 @@ def test_info_is_unchanged(old: Index) -> None:
     info = old.info()
     info.pop("path")
     info.pop("bytes")
+    # added since (issue 15): an index written before approximate search has none
+    assert info.pop("ann") is None
+    assert not old.snapshot.uses_ann(0)
     assert info == EXPECTED["info"]

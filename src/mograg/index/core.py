@@ -22,6 +22,7 @@ from mograg.index.segments import (
 from mograg.index.settings import IndexSettings
 from mograg.retrieval.rank import DEFAULT_CANDIDATES, make_query, rank_level
 from mograg.retrieval.routing import fixed_search, route_search
+from mograg.store.ann import AnnSettings
 from mograg.store.backend import SearchBackend
 from mograg.store.factory import open_backend
 from mograg.store.manifest import Manifest
@@ -89,10 +90,12 @@ class Index:
         graph: bool | GraphSettings = False,
         store: str | None = None,
         settings: IndexSettings | None = None,
+        ann: bool | AnnSettings = True,
     ) -> Index:
         """Create an empty index at ``path`` (or open it if ``exist_ok`` and it exists).
 
-        Give either ``settings`` or the individual settings (``levels`` ... ``store``).
+        Give either ``settings`` or the individual settings (``levels`` ... ``store``,
+        ``ann``: approximate search of large levels, True for the defaults).
         """
         root = Path(path)
         if (root / MANIFEST).exists():
@@ -111,6 +114,8 @@ class Index:
                 levels=levels if isinstance(levels, str) else tuple(levels),  # type: ignore[arg-type]
                 embedder=embedder, vector_dtype=vector_dtype, level_vectors=level_vectors,
                 graph=graph_settings, store=store,
+                ann=(ann if isinstance(ann, AnnSettings) else AnnSettings.default())
+                if ann else None,
             )
         emb = shared_embedder(settings.embedder)
         manifest = settings.new_manifest(emb)
@@ -211,6 +216,7 @@ class Index:
             "default_router": self._manifest.get("default_router") or "entropy",
             "graph": self._manifest.get("graph_stats") if self._manifest.get("graph") else None,
             "store": self._manifest.get("store"),
+            "ann": self._manifest.get("ann"),
         }
 
     # ------------------------------------------------------------------ writes
@@ -324,6 +330,18 @@ class Index:
         self._snapshot = None
         backend.after_commit(next_snap)  # e.g. delete Milvus rows of chunks that left
         collect_garbage(self.root, manifest)
+
+    def enable_ann(self, settings: AnnSettings | None = None,
+                   progress: Progress | None = None) -> None:
+        """Give an existing index approximate search (graphs built from the stored
+        vectors, nothing re-embedded); ``settings=None`` uses the defaults."""
+        with writer_lock(self.root):
+            self._reload()
+            if self._manifest.get("store"):
+                raise MogragError(f"{self.root} searches in an external store; "
+                                  "approximate search there is the store's own")
+            self._manifest["ann"] = (settings or AnnSettings.default()).to_dict()
+            self._commit(None, remove=set(), progress=progress or no_progress)
 
     def _derive_hook(
         self, snap: Snapshot, manifest: Manifest, progress: Progress

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mograg.embed.embedders import Embedder
 from mograg.errors import MogragError
 from mograg.graph.build import GraphSettings
+from mograg.store.ann import AnnSettings
 from mograg.store.manifest import Manifest
 from mograg.store.milvus_config import new_store_config, parse_store
 from mograg.store.storage import FORMAT_VERSION
@@ -31,6 +32,8 @@ class IndexSettings:
         level_vectors: coarser levels' vectors: ``pool`` children, or ``embed``.
         graph: build the MoGG graph with these settings (None: no graph).
         store: search store: None/``local``, ``milvus-lite:PATH`` or ``milvus://HOST:PORT``.
+        ann: approximate search of large levels (None: always exact; ignored with a store,
+            which searches its own way).
     """
 
     levels: tuple[int, ...] = DEFAULT_LEVELS
@@ -39,6 +42,7 @@ class IndexSettings:
     level_vectors: str = "pool"
     graph: GraphSettings | None = None
     store: str | None = None
+    ann: AnnSettings | None = field(default_factory=AnnSettings.default)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "levels", parse_levels(self.levels))
@@ -97,6 +101,8 @@ class IndexSettings:
                 manifest["store"] = store_cfg
         if self.graph is not None:
             manifest["graph"] = self.graph.to_dict()
+        if self.ann is not None and not manifest.get("store"):
+            manifest["ann"] = self.ann.to_dict()
         return manifest
 
 

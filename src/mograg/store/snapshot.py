@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from mograg.errors import IndexFormatError
+from mograg.store.ann import AnnIndex, AnnSettings, ann_disabled, open_levels
 from mograg.store.graph_files import Graph, read_graph
 from mograg.store.lexical import Bm25, TermPostings, is_current, segment_dir
 from mograg.store.manifest import Manifest
@@ -48,6 +49,13 @@ class Snapshot:
         lex = manifest.get("derived", {}).get("lexical")
         if lex:
             self.lexical = self._load_lexical(root / "lexical" / lex, n_levels)
+        # approximate-search graphs (memory-mapped) where the index has them
+        self.ann: list[list[AnnIndex | None]] = []
+        ann_dir = manifest.get("derived", {}).get("ann")
+        ann_settings = manifest.get("ann")
+        if ann_dir and ann_settings and not ann_disabled():
+            self.ann = open_levels(root / "ann" / ann_dir, list(manifest["segments"]), n_levels,
+                                   int(manifest["dim"]), AnnSettings.from_dict(ann_settings))
         # the MoGG graph is read now so that a later garbage collection of its
         # directory cannot break this reader
         self.graph: Graph | None = None
@@ -123,6 +131,34 @@ class Snapshot:
         """Cosine similarity of the query vector to every chunk of level ``j``."""
         parts = [np.asarray(m @ qvec.astype(m.dtype), dtype=np.float32) for m in self.vectors[j]]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+    def uses_ann(self, j: int) -> bool:
+        """True if some segment searches level ``j`` approximately."""
+        return bool(self.ann) and any(a is not None for a in self.ann[j])
+
+    def dense_top(self, j: int, qvec: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` chunks of level ``j`` most similar to ``qvec`` (best first) and their
+        exact cosine similarities: graph search where a segment has a graph, exact
+        elsewhere, merged across segments."""
+        q = np.asarray(qvec, np.float32)
+        bounds = self._bounds[j]
+        found = []
+        for s, mat in enumerate(self.vectors[j]):
+            graph = self.ann[j][s] if self.ann else None
+            if graph is not None:
+                rows, _ = graph.search(q, n)
+            elif n >= len(mat):
+                rows = np.arange(len(mat))
+            else:
+                sims = np.asarray(mat @ q.astype(mat.dtype), dtype=np.float32)
+                rows = np.argpartition(-sims, n - 1)[:n]
+            found.append(rows.astype(np.int64) + int(bounds[s]))
+        if not found:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        ids = np.concatenate(found)
+        scores = self.chunk_vectors(j, ids) @ q
+        order = np.lexsort((ids, -scores))[:n]
+        return ids[order], scores[order].astype(np.float32)
 
     def chunk_vectors(self, j: int, ids: np.ndarray) -> np.ndarray:
         """Vectors of the given chunks of level ``j`` (float32)."""
