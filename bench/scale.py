@@ -44,6 +44,7 @@ ATOMS_PER_DOC = 64  # 512 tokens: 16 finest chunks, 1 top-level chunk per docume
 TOPICS = 4096
 VOCAB = 30_000
 DIM = 384
+MAX_QUERY_DF = 0.12
 
 
 def load() -> list[float]:
@@ -146,19 +147,47 @@ def build(path: Path, n_finest: int) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------ serve
-def queries_for(ix: Any, n: int, seed: int = 1) -> tuple[list[Any], list[str]]:
-    """Pre-embedded queries (a finest chunk's vector plus noise, its words as terms) and
-    the same texts for end-to-end searches."""
+def queries_for(ix: Any, n: int, seed: int = 1) -> tuple[list[Any], list[str], float]:
+    """Pre-embedded queries (a finest chunk's vector plus noise) and their texts.
+
+    A query's words are 6 words of that chunk whose document frequency is at most
+    ``MAX_QUERY_DF`` of the finest chunks, as for real questions (medquad-dev: 5.8 terms
+    per question after stopwords, each in at most 11% of the finest chunks, their
+    postings summing to 18% of the chunks at the median); the synthetic text's most
+    frequent words play the stopwords. Also returns the median postings sum / chunks."""
     from mograg.retrieval.rank import make_query
+    from mograg.store.lexical import tokenize
 
     snap = ix.snapshot
     rng = np.random.default_rng(seed)
-    picks = rng.choice(snap.n_chunks(0), n, replace=False)
-    texts = [" ".join(snap.chunk_text(0, int(c)).split()[:6]) for c in picks]
+    postings = snap.lexical[0].parts
+    n0 = snap.n_chunks(0)
+
+    def df(term: str) -> int:
+        total = 0
+        for p in postings:
+            i = int(np.searchsorted(p.vocab, term))
+            if i < len(p.vocab) and p.vocab[i] == term:
+                total += int(p.indptr[i + 1] - p.indptr[i])
+        return total
+
+    picks = rng.choice(n0, n, replace=False)
+    texts, sums = [], []
+    for c in picks.tolist():
+        words = []
+        for w in snap.chunk_text(0, c).replace(".", " ").split():
+            terms = tokenize([w])[0]
+            if terms and df(terms[0]) <= MAX_QUERY_DF * n0 and w not in words:
+                words.append(w)
+            if len(words) == 6:
+                break
+        texts.append(" ".join(words))
+        sums.append(sum(df(t) for t in tokenize([texts[-1]])[0]) / n0)
     vecs = snap.chunk_vectors(0, np.sort(picks))[np.argsort(np.argsort(picks))]
     vecs = vecs + 0.5 * rng.standard_normal(vecs.shape).astype(np.float32) / np.sqrt(DIM)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    return [make_query(t, v, 8) for t, v in zip(texts, vecs, strict=True)], texts
+    queries = [make_query(t, v, 8) for t, v in zip(texts, vecs, strict=True)]
+    return queries, texts, round(float(np.median(sums)), 3)
 
 
 def timed(fn: Any, items: list[Any]) -> list[float]:
@@ -188,7 +217,7 @@ def serve(path: Path, n_queries: int, n_exact: int) -> dict[str, Any]:
     out["open_s"] = round(time.perf_counter() - t, 3)
     out["rss_open_mb"] = rss_mb()
     out["uses_ann"] = [snap.uses_ann(j) for j in range(len(LEVELS))]
-    queries, texts = queries_for(ix, n_queries)
+    queries, texts, out["query_postings_share"] = queries_for(ix, n_queries)
     qs = queries[:n_exact] if os.environ.get("MOGRAG_ANN") == "off" else queries
     ts = texts[: len(qs)]
     out["single_level_preembedded"] = pct(timed(lambda q: ix.search(q, level=LEVELS[0]), qs))
