@@ -52,11 +52,20 @@ def load() -> list[float]:
 
 
 def rss_mb() -> float:
+    return memory_mb()["rss"]
+
+
+def memory_mb() -> dict[str, float]:
+    """Resident memory: total, anonymous (the process's own) and file-backed (mapped
+    index files, page cache the kernel can drop and re-read)."""
+    keys = {"VmRSS:": "rss", "RssAnon:": "anon", "RssFile:": "file"}
+    out = {}
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
+            name = line.split(":")[0] + ":"
+            if name in keys:
+                out[keys[name]] = round(int(line.split()[1]) / 1024, 1)
+    return out
 
 
 def pct(xs: list[float]) -> dict[str, float]:
@@ -216,6 +225,7 @@ def serve(path: Path, n_queries: int, n_exact: int) -> dict[str, Any]:
     snap = ix.snapshot
     out["open_s"] = round(time.perf_counter() - t, 3)
     out["rss_open_mb"] = rss_mb()
+    out["memory_open_mb"] = memory_mb()
     out["uses_ann"] = [snap.uses_ann(j) for j in range(len(LEVELS))]
     queries, texts, out["query_postings_share"] = queries_for(ix, n_queries)
     qs = queries[:n_exact] if os.environ.get("MOGRAG_ANN") == "off" else queries
@@ -227,6 +237,7 @@ def serve(path: Path, n_queries: int, n_exact: int) -> dict[str, Any]:
     out["routed_end_to_end"] = pct(timed(lambda s: ix.search(s), ts))
     out["query_embedding"] = pct(timed(lambda s: ix.embedder.embed([s]), ts))
     out["rss_end_mb"] = rss_mb()  # before the recall check, which reads every vector
+    out["memory_end_mb"] = memory_mb()
     if snap.ann and os.environ.get("MOGRAG_ANN") != "off":
         out["dense_recall_at_50"] = dense_recall(snap, queries[:n_exact])
     out["load_after"] = load()

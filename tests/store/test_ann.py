@@ -8,6 +8,8 @@ import os
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import mograg.index.core
 from corpus import TOPIC_QUERIES, TOPICS, field_notes
@@ -15,6 +17,7 @@ from mograg.errors import MogragError
 from mograg.index.core import Index
 from mograg.retrieval.rank import make_query, rank_level
 from mograg.store.ann import AnnIndex, AnnSettings, level_path, rows_path
+from mograg.store.local_backend import top_n, top_positive
 from mograg.store.storage import MANIFEST
 from mograg.types import Document
 
@@ -56,6 +59,18 @@ def test_deleted_rows_are_never_returned():
     assert len(rows) == 50 and not deleted[rows].any()
     rows, _ = graph.search(q, 400, deleted=deleted)
     assert len(rows) == 200 and not deleted[rows].any()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 0.0, 0.5, 1.0, 2.5]), min_size=1, max_size=60),
+       st.integers(1, 70))
+def test_bm25_top_among_positive_scores_equals_top_of_all(values, n):
+    # equal up to which of several chunks tied at the n-th score is kept (top_n's
+    # argpartition does not define that either)
+    scores = np.array(values, np.float32)
+    got, want = top_positive(scores, n), top_n(scores, n)
+    assert scores[got].tolist() == scores[want].tolist()
+    assert len(set(got.tolist())) == len(got)
 
 
 def test_unknown_settings_are_one_line_errors():
