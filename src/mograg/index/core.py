@@ -318,7 +318,9 @@ class Index:
         manifest["segments"] = names
         manifest["generation"] = int(manifest["generation"]) + 1
         manifest["updated"] = time.time()
-        next_snap = Snapshot(self.root, {**manifest, "derived": {}})  # before derived data
+        next_snap = Snapshot(self.root, {**manifest, "derived": {}},  # before derived data
+                             readers=dict(zip(self._manifest["segments"], snap.segments,
+                                              strict=True)))
         backend = open_backend(self._manifest, snap)
         # the store makes the next generation searchable first (BM25 postings, or rows
         # sent to Milvus and flushed); only then is the manifest swapped in

@@ -6,6 +6,7 @@ the manifest, so a reader never sees a half-written index.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -24,13 +25,19 @@ from mograg.text.levels import children_ranges
 class Snapshot:
     """Concatenated, globally numbered view over the segments named by a manifest."""
 
-    def __init__(self, root: Path, manifest: Manifest) -> None:
+    def __init__(
+        self, root: Path, manifest: Manifest, readers: Mapping[str, SegmentReader] | None = None
+    ) -> None:
+        """``readers``: segments already open by name (immutable, so a writer's next
+        snapshot reuses the current one's instead of reading them again)."""
         self.root = root
         self.manifest = manifest
         self.sizes: list[int] = list(manifest["levels"])
         n_levels = len(self.sizes)
+        readers = readers or {}
         self.segments = [
-            SegmentReader(root / "segments" / name, n_levels) for name in manifest["segments"]
+            readers.get(name) or SegmentReader(root / "segments" / name, n_levels)
+            for name in manifest["segments"]
         ]
         self.doc_ids: list[str] = [d for s in self.segments for d in s.doc_ids]
         self.doc_index: dict[str, int] = {d: i for i, d in enumerate(self.doc_ids)}
