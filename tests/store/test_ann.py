@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -47,6 +48,26 @@ def test_graph_matches_exact_top_k_and_survives_save_and_view(tmp_path, dtype):
         assert len(rows) == 10 and np.all(np.diff(sims) <= 1e-3)
         overlap.append(len(exact & set(rows.tolist())) / 10)
     assert np.mean(overlap) >= 0.9
+
+
+def test_concurrent_searches_match_serial_ones(tmp_path):
+    # the server searches from a thread pool: one memory-mapped graph, several threads
+    data, queries = unit(5000, 3), unit(100, 4)
+    path = tmp_path / "g.usearch"
+    AnnIndex.build(data, FORCED).save(path)
+    graph = AnnIndex.open(path, 32, FORCED)
+    want = [graph.search(q, 20)[0].tolist() for q in queries]
+    got: dict[int, list[list[int]]] = {}
+
+    def run(k: int) -> None:
+        got[k] = [graph.search(q, 20)[0].tolist() for q in queries]
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(got[k] == want for k in range(4))
 
 
 def test_deleted_rows_are_never_returned():
