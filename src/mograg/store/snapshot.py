@@ -152,11 +152,16 @@ class Snapshot:
         found = []
         for s, mat in enumerate(self.vectors[j]):
             graph = self.ann[j][s] if self.ann else None
+            rows: np.ndarray | None = None
             if graph is not None:
                 rows, _ = graph.search(q, n)
-            elif n >= len(mat):
+                if len(rows) < min(n, graph.n_rows):
+                    # asked for most of a small segment, the graph's walk may not reach
+                    # every live row: search that segment exactly instead
+                    rows = None
+            if rows is None and n >= len(mat):
                 rows = np.arange(len(mat))
-            else:
+            elif rows is None:
                 sims = np.asarray(mat @ q.astype(mat.dtype), dtype=np.float32)
                 rows = np.argpartition(-sims, n - 1)[:n]
             found.append(rows.astype(np.int64) + int(bounds[s]))
