@@ -74,4 +74,7 @@ def test_info_is_unchanged(old: Index) -> None:
     info.pop("bytes")
     # added since: which model a search uses (its levels are not the shipped model's)
     assert info.pop("search_router") == "entropy (the shipped model is made for other levels)"
+    # added since (issue 15): an index written before approximate search has none
+    assert info.pop("ann") is None
+    assert not old.snapshot.uses_ann(0)
     assert info == EXPECTED["info"]

@@ -26,6 +26,7 @@ from mograg.index.settings import IndexSettings
 from mograg.retrieval.granularity_model import describe_search_router
 from mograg.retrieval.rank import DEFAULT_CANDIDATES, make_query, rank_level
 from mograg.retrieval.routing import fixed_search, route_search
+from mograg.store.ann import AnnSettings
 from mograg.store.backend import SearchBackend
 from mograg.store.factory import open_backend
 from mograg.store.manifest import Manifest
@@ -96,12 +97,14 @@ class Index:
         store: str | None = None,
         settings: IndexSettings | None = None,
         context: bool = True,
+        ann: bool | AnnSettings = True,
     ) -> Index:
         """Create an empty index at ``path`` (or open it if ``exist_ok`` and it exists).
 
-        Give either ``settings`` or the individual settings (``levels`` ... ``context``).
+        Give either ``settings`` or the individual settings (``levels`` ... ``ann``).
         ``context``: embed and BM25-count every chunk with its document's title, periods
         and section heading (:mod:`mograg.text.context`); recorded in the manifest.
+        ``ann``: approximate search of large levels, True for the defaults.
         """
         root = Path(path)
         if (root / MANIFEST).exists():
@@ -120,6 +123,8 @@ class Index:
                 levels=levels if isinstance(levels, str) else tuple(levels),  # type: ignore[arg-type]
                 embedder=embedder, vector_dtype=vector_dtype, level_vectors=level_vectors,
                 graph=graph_settings, store=store, context=context,
+                ann=(ann if isinstance(ann, AnnSettings) else AnnSettings.default())
+                if ann else None,
             )
         emb = shared_embedder(settings.embedder)
         manifest = settings.new_manifest(emb)
@@ -245,6 +250,7 @@ class Index:
             "search_router": describe_search_router(self),
             "graph": self._manifest.get("graph_stats") if self._manifest.get("graph") else None,
             "store": self._manifest.get("store"),
+            "ann": self._manifest.get("ann"),
         }
 
     # ------------------------------------------------------------------ writes
@@ -346,7 +352,9 @@ class Index:
         manifest["segments"] = names
         manifest["generation"] = int(manifest["generation"]) + 1
         manifest["updated"] = time.time()
-        next_snap = Snapshot(self.root, {**manifest, "derived": {}})  # before derived data
+        next_snap = Snapshot(self.root, {**manifest, "derived": {}},  # before derived data
+                             readers=dict(zip(self._manifest["segments"], snap.segments,
+                                              strict=True)))
         backend = open_backend(self._manifest, snap)
         # the store makes the next generation searchable first (BM25 postings, or rows
         # sent to Milvus and flushed); only then is the manifest swapped in
@@ -358,6 +366,18 @@ class Index:
         self._snapshot = None
         backend.after_commit(next_snap)  # e.g. delete Milvus rows of chunks that left
         collect_garbage(self.root, manifest)
+
+    def enable_ann(self, settings: AnnSettings | None = None,
+                   progress: Progress | None = None) -> None:
+        """Give an existing index approximate search (graphs built from the stored
+        vectors, nothing re-embedded); ``settings=None`` uses the defaults."""
+        with writer_lock(self.root):
+            self._reload()
+            if self._manifest.get("store"):
+                raise MogragError(f"{self.root} searches in an external store; "
+                                  "approximate search there is the store's own")
+            self._manifest["ann"] = (settings or AnnSettings.default()).to_dict()
+            self._commit(None, remove=set(), progress=progress or no_progress)
 
     def _derive_hook(
         self, snap: Snapshot, manifest: Manifest, progress: Progress

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mograg.embed.embedders import Embedder
 from mograg.errors import MogragError
 from mograg.graph.build import GraphSettings
+from mograg.store.ann import AnnSettings
 from mograg.store.manifest import Manifest
 from mograg.store.milvus_config import new_store_config, parse_store
 from mograg.store.storage import FORMAT_VERSION
@@ -34,6 +35,8 @@ class IndexSettings:
         store: search store: None/``local``, ``milvus-lite:PATH`` or ``milvus://HOST:PORT``.
         context: embed and BM25-count each chunk with its document's title, periods and
             section heading (mograg.text.context); returned text is unchanged.
+        ann: approximate search of large levels (None: always exact; ignored with a store,
+            which searches its own way).
     """
 
     levels: tuple[int, ...] = DEFAULT_LEVELS
@@ -43,6 +46,7 @@ class IndexSettings:
     graph: GraphSettings | None = None
     store: str | None = None
     context: bool = True
+    ann: AnnSettings | None = field(default_factory=AnnSettings.default)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "levels", parse_levels(self.levels))
@@ -105,6 +109,8 @@ class IndexSettings:
             manifest["graph"] = self.graph.to_dict()
         if self.context:
             manifest["context"] = CONTEXT_VERSION
+        if self.ann is not None and not manifest.get("store"):
+            manifest["ann"] = self.ann.to_dict()
         return manifest
 
 

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mograg.store.ann import AnnSettings, cut_origin, write_level
 from mograg.store.backend import ALL_BM25_SCORES, LevelScores, Progress, Scores
 from mograg.store.lexical import is_current, mark_current, reuse_or_build
 from mograg.store.manifest import Manifest
-from mograg.store.storage import new_name
+from mograg.store.storage import fsync_tree, new_name
 
 if TYPE_CHECKING:
     from mograg.store.snapshot import Snapshot
@@ -28,6 +29,16 @@ def top_n(scores: np.ndarray, n: int) -> np.ndarray:
     return part[np.lexsort((part, -scores[part]))]
 
 
+def top_positive(scores: np.ndarray, n: int) -> np.ndarray:
+    """``top_n`` of non-negative scores, found among the positive ones when there are at
+    least ``n`` (same result; BM25 touches a small share of a large level's chunks, so
+    this partitions thousands of scores instead of a million)."""
+    positive = np.flatnonzero(scores > 0)
+    if len(positive) < n:
+        return top_n(scores, n)
+    return positive[top_n(scores[positive], n)]
+
+
 _NONE = np.zeros(0, np.int64)
 _NO_SCORES = np.zeros(0, np.float32)
 
@@ -36,8 +47,13 @@ def _no_scores(ids: np.ndarray) -> np.ndarray:
     return np.zeros(len(ids), np.float32)
 
 
+def _exact_dense(snap: Snapshot, j: int, qvec: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    return np.asarray(snap.chunk_vectors(j, ids) @ qvec, np.float32)
+
+
 class LocalBackend:
-    """The embedded store: exact dense scores over memory-mapped vectors, BM25 postings."""
+    """The embedded store: memory-mapped vectors (searched exactly, or through HNSW graphs
+    past ``ANN_MIN_ROWS`` chunks per segment level) and BM25 postings."""
 
     name = "local"
     capabilities = frozenset({ALL_BM25_SCORES})
@@ -47,9 +63,12 @@ class LocalBackend:
         self.snapshot = snapshot
 
     def score_level(self, j: int, query: Query, mode: Mode, n: int) -> LevelScores:
-        """Every chunk's dense and/or BM25 score; the top-``n`` of each."""
+        """The dense and/or BM25 top-``n``. Dense: every chunk scored exactly, or, on a
+        level with approximate-search graphs, the graphs' candidates scored exactly."""
         snap = self._snap()
-        dense = snap.dense_scores(j, query.vector) if mode != "bm25" else None
+        approximate = mode != "bm25" and snap.uses_ann(j)
+        dense = snap.dense_scores(j, query.vector) if mode != "bm25" and not approximate \
+            else None
         lexical = snap.lexical[j].scores(query.terms) if mode != "dense" else None
         if query.docs is not None:  # a --where filter: only chunks of allowed documents
             allowed = query.docs[snap.atoms["doc"][snap.levels[j]["first_atom"]]]
@@ -62,12 +81,15 @@ class LocalBackend:
         d_scores = b_scores = _NO_SCORES
         dense_of: Scores = _no_scores
         bm25_of: Scores = _no_scores
+        if approximate:  # graphs give the top-n; every score handed out is exact
+            d_ids, d_scores = snap.dense_top(j, query.vector, n)
+            dense_of = partial(_exact_dense, snap, j, query.vector)
         if dense is not None:
             d_ids = top_n(dense, n)
             d_scores = dense[d_ids]
             dense_of = dense.__getitem__
         if lexical is not None:
-            b_ids = top_n(lexical, n)
+            b_ids = top_positive(lexical, n)
             b_scores = lexical[b_ids]
             bm25_of = lexical.__getitem__
         return LevelScores(d_ids, d_scores, b_ids, b_scores, dense_of, bm25_of)
@@ -101,7 +123,36 @@ class LocalBackend:
                 lo = hi
         progress("bm25", n_levels, n_levels)
         mark_current(target)
-        return {"lexical": target.name}
+        derived = {"lexical": target.name}
+        if new.manifest.get("ann"):
+            derived["ann"] = self._write_ann(new, progress)
+        return derived
+
+    def _write_ann(self, new: Snapshot, progress: Progress) -> str:
+        """Approximate-search graphs of the next generation: unchanged segments' are
+        hard-linked from the current generation, a segment cut from one by a delete
+        inherits its graph with tombstones, only new or merged segments are built."""
+        settings = AnnSettings.from_dict(new.manifest["ann"])
+        root = new.root
+        target = root / "ann" / new_name("ann")
+        target.mkdir(parents=True)
+        current = self.manifest.get("derived", {}).get("ann")
+        previous: Path | None = root / "ann" / current if current else None
+        old_names = list(self.manifest.get("segments", []))
+        old = list(zip(old_names, self.snapshot.segments, strict=True)) if self.snapshot else []
+        n_levels = len(new.sizes)
+        names = new.manifest["segments"]
+        cuts = {name: cut_origin(seg, old)
+                for name, seg in zip(names, new.segments, strict=True) if name not in old_names}
+        for j in range(n_levels):
+            progress("ann", j, n_levels)
+            for name, seg in zip(names, new.segments, strict=True):
+                cut = cuts.get(name)
+                origin = (cut[0], cut[1][j]) if cut else None
+                write_level(target, previous, name, j, seg.vectors[j], settings, origin)
+        progress("ann", n_levels, n_levels)
+        fsync_tree(target)
+        return target.name
 
     def after_commit(self, new: Snapshot) -> None:
         """Nothing to drop: garbage collection removes superseded files."""

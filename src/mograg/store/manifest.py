@@ -28,11 +28,12 @@ class Manifest(TypedDict, total=False):
     vector_dtype: str  # "float32" | "float16"
     level_vectors: str  # "pool" | "embed"
     segments: list[str]  # segment directory names under segments/
-    derived: dict[str, str]  # derived data directory names: "lexical", "graph"
+    derived: dict[str, str]  # derived data directory names: "lexical", "ann", "graph"
     created: float
     updated: float
     store: dict[str, Any]  # external search store (Milvus): kind, uri, prefix, ...
     graph: dict[str, Any]  # GraphSettings.to_dict() when the MoGG graph is on
+    ann: dict[str, Any]  # AnnSettings.to_dict(): large levels searched by HNSW graphs
     graph_stats: dict[str, Any]
     routers: dict[str, dict[str, Any]]  # trained routers by name: file, names, model, loss
     default_router: str

@@ -6,6 +6,7 @@ the manifest, so a reader never sees a half-written index.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import numpy as np
 
 from mograg.embed.base import calibrate_cosine, cosine_floor
 from mograg.errors import IndexFormatError
+from mograg.store.ann import AnnIndex, AnnSettings, ann_disabled, open_levels
 from mograg.store.graph_files import Graph, read_graph
 from mograg.store.lexical import Bm25, TermPostings, is_current, segment_dir
 from mograg.store.manifest import Manifest
@@ -24,7 +26,11 @@ from mograg.text.levels import children_ranges
 class Snapshot:
     """Concatenated, globally numbered view over the segments named by a manifest."""
 
-    def __init__(self, root: Path, manifest: Manifest) -> None:
+    def __init__(
+        self, root: Path, manifest: Manifest, readers: Mapping[str, SegmentReader] | None = None
+    ) -> None:
+        """``readers``: segments already open by name (immutable, so a writer's next
+        snapshot reuses the current one's instead of reading them again)."""
         self.root = root
         self.manifest = manifest
         self.sizes: list[int] = list(manifest["levels"])
@@ -32,8 +38,10 @@ class Snapshot:
         # that it maps to 0 (identity for MiniLM), keeping fixed thresholds meaningful
         self.cosine_floor = cosine_floor(manifest.get("embedder", {}).get("name", ""))
         n_levels = len(self.sizes)
+        readers = readers or {}
         self.segments = [
-            SegmentReader(root / "segments" / name, n_levels) for name in manifest["segments"]
+            readers.get(name) or SegmentReader(root / "segments" / name, n_levels)
+            for name in manifest["segments"]
         ]
         self.doc_ids: list[str] = [d for s in self.segments for d in s.doc_ids]
         self.doc_index: dict[str, int] = {d: i for i, d in enumerate(self.doc_ids)}
@@ -52,6 +60,13 @@ class Snapshot:
         lex = manifest.get("derived", {}).get("lexical")
         if lex:
             self.lexical = self._load_lexical(root / "lexical" / lex, n_levels)
+        # approximate-search graphs (memory-mapped) where the index has them
+        self.ann: list[list[AnnIndex | None]] = []
+        ann_dir = manifest.get("derived", {}).get("ann")
+        ann_settings = manifest.get("ann")
+        if ann_dir and ann_settings and not ann_disabled():
+            self.ann = open_levels(root / "ann" / ann_dir, list(manifest["segments"]), n_levels,
+                                   int(manifest["dim"]), AnnSettings.from_dict(ann_settings))
         # the MoGG graph is read now so that a later garbage collection of its
         # directory cannot break this reader
         self.graph: Graph | None = None
@@ -145,6 +160,39 @@ class Snapshot:
         parts = [np.asarray(m @ qvec.astype(m.dtype), dtype=np.float32) for m in self.vectors[j]]
         scores = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
         return calibrate_cosine(scores, self.cosine_floor)
+
+    def uses_ann(self, j: int) -> bool:
+        """True if some segment searches level ``j`` approximately."""
+        return bool(self.ann) and any(a is not None for a in self.ann[j])
+
+    def dense_top(self, j: int, qvec: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` chunks of level ``j`` most similar to ``qvec`` (best first) and their
+        exact cosine similarities: graph search where a segment has a graph, exact
+        elsewhere, merged across segments."""
+        q = np.asarray(qvec, np.float32)
+        bounds = self._bounds[j]
+        found = []
+        for s, mat in enumerate(self.vectors[j]):
+            graph = self.ann[j][s] if self.ann else None
+            rows: np.ndarray | None = None
+            if graph is not None:
+                rows, _ = graph.search(q, n)
+                if len(rows) < min(n, graph.n_rows):
+                    # asked for most of a small segment, the graph's walk may not reach
+                    # every live row: search that segment exactly instead
+                    rows = None
+            if rows is None and n >= len(mat):
+                rows = np.arange(len(mat))
+            elif rows is None:
+                sims = np.asarray(mat @ q.astype(mat.dtype), dtype=np.float32)
+                rows = np.argpartition(-sims, n - 1)[:n]
+            found.append(rows.astype(np.int64) + int(bounds[s]))
+        if not found:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        ids = np.concatenate(found)
+        scores = self.chunk_vectors(j, ids) @ q
+        order = np.lexsort((ids, -scores))[:n]
+        return ids[order], scores[order].astype(np.float32)
 
     def chunk_vectors(self, j: int, ids: np.ndarray) -> np.ndarray:
         """Vectors of the given chunks of level ``j`` (float32)."""
