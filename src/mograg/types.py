@@ -195,6 +195,7 @@ class Pick:
     level: int
     chunk: int
     score: float
+    linked: bool = False  # reached through the graph (a named document or a link)
 
 
 @dataclass

@@ -54,6 +54,22 @@ def test_floor_leaves_the_budget_partly_empty(ix: Index) -> None:
     assert sum(h.n_tokens for h in hits) < int(snap.atoms["n_tokens"].sum())
 
 
+def test_graph_linked_candidates_are_not_cut_by_the_floor(ix: Index) -> None:
+    from dataclasses import replace
+
+    q = ix.encode_queries(["What was net revenue retention?"])[0]
+    snap = ix.snapshot
+    picks = picks_from_ranking(rank_level(ix.backend, 0, q, n=10_000))
+    below: dict[str, int] = {}
+    kept = list(prune.clean_picks(snap, q, picks, below))
+    assert below["below_floor"] > 0
+    # the same candidates reached through the graph (a bridge is unlike the question)
+    linked = [replace(p, linked=True) for p in picks]
+    stats: dict[str, int] = {}
+    kept_linked = list(prune.clean_picks(snap, q, linked, stats))
+    assert stats["below_floor"] == 0 and len(kept_linked) > len(kept)
+
+
 @given(st.text(alphabet="ab c", max_size=40), st.text(alphabet="ab c", max_size=40))
 def test_near_duplicate_is_symmetric(a: str, b: str) -> None:
     sa, sb = prune.shingles(a), prune.shingles(b)

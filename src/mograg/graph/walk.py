@@ -109,7 +109,7 @@ def graph_picks(snap: Snapshot, query: Query, ranking: LevelRanking, radius: int
     for c, score in seeds:
         if c not in placed:
             placed.add(c)
-            picks.append(Pick(j, c, score))
+            picks.append(Pick(j, c, score, linked=c in named))
         lo, hi = snap.finest_range(j, c)
         lifted: dict[int, float] = {}
         for v, w in reach(graph.adj, range(lo, hi), radius).items():
@@ -123,5 +123,5 @@ def graph_picks(snap: Snapshot, query: Query, ranking: LevelRanking, radius: int
         sims = snap.chunk_vectors(j, cand) @ query.vector
         for i in np.lexsort((-sims, -weight)).tolist():
             placed.add(int(cand[i]))
-            picks.append(Pick(j, int(cand[i]), score * float(weight[i])))
+            picks.append(Pick(j, int(cand[i]), score * float(weight[i]), linked=True))
     return picks

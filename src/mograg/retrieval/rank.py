@@ -116,7 +116,7 @@ class BudgetFiller:
         kids = np.arange(lo, hi, dtype=np.int64)
         sims = self.snap.chunk_vectors(pick.level - 1, kids) @ self.query.vector
         for k in kids[np.argsort(-sims, kind="stable")].tolist():
-            self.offer(Pick(pick.level - 1, k, pick.score))
+            self.offer(Pick(pick.level - 1, k, pick.score, pick.linked))
             if self.remaining <= 0:
                 break
 

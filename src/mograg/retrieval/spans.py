@@ -48,6 +48,7 @@ class Candidates:
     level: np.ndarray
     chunk: np.ndarray
     x: np.ndarray
+    linked: frozenset[tuple[int, int]] = frozenset()  # reached through the graph
 
 
 def candidate_features(
@@ -59,12 +60,15 @@ def candidate_features(
     n_lv = len(rankings)
     first: dict[tuple[int, int], int] = {}  # candidate -> best position in any list
     rel: dict[tuple[int, int], float] = {}  # candidate -> best score relative to its list's top
+    linked: set[tuple[int, int]] = set()
     for picks in per_granularity:
         top = max(picks[0].score, 1e-12) if picks else 1.0
         for k, p in enumerate(picks[:PER_GRANULARITY]):
             key = (p.level, p.chunk)
             if k < first.get(key, 1 << 30):
                 first[key] = k
+            if p.linked:
+                linked.add(key)
             rel[key] = max(rel.get(key, 0.0), p.score / top)
     keys = sorted(first)
     levels = np.array([k[0] for k in keys], np.int64)
@@ -72,7 +76,7 @@ def candidate_features(
     n = len(keys)
     x = np.zeros((n, len(SPAN_FEATURES)), np.float64)
     if n == 0:
-        return Candidates(levels, chunks, design(x, levels, n_lv, q_features))
+        return Candidates(levels, chunks, design(x, levels, n_lv, q_features), frozenset(linked))
     anc = snap.ancestors
     fine_top = rankings[0].ids[:FINE_TOP]
     docs0 = snap.atoms["doc"][snap.levels[0]["first_atom"][rankings[0].ids]].tolist()
@@ -132,7 +136,7 @@ def candidate_features(
     x[:, 13] = np.log1p(order)
     x[:, 14] = [rel[k] for k in keys]
     x[:, 15] = x[:, 6] / (1.0 + order)
-    return Candidates(levels, chunks, design(x, levels, n_lv, q_features))
+    return Candidates(levels, chunks, design(x, levels, n_lv, q_features), frozenset(linked))
 
 
 def design(x: np.ndarray, levels: np.ndarray, n_levels: int,
@@ -207,7 +211,8 @@ def fit_span_model(xs: Sequence[np.ndarray], ys: Sequence[np.ndarray],
 def span_picks(cands: Candidates, scores: np.ndarray) -> list[Pick]:
     """Candidates best estimated density first (ties: finer level first)."""
     order = np.lexsort((cands.level, -scores))
-    return [Pick(int(cands.level[i]), int(cands.chunk[i]), float(scores[i]))
+    return [Pick(int(cands.level[i]), int(cands.chunk[i]), float(scores[i]),
+                 (int(cands.level[i]), int(cands.chunk[i])) in cands.linked)
             for i in order.tolist()]
 
 
