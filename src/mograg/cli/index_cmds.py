@@ -62,8 +62,9 @@ def index_cmd(
     context: Annotated[
         bool,
         typer.Option(help="New index: embed and BM25-count each chunk with its document's "
-                     "title, periods and section heading (returned text is unchanged)."),
-    ] = True,
+                     "title, periods and section heading (returned text is unchanged; "
+                     "helps multi-document sets, hurts linked ones such as hotpotqa)."),
+    ] = False,
     workers: Annotated[
         int | None,
         typer.Option(help="Embed in N worker processes, committing in batches "
