@@ -46,8 +46,11 @@ def data_dir() -> Path:
 
 
 def open_set(name: str) -> Index:
-    """The set's cached index, with its graph."""
-    return index_docs_cached(EVALSETS / name / "docs.jsonl.gz", graph=True)
+    """The set's cached index, with its graph; with document context only when
+    ``MOGRAG_BENCH_CONTEXT=1`` (as for ``mograg index``, off by default; give the two kinds
+    different ``MOGRAG_CACHE`` directories, their transfer data share file names)."""
+    context = os.environ.get("MOGRAG_BENCH_CONTEXT", "0") == "1"
+    return index_docs_cached(EVALSETS / name / "docs.jsonl.gz", graph=True, context=context)
 
 
 def set_questions(name: str, index: Index) -> list:

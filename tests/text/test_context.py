@@ -65,7 +65,7 @@ def test_context_index_hits_are_exact_slices_and_old_indexes_keep_working(
     docs = [Document(f"{q} Acme Call.txt", f"Acme results.\n\n{para} We thank our team.",
                      {"title": f"{q} Acme Earnings Call", "source": f"{q} Acme Call.txt"})
             for q in quarters]
-    with_ctx = Index.create(tmp_path / "ctx")
+    with_ctx = Index.create(tmp_path / "ctx", context=True)
     with_ctx.add(docs)
     without = Index.create(tmp_path / "plain", context=False)
     without.add(docs)
@@ -90,7 +90,7 @@ def test_adding_context_to_an_old_index_equals_building_with_it(tmp_path: Path) 
                      "Customers expanded their consumption.\n\n## Outlook\n\nWe expect more.",
                      {"title": f"{q} Acme Call", "source": f"{q}.md"})
             for q in ("Q1 2023", "Q2 2023", "Q3 2022")]
-    fresh = Index.create(tmp_path / "fresh", levels=[8, 16, 32])
+    fresh = Index.create(tmp_path / "fresh", levels=[8, 16, 32], context=True)
     fresh.add(docs)
     old = Index.create(tmp_path / "old", levels=[8, 16, 32], context=False)
     old.add(docs[:2])

@@ -105,6 +105,12 @@ def eval_cmd(
         typer.Option("--graph/--no-graph", help="With --docs: build the MoGG graph and score "
                      "its granularities (on by default, as for mograg index)."),
     ] = True,
+    context: Annotated[
+        bool,
+        typer.Option("--context/--no-context", help="With --docs: embed and BM25-count "
+                     "chunks with their document context (off by default, as for mograg "
+                     "index)."),
+    ] = False,
     generate: Annotated[
         bool, typer.Option("--generate", help="Also generate answers and score EM / F1.")
     ] = False,
@@ -153,6 +159,7 @@ def eval_cmd(
             train_questions=train_questions,
             routers=router or None,
             graph=graph and docs is not None,  # an --index is scored with what it has
+            context=context,
             progress=bars,
             generator=gen,
             generate_limit=generate_limit,

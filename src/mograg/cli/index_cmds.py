@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
@@ -59,10 +60,14 @@ def index_cmd(
                      "milvus-lite:PATH or milvus://HOST:PORT."),
     ] = None,
     context: Annotated[
-        bool,
-        typer.Option(help="New index: embed and BM25-count each chunk with its document's "
-                     "title, periods and section heading (returned text is unchanged)."),
-    ] = True,
+        bool | None,
+        typer.Option("--context/--no-context",
+                     help="New index: embed and BM25-count each chunk with its document's "
+                     "title, periods and section heading (returned text is unchanged) "
+                     "[default: on when every document is a PDF (reports, filings: their "
+                     "running headers are removed, the context restores whose and when), "
+                     "else off: it hurts linked Wikipedia-style sets such as hotpotqa]."),
+    ] = None,
     workers: Annotated[
         int | None,
         typer.Option(help="Embed in N worker processes, committing in batches "
@@ -91,7 +96,7 @@ def index_cmd(
     settings = IndexSettings.from_options(
         levels=levels, embedder=embedder, float16=float16, level_vectors=level_vectors,
         graph=graph_on, graph_knn=graph_knn if graph_on else None,
-        graph_radius=graph_radius if graph_on else None, store=store, context=context,
+        graph_radius=graph_radius if graph_on else None, store=store, context=bool(context),
     )
     if max_file_mb is not None and not max_file_mb > 0:
         raise MogragError(f"--max-file-mb must be a positive number, got {max_file_mb}")
@@ -111,6 +116,9 @@ def index_cmd(
         load_s = time.perf_counter() - t0
         if docs:
             if ix is None:
+                if context is None:  # PDFs only: their running headers named whose and when
+                    settings = replace(settings, context=all("page_starts" in d.metadata
+                                                             for d in docs))
                 ix = Index.create(index, settings=settings)
             else:  # an index built when ids were the paths as typed keeps them
                 from mograg.index.names import keep_legacy_ids

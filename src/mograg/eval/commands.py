@@ -86,7 +86,7 @@ def index_docs_cached(
     level_vectors: str = "pool",
     progress: Progress = no_progress,
     graph: bool = False,
-    context: bool = True,
+    context: bool = False,
 ) -> Index:
     """Index a docs.jsonl(.gz) file once; later runs with the same bytes and settings reuse it.
 
@@ -173,7 +173,7 @@ def run_eval_command(
     progress: Progress = no_progress,
     generator: Any = None,
     generate_limit: int | None = None,
-    context: bool = True,
+    context: bool = False,
 ) -> EvalOutcome:
     """Everything `mograg eval` does apart from printing.
 

@@ -96,14 +96,15 @@ class Index:
         graph: bool | GraphSettings = False,
         store: str | None = None,
         settings: IndexSettings | None = None,
-        context: bool = True,
+        context: bool = False,
         ann: bool | AnnSettings = True,
     ) -> Index:
         """Create an empty index at ``path`` (or open it if ``exist_ok`` and it exists).
 
         Give either ``settings`` or the individual settings (``levels`` ... ``ann``).
         ``context``: embed and BM25-count every chunk with its document's title, periods
-        and section heading (:mod:`mograg.text.context`); recorded in the manifest.
+        and section heading (:mod:`mograg.text.context`); recorded in the manifest. Off by
+        default (see :class:`IndexSettings`).
         ``ann``: approximate search of large levels, True for the defaults.
         """
         root = Path(path)

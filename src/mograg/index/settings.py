@@ -34,7 +34,9 @@ class IndexSettings:
         graph: build the MoGG graph with these settings (None: no graph).
         store: search store: None/``local``, ``milvus-lite:PATH`` or ``milvus://HOST:PORT``.
         context: embed and BM25-count each chunk with its document's title, periods and
-            section heading (mograg.text.context); returned text is unchanged.
+            section heading (mograg.text.context); returned text is unchanged. Off by
+            default: the shipped span model loses recall with it on the hotpotqa sets
+            (bench/results/transfer-256-context.json).
         ann: approximate search of large levels (None: always exact; ignored with a store,
             which searches its own way).
     """
@@ -45,7 +47,7 @@ class IndexSettings:
     level_vectors: str = "pool"
     graph: GraphSettings | None = None
     store: str | None = None
-    context: bool = True
+    context: bool = False
     ann: AnnSettings | None = field(default_factory=AnnSettings.default)
 
     def __post_init__(self) -> None:
@@ -70,7 +72,7 @@ class IndexSettings:
         graph_knn: int | None = None,
         graph_radius: int | None = None,
         store: str | None = None,
-        context: bool = True,
+        context: bool = False,
     ) -> IndexSettings:
         """Settings from command-line options (None: not given, the default applies)."""
         graph_settings = None
