@@ -134,13 +134,26 @@ def test_eval_cache_derives_the_context_index_from_the_plain_one(tmp_path: Path,
 
 
 def test_index_has_no_context_unless_asked(tmp_path: Path) -> None:
-    """Context is opt-in (bench/results/transfer-256-context.json: the shipped model loses
-    recall with it on the hotpotqa sets)."""
+    """Context is opt-in for text (bench/results/transfer-256-context.json: the shipped model
+    loses recall with it on the hotpotqa sets)..."""
     d = tmp_path / "docs"
     d.mkdir()
     (d / "Q1 2023 Acme Call.txt").write_text("Acme Q1 2023 results. Revenue grew.",
                                              encoding="utf-8")
     for flags, expected in (((), None), (("--context",), "title-period-section-1")):
+        ix = tmp_path / f"ix{len(flags)}"
+        code, _, err = run("index", d, "--index", ix, "--quiet", *flags)
+        assert code == 0, err
+        assert json.loads((ix / "manifest.json").read_text()).get("context") == expected
+
+
+def test_an_index_of_pdfs_gets_context_by_default(tmp_path: Path) -> None:
+    """...and on for a new index made of PDFs only, whose running headers are removed."""
+    pdf = Path(__file__).resolve().parents[1] / "fixtures" / "pdf" / "20071229X02007.pdf"
+    d = tmp_path / "pdfs"
+    d.mkdir()
+    (d / pdf.name).write_bytes(pdf.read_bytes())
+    for flags, expected in (((), "title-period-section-1"), (("--no-context",), None)):
         ix = tmp_path / f"ix{len(flags)}"
         code, _, err = run("index", d, "--index", ix, "--quiet", *flags)
         assert code == 0, err
