@@ -23,6 +23,7 @@ _TIMING = re.compile(r"\b\d+(?:\.\d+)? s\b")
 _COMMENT = re.compile(r"\s+# exit code \d+$")
 # the index size varies by a byte or two (the manifest's creation time is a float)
 _BYTES = re.compile(r"^(bytes\s+)\d+$", re.M)
+_SECONDS = re.compile(r"(seconds: )\d+(?:\.\d+)?")  # the graph build time inside `info`
 
 
 def session(readme: str) -> list[tuple[str, str]]:
@@ -42,7 +43,8 @@ def session(readme: str) -> list[tuple[str, str]]:
 def masked(text: str) -> str:
     """Output with timings, the index size and the exit-code notes masked."""
     lines = [_COMMENT.sub("", line).rstrip() for line in text.splitlines()]
-    return _BYTES.sub(r"\1N", _TIMING.sub("N s", "\n".join(lines))).strip()
+    text = _SECONDS.sub(r"\1N", _TIMING.sub("N s", "\n".join(lines)))
+    return _BYTES.sub(r"\1N", text).strip()
 
 
 @contextlib.contextmanager
