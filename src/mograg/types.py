@@ -5,6 +5,7 @@ Imported by every layer; cheap to import (no numpy at import time)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -224,3 +225,19 @@ class Routing:
         if self.folded:
             out["folded"] = self.folded
         return out
+
+
+Span = tuple[str, int, int]  # (doc_id, start, end), end exclusive
+
+
+def merge_intervals(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Union of half-open intervals as sorted, disjoint intervals."""
+    out: list[list[int]] = []
+    for s, e in sorted(spans):
+        if e <= s:
+            continue
+        if out and s <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], e)
+        else:
+            out.append([s, e])
+    return [(s, e) for s, e in out]

@@ -5,21 +5,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-Span = tuple[str, int, int]  # (doc_id, start, end), end exclusive
+from mograg.types import Span, merge_intervals
 
-
-def merge_intervals(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Union of half-open intervals as sorted, disjoint intervals."""
-    out: list[list[int]] = []
-    for s, e in sorted(spans):
-        if e <= s:
-            continue
-        if out and s <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], e)
-        else:
-            out.append([s, e])
-    return [(s, e) for s, e in out]
-
+__all__ = ["Span", "merge_intervals"]  # re-exported: defined with the shared vocabulary
 
 def _by_doc(spans: Iterable[Span]) -> dict[str, list[tuple[int, int]]]:
     grouped: dict[str, list[tuple[int, int]]] = defaultdict(list)

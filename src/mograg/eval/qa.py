@@ -181,7 +181,7 @@ def load_qa_file(path: str | Path) -> tuple[list[Any], list[str]]:
         InputError: unreadable file, or no question/answer columns (one line naming them).
     """
     from mograg.errors import InputError
-    from mograg.eval.questions import Question
+    from mograg.eval.question import Question
 
     p = Path(path)
     try:

@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import gzip
 import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mograg.errors import InputError
-from mograg.eval.metrics import Span
+from mograg.eval.question import Question
 from mograg.text.safejson import JsonValueError, loads_checked
-
-
-@dataclass
-class Question:
-    """``{"id", "question", "answers", "evidence": [{"doc_id","start","end"}], "metadata"}``."""
-
-    id: str
-    question: str
-    answers: list[str] = field(default_factory=list)
-    evidence: list[Span] = field(default_factory=list)
-    metadata: dict[str, Any] = field(default_factory=dict)
+from mograg.types import Span
 
 
 def _open_text(path: Path) -> Any:

@@ -24,10 +24,9 @@ import numpy as np
 
 from mograg.errors import MogragError
 from mograg.retrieval.pooled import package_data, pooled_ridge
-from mograg.types import LevelRanking, Pick, Query
+from mograg.types import LevelRanking, Pick, Query, Span, merge_intervals
 
 if TYPE_CHECKING:
-    from mograg.eval.metrics import Span
     from mograg.retrieval.view import IndexView
     from mograg.store.snapshot import Snapshot
 
@@ -237,7 +236,6 @@ def query_candidates(
 
 def evidence_share(snap: Snapshot, cands: Candidates, evidence: Sequence[Span]) -> np.ndarray:
     """Share of each candidate's characters that is gold evidence (the training label)."""
-    from mograg.eval.metrics import merge_intervals
 
     gold: dict[str, list[tuple[int, int]]] = {}
     for d, s, e in evidence:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import re
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -21,7 +20,13 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from mograg.errors import InputError
-from mograg.text.html import html_to_text
+from mograg.text.formats import (
+    SUPPORTED_SUFFIXES,
+    SUPPORTED_TEXT,
+    one_line,
+    read_document,
+    suffix_of,
+)
 from mograg.text.reading import (
     GZIP_MAX_RATIO,
     Unreadable,
@@ -31,7 +36,6 @@ from mograg.text.reading import (
     not_regular,
     open_regular,
     printable,
-    read_bytes,
     read_error,
     too_big,
 )
@@ -46,22 +50,7 @@ __all__ = [
     "record_to_document",
 ]
 
-SUPPORTED_SUFFIXES: tuple[str, ...] = (
-    ".txt",
-    ".md",
-    ".markdown",
-    ".html",
-    ".htm",
-    ".pdf",
-    ".jsonl",
-    ".jsonl.gz",
-)
-_SUPPORTED_TEXT = ", ".join(SUPPORTED_SUFFIXES)
 
-_BINARY_SNIFF = 8192
-_FENCE_RE = re.compile(r"^ {0,3}(```|~~~)")
-_WS_RE = re.compile(r"\s+")
-_MANY_NL_RE = re.compile(r"\n{3,}")
 
 
 @dataclass
@@ -81,18 +70,11 @@ class LoadProblem:
 
 
 _Bad = Unreadable  # a file-level problem (message only; the caller adds the path)
-_read_bytes = read_bytes
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def _suffix(name: str) -> str:
-    """The supported suffix ``name`` ends with (lower case), else its last suffix."""
-    low = name.lower()
-    if low.endswith(".jsonl.gz"):
-        return ".jsonl.gz"
-    return PurePath(low).suffix
 
 
 def _display(path: str | os.PathLike[str]) -> str:
@@ -100,103 +82,23 @@ def _display(path: str | os.PathLike[str]) -> str:
     return PurePath(path).as_posix()
 
 
-def _decode_text(data: bytes) -> str:
-    """Decode UTF-8 (BOM stripped) and normalise line endings to ``\\n``."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise _Bad("looks like UTF-16 text; convert it to UTF-8")
-    if b"\x00" in data[:_BINARY_SNIFF]:
-        raise _Bad(f"looks binary (NUL bytes); supported file types: {_SUPPORTED_TEXT}")
-    skip = 3 if data.startswith(b"\xef\xbb\xbf") else 0
-    try:
-        text = data[skip:].decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise _Bad(f"not valid UTF-8 (byte {e.start + skip}); convert it to UTF-8") from e
-    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _require_text(text: str) -> str:
-    if not text.strip():
-        raise _Bad("empty file; nothing to index")
-    return text
 
 
-def _h1_content(line: str) -> str | None:
-    """The text of a level-1 ATX heading line (CommonMark), else None. Linear time."""
-    body = line.lstrip(" ")
-    if len(line) - len(body) > 3 or not body.startswith("#"):
-        return None
-    rest = body[1:]
-    if not rest or rest[0] not in " \t":
-        return None
-    content = rest.strip(" \t")
-    # an optional closing sequence: spaces/tabs then only '#'s
-    closing = content.rstrip("#")
-    if closing != content and (not closing or closing[-1] in " \t"):
-        content = closing.rstrip(" \t")
-    return content.strip() or None
 
 
-def _markdown_title(text: str) -> str | None:
-    """The first level-1 ATX heading outside fenced code blocks."""
-    in_fence = False
-    for line in text.split("\n"):
-        if _FENCE_RE.match(line):
-            in_fence = not in_fence
-            continue
-        if not in_fence:
-            title = _h1_content(line)
-            if title:
-                return title
-    return None
 
 
 # --------------------------------------------------------------------------- formats
 
 
-def _load_text(path: Path, markdown: bool) -> tuple[str, dict[str, Any]]:
-    text = _require_text(_decode_text(_read_bytes(path)))
-    title = _markdown_title(text) if markdown else None
-    return text, {"title": title or path.stem}
 
 
-def _load_html(path: Path) -> tuple[str, dict[str, Any]]:
-    raw = _decode_text(_read_bytes(path))
-    _require_text(raw)
-    text, title = html_to_text(raw)
-    if not text.strip():
-        raise _Bad("no visible text in HTML; nothing to index")
-    return text, {"title": title or path.stem}
 
 
-def _load_pdf(path: Path) -> tuple[str, dict[str, Any]]:
-    from mograg.text.context import looks_like_code
-    from mograg.text.pdf import PdfError, pdf_text
-
-    data = _read_bytes(path)
-    if not data.strip():
-        raise _Bad("empty file; nothing to index")
-    try:
-        got = pdf_text(data)
-    except PdfError as e:
-        raise _Bad(f"cannot read PDF: {e}") from None
-    title = got.metadata_title
-    if not title or looks_like_code(title):  # e.g. an SEC accession number
-        title = got.first_heading or path.stem
-    meta: dict[str, Any] = {
-        "title": title,
-        "pages": len(got.page_starts),
-        "page_starts": got.page_starts,
-        "headings": [list(h) for h in got.headings],
-    }
-    if got.removed_lines:
-        meta["removed_lines"] = got.removed_lines
-    return got.text, meta
 
 
-def _one_line(e: BaseException) -> str:
-    msg = _WS_RE.sub(" ", str(e)).strip()
-    name = type(e).__name__
-    return f"{name}: {msg}"[:200] if msg else name
 
 
 def _iter_jsonl(
@@ -253,7 +155,7 @@ def _iter_jsonl(
         problems.append(LoadProblem(display, str(e)))
     except (OSError, EOFError, zlib.error) as e:
         if isinstance(e, gzip.BadGzipFile) or "gzip" in str(e).lower():
-            msg = f"not a valid gzip file ({_one_line(e)}); re-compress it or use plain .jsonl"
+            msg = f"not a valid gzip file ({one_line(e)}); re-compress it or use plain .jsonl"
         elif isinstance(e, (EOFError, zlib.error)):
             msg = f"gzip data is truncated or corrupt after line {lineno}; re-create the file"
         else:
@@ -313,7 +215,7 @@ def _walk_dir(root: Path, display: str, problems: list[LoadProblem]) -> Iterator
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         rel_dir = Path(dirpath).relative_to(root)
         for name in sorted(filenames):
-            if name.startswith(".") or _suffix(name) not in SUPPORTED_SUFFIXES:
+            if name.startswith(".") or suffix_of(name) not in SUPPORTED_SUFFIXES:
                 continue
             rel = (rel_dir / name).as_posix()
             yield Path(dirpath) / name, f"{display.rstrip('/')}/{rel}"
@@ -324,19 +226,8 @@ def _load_file(
 ) -> Iterator[Document]:
     """The document of one non-JSONL file (none if it has a problem); its id is ``doc_id``
     (default: the path as shown)."""
-    suffix = _suffix(path.name)
     try:
-        if suffix == ".txt":
-            text, meta = _load_text(path, markdown=False)
-        elif suffix in (".md", ".markdown"):
-            text, meta = _load_text(path, markdown=True)
-        elif suffix in (".html", ".htm"):
-            text, meta = _load_html(path)
-        elif suffix == ".pdf":
-            text, meta = _load_pdf(path)
-        else:
-            shown = suffix or "(none)"
-            raise _Bad(f"unsupported file type '{shown}'; supported: {_SUPPORTED_TEXT}")
+        text, meta = read_document(path)
     except _Bad as e:
         problems.append(LoadProblem(display, str(e)))
         return
@@ -349,7 +240,7 @@ ParsedFile = tuple[list[Document], list[LoadProblem]]
 
 
 def _bug(e: BaseException) -> str:
-    return f"could not be loaded ({_one_line(e)}); please report this as a mograg bug"
+    return f"could not be loaded ({one_line(e)}); please report this as a mograg bug"
 
 
 def _load_one(path: str, display: str, doc_id: str) -> ParsedFile:
@@ -372,7 +263,7 @@ def _unfit(path: Path, display: str, limit: int) -> str | None:
     why = not_regular(st.st_mode)
     if why:
         return why
-    if _suffix(path.name) not in (".jsonl", ".jsonl.gz") and st.st_size > limit:
+    if suffix_of(path.name) not in (".jsonl", ".jsonl.gz") and st.st_size > limit:
         return too_big(st.st_size, limit)
     return None
 
@@ -400,7 +291,7 @@ def _files(
         if is_dir:
             found = [(p, shown, shown) for p, shown in _walk_dir(path, display, problems)]
             if not found:
-                msg = f"no supported files in directory; supported: {_SUPPORTED_TEXT}"
+                msg = f"no supported files in directory; supported: {SUPPORTED_TEXT}"
                 files.append((None, f"{printable(display)}\0{msg}", ""))
             base = display.rstrip("/") + "/"
             found = [(p, shown, shown[len(base):]) for p, shown, _ in found]
@@ -418,7 +309,7 @@ def _parsed(
     """Per file, in order: its parsed ``(documents, problems)``, or None for JSONL (read
     by the caller as a stream). PDF/HTML files are parsed in ``workers`` processes."""
     heavy = [(str(p), d, i) for p, d, i in files
-             if p is not None and _suffix(p.name) in PARALLEL_SUFFIXES]
+             if p is not None and suffix_of(p.name) in PARALLEL_SUFFIXES]
     results: Iterator[ParsedFile] = iter(())
     pool = None
     if workers > 1 and len(heavy) > 1:
@@ -432,7 +323,7 @@ def _parsed(
             if path is None:  # a source that is a problem: the caller reports it
                 yield [], []
                 continue
-            suffix = _suffix(path.name)
+            suffix = suffix_of(path.name)
             if suffix in (".jsonl", ".jsonl.gz"):
                 yield None
             elif pool is not None and suffix in PARALLEL_SUFFIXES:
