@@ -137,7 +137,7 @@ def faiss_lib(kind: str) -> dict[str, Callable[..., Any]]:
 
 
 def hnswlib_lib() -> dict[str, Callable[..., Any]]:
-    import hnswlib  # type: ignore[import-untyped]
+    import hnswlib
 
     def build(data: np.ndarray) -> Any:
         ix = hnswlib.Index(space="ip", dim=data.shape[1])
