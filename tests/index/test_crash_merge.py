@@ -13,7 +13,8 @@ from pathlib import Path
 
 from clirun import run
 from corpus import field_notes
-from mograg.index.core import MAX_SEGMENTS, Index
+from mograg.index.commit import MAX_SEGMENTS
+from mograg.index.core import Index
 from mograg.types import Document
 
 SRC = Path(__file__).resolve().parents[2] / "src"

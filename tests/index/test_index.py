@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import mograg.index.commit
 import mograg.index.core
 from corpus import TOPIC_QUERIES, TOPICS, field_notes
 from mograg.errors import IndexFormatError, MogragError
@@ -246,7 +247,7 @@ def test_embed_vectors_are_direct(full_index):
 
 
 def test_merge_policy(new_index, monkeypatch):
-    monkeypatch.setattr(mograg.index.core, "MAX_SEGMENTS", 3)
+    monkeypatch.setattr(mograg.index.commit, "MAX_SEGMENTS", 3)
     ix = new_index()
     names = list(DOCS)
     for k, name in enumerate(names[:3]):
@@ -277,7 +278,7 @@ def test_merge_policy(new_index, monkeypatch):
 
 
 def test_merge_keeps_a_dominant_segment(new_index, monkeypatch):
-    monkeypatch.setattr(mograg.index.core, "MAX_SEGMENTS", 3)
+    monkeypatch.setattr(mograg.index.commit, "MAX_SEGMENTS", 3)
     ix = new_index()
     ix.add([Document(f"base-{i}", text) for i, text in enumerate(field_notes(7, 60).split("\n\n"))])
     base = ix.manifest["segments"][0]
@@ -296,7 +297,7 @@ def test_merge_keeps_a_dominant_segment(new_index, monkeypatch):
 
 
 def test_merge_with_replacement(new_index, monkeypatch):
-    monkeypatch.setattr(mograg.index.core, "MAX_SEGMENTS", 2)
+    monkeypatch.setattr(mograg.index.commit, "MAX_SEGMENTS", 2)
     ix = new_index()
     ix.add(docs("cats", "chess"))
     ix.add(docs("volcano"))
@@ -410,7 +411,7 @@ def test_crash_before_manifest_swap_keeps_previous_generation(new_index, monkeyp
         raise OSError("simulated crash before the manifest swap")
 
     with monkeypatch.context() as mp:
-        mp.setattr(mograg.index.core, "atomic_write_json", crash)
+        mp.setattr(mograg.index.commit, "atomic_write_json", crash)
         with pytest.raises(OSError, match="simulated crash"):
             ix.add(docs("bread"))
         with pytest.raises(OSError, match="simulated crash"):

@@ -19,7 +19,8 @@ import pytest
 from clirun import run
 from corpus import TOPIC_QUERIES, TOPICS
 from mograg.errors import IndexFormatError
-from mograg.index.core import MAX_SEGMENTS, Index
+from mograg.index.commit import MAX_SEGMENTS
+from mograg.index.core import Index
 from mograg.types import Document
 
 SRC = Path(__file__).resolve().parents[2] / "src"

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import mograg.index.commit
 import mograg.index.core
 from corpus import TOPIC_QUERIES, TOPICS, field_notes
 from mograg.errors import MogragError
@@ -198,7 +199,7 @@ def test_crash_before_manifest_swap_keeps_previous_graphs(forced, monkeypatch):
         raise OSError("simulated crash before the manifest swap")
 
     with monkeypatch.context() as mp:
-        mp.setattr(mograg.index.core, "atomic_write_json", crash)
+        mp.setattr(mograg.index.commit, "atomic_write_json", crash)
         with pytest.raises(OSError, match="simulated crash"):
             forced.add([Document("bread2", TOPICS["bread"] + " Rye bread is dense.")])
     assert len(list((root / "ann").iterdir())) == 2  # written, never committed

@@ -15,6 +15,7 @@ from mograg.embed.base import embed_queries
 from mograg.embed.embedders import Embedder, make_embedder
 from mograg.errors import IndexFormatError, MogragError
 from mograg.graph.build import GraphSettings, build_and_save
+from mograg.index.commit import write_generation
 from mograg.index.segments import (
     Progress,
     SegmentBuilder,
@@ -37,8 +38,6 @@ from mograg.store.storage import (
     atomic_write_json,
     check_writable,
     collect_garbage,
-    concat_segments,
-    new_name,
     read_manifest,
     writer_lock,
 )
@@ -58,7 +57,6 @@ from mograg.types import (
 
 __all__ = ["Index", "WriteReport", "no_progress", "shared_embedder"]
 
-MAX_SEGMENTS = 8
 OPEN_ATTEMPTS = 5
 
 
@@ -319,54 +317,10 @@ class Index:
         self._snapshot = None
 
     def _commit(self, segment: SegmentData | None, remove: set[str], progress: Progress) -> None:
-        """Write the next generation: rewrite touched segments, rebuild BM25, swap manifest."""
-        snap = self.snapshot
-        names: list[str] = []
-        rewritten: list[SegmentData] = []
-        for seg, name in zip(snap.segments, self._manifest["segments"], strict=True):
-            keep = np.array([d not in remove for d in seg.doc_ids], dtype=bool)
-            if keep.all():
-                names.append(name)
-            elif keep.any():
-                rewritten.append(seg.load().keep(keep))
-        if segment is not None:
-            rewritten.append(segment)
-        if len(names) + len(rewritten) > MAX_SEGMENTS:
-            # merge into one segment (vectors are copied, never recomputed) -- except an
-            # unchanged segment holding at least half of the corpus, which stays as it is,
-            # so a stream of small additions keeps merging small segments only
-            kept = [(s, n) for s, n in zip(snap.segments, self._manifest["segments"],
-                                           strict=True) if n in names]
-            sizes = {n: len(s.levels[0]) for s, n in kept}
-            total = sum(sizes.values()) + sum(len(d.levels[0]) for d in rewritten)
-            big = max(sizes, key=lambda n: sizes[n]) if sizes else None
-            names = [big] if big is not None and 2 * sizes[big] >= total else []
-            loaded = [s.load() for s, n in kept if n not in names]
-            rewritten = [concat_segments(loaded + rewritten)]
-        for data in rewritten:
-            if data.n_docs == 0:
-                continue
-            name = new_name("seg")
-            data.write(self.root / "segments" / name)
-            names.append(name)
-        manifest = self._manifest.copy()
-        manifest["segments"] = names
-        manifest["generation"] = int(manifest["generation"]) + 1
-        manifest["updated"] = time.time()
-        next_snap = Snapshot(self.root, {**manifest, "derived": {}},  # before derived data
-                             readers=dict(zip(self._manifest["segments"], snap.segments,
-                                              strict=True)))
-        backend = open_backend(self._manifest, snap)
-        # the store makes the next generation searchable first (BM25 postings, or rows
-        # sent to Milvus and flushed); only then is the manifest swapped in
-        derived = backend.before_commit(next_snap, progress)
-        derived.update(self._derive_hook(next_snap, manifest, progress))
-        manifest["derived"] = derived
-        atomic_write_json(self.root / MANIFEST, manifest)
-        self._manifest = manifest
+        """Write the next generation (:func:`mograg.index.commit.write_generation`)."""
+        self._manifest = write_generation(self.root, self._manifest, self.snapshot, segment,
+                                          remove, progress)
         self._snapshot = None
-        backend.after_commit(next_snap)  # e.g. delete Milvus rows of chunks that left
-        collect_garbage(self.root, manifest)
 
     def enable_ann(self, settings: AnnSettings | None = None,
                    progress: Progress | None = None) -> None:
@@ -379,17 +333,6 @@ class Index:
                                   "approximate search there is the store's own")
             self._manifest["ann"] = (settings or AnnSettings.default()).to_dict()
             self._commit(None, remove=set(), progress=progress or no_progress)
-
-    def _derive_hook(
-        self, snap: Snapshot, manifest: Manifest, progress: Progress
-    ) -> dict[str, str]:
-        """Build corpus-wide structures for the next generation: the MoGG graph if enabled."""
-        if not manifest.get("graph"):
-            return {}
-        settings = GraphSettings.from_dict(manifest["graph"])
-        name, stats = build_and_save(self.root, snap, settings, progress)
-        manifest["graph_stats"] = stats
-        return {"graph": name}
 
     def enable_graph(
         self, settings: GraphSettings | None = None, progress: Progress | None = None
