@@ -275,7 +275,6 @@ def _files(
     (directories walked sorted). Ids are relative to the folder given (a file given
     directly: its name). ``(None, "shown\\0message", "")`` stands for a source that is a
     problem, in its place."""
-    found: list[tuple[Path, str, str]] = []
     files: list[tuple[Path | None, str, str]] = []
     for source in sources:
         path = Path(source)
@@ -289,12 +288,12 @@ def _files(
             files.append((None, f"{printable(display)}\0no such file or directory", ""))
             continue
         if is_dir:
-            found = [(p, shown, shown) for p, shown in _walk_dir(path, display, problems)]
+            base = display.rstrip("/") + "/"
+            found = [(p, shown, shown[len(base):])
+                     for p, shown in _walk_dir(path, display, problems)]
             if not found:
                 msg = f"no supported files in directory; supported: {SUPPORTED_TEXT}"
                 files.append((None, f"{printable(display)}\0{msg}", ""))
-            base = display.rstrip("/") + "/"
-            found = [(p, shown, shown[len(base):]) for p, shown, _ in found]
         else:
             found = [(path, display, path.name)]
         for p, shown, doc_id in found:
