@@ -26,6 +26,24 @@ QUERIES = [
 ]
 
 
+def _bm25s_terms(texts):
+    import Stemmer
+
+    return bm25s.tokenize(list(texts), stopwords="en", stemmer=Stemmer.Stemmer("english"),
+                          show_progress=False, return_ids=False)
+
+
+def test_tokenize_equals_bm25s():
+    texts = [*TEXTS, *QUERIES, "", "Ünïcode naïve café DÉJÀ-VU 3.14 x2 a_b", "The THE tHe"]
+    assert tokenize(texts) == _bm25s_terms(texts)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=60), max_size=5))
+def test_tokenize_equals_bm25s_on_any_text(texts):
+    assert tokenize(texts) == _bm25s_terms(texts)
+
+
 @pytest.mark.parametrize("cuts", [[], [5], [1, 7, 12]])
 def test_scores_equal_one_bm25s_index(cuts):
     bounds = [0, *cuts, len(TEXTS)]

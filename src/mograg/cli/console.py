@@ -8,18 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.padding import Padding
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.text import Text
 
 if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
     from mograg.types import SearchResult
 
 out = Console(highlight=False, soft_wrap=True)
@@ -30,7 +23,16 @@ class Bars:
 
     def __init__(self, enabled: bool) -> None:
         self._bar: Progress | None = None
-        if enabled:
+        if enabled:  # rich.progress is imported only here: searches never draw bars
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
             self._bar = Progress(
                 TextColumn("{task.description:>8}"),
                 BarColumn(),
@@ -91,13 +93,22 @@ def print_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
+def as_sent(obj: Any) -> Any:
+    """``obj`` as it arrives through JSON (tuples become lists...): what a result computed
+    here is turned into before printing, so that it prints exactly as a server's would."""
+    return json.loads(json.dumps(obj, ensure_ascii=False))
+
+
 def one_line(msg: object) -> str:
     return " ".join(str(msg).split("\n")).strip()
 
 
-def render_result(res: SearchResult, shorten: int | None = None) -> None:
-    """Readable rendering of one search result (rank, doc, level, score, span, text)."""
-    routing = res.routing or {}
+def render_result(res: SearchResult | dict[str, Any], shorten: int | None = None) -> None:
+    """Readable rendering of one search result (rank, doc, level, score, span, text), from
+    its JSON form (``SearchResult.to_dict()``: what a server sends, so a search through
+    ``mograg serve`` prints the same as one in this process)."""
+    data = res if isinstance(res, dict) else res.to_dict()
+    routing = data.get("routing") or {}
     if routing:
         line = Text(f"router {routing.get('router', '?')}", style="bold")
         if routing.get("strategy"):
@@ -108,22 +119,23 @@ def render_result(res: SearchResult, shorten: int | None = None) -> None:
             ws = "  ".join(f"{k.split(':', 1)[-1]}:{v:.2f}" for k, v in weights.items())
             line.append(f"   weights {ws}", style="dim")
         out.print(line)
-    summary = f"{len(res.hits)} span(s), {res.n_tokens}/{res.budget} tokens"
+    hits = data["hits"]
+    summary = f"{len(hits)} span(s), {data['n_tokens']}/{data['budget']} tokens"
     if routing.get("folded"):
         summary += f", {routing['folded']} near-duplicate(s) of other documents folded"
     out.print(Text(summary, style="dim"))
-    for rank, h in enumerate(res.hits, 1):
+    for rank, h in enumerate(hits, 1):
         head = Text(f"#{rank} ", style="bold cyan")
-        head.append(h.doc_id.rsplit("/", 1)[-1], style="bold")  # the short name
-        page = f"  page {h.page}" if h.page is not None else ""
+        head.append(h["doc_id"].rsplit("/", 1)[-1], style="bold")  # the short name
+        page = f"  page {h['page']}" if h.get("page") is not None else ""
         head.append(
-            f"{page}  level {h.level}  score {h.score:.4f}  chars {h.start}-{h.end}  "
-            f"{h.n_tokens} tokens",
+            f"{page}  level {h['level']}  score {h['score']:.4f}  chars {h['start']}-{h['end']}"
+            f"  {h['n_tokens']} tokens",
             style="dim",
         )
         out.print(head)
         # lines (table rows) stay lines; runs of spaces and blank lines shrink
-        text = "\n".join(" ".join(line.split()) for line in h.text.split("\n")
+        text = "\n".join(" ".join(line.split()) for line in h["text"].split("\n")
                          if line.strip())
         if shorten and len(text) > shorten:
             text = text[: shorten - 1].rstrip() + "…"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from mograg.cli.console import out, print_json
@@ -38,6 +37,8 @@ def list_cmd(index: IndexOpt, where: WhereOpt = None, as_json: JsonOpt = False) 
     if as_json:
         print_json(rows)
         return
+    from rich.table import Table
+
     table = Table(box=None, pad_edge=False)
     for col in ("id", "title", "periods", "pages", "chars"):
         table.add_column(col, justify="right" if col in ("pages", "chars") else "left")

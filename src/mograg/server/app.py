@@ -178,6 +178,8 @@ def serve(
     Connections are guarded (see :mod:`mograg.server.conn_guard`): request headers must
     arrive within 10 s, bodies within 60 s, idle keep-alive connections close after 5 s,
     and one client address holds at most ``max_connections_per_client`` connections.
+    While it runs, ``serve.json`` in the index directory tells ``mograg search`` / ``ask``
+    where to send their queries (:mod:`mograg.server.endpoint`). ``port=0`` picks a free port.
     """
     _require_extra()
     import uvicorn
@@ -185,6 +187,13 @@ def serve(
 
     from mograg.config import load_config, resolve_generator_settings
     from mograg.server.ask import make_ask_extension
+    from mograg.server.endpoint import (
+        InstanceHeader,
+        generator_fingerprint,
+        new_endpoint,
+        remove_endpoint,
+        write_endpoint,
+    )
 
     # many concurrent small matrix-vector products: one BLAS thread each beats contention
     threadpool_limits(1, user_api="blas")
@@ -194,10 +203,49 @@ def serve(
                      max_budget=max_budget, extensions=[make_ask_extension(settings)])
     if host not in ("127.0.0.1", "localhost", "::1") and key is None:
         log.warning("serving on %s without an API key: anyone who can reach it can read", host)
-    config_ = uvicorn_config(app, max_connections_per_client, host=host, port=port,
+    root = Path(index_path)
+    sock = _bound_socket(host, port)
+    ep = new_endpoint(root, host, sock.getsockname()[1], private=private,
+                      max_budget=max_budget, max_query_chars=MAX_QUERY_CHARS,
+                      generator=generator_fingerprint(settings.to_dict()))
+    app.add_middleware(InstanceHeader, instance=ep.instance)
+    config_ = uvicorn_config(app, max_connections_per_client, host=host, port=ep.port,
                              log_level=log_level, timeout_graceful_shutdown=5,
                              limit_concurrency=1024)
-    uvicorn.Server(config_).run()
+    written = write_endpoint(root, ep)
+    # uvicorn does not announce a socket it is handed; its own line, in its own format
+    logging.getLogger("uvicorn.error").info("Uvicorn running on http://%s:%d (Press CTRL+C "
+                                            "to quit)", f"[{host}]" if ":" in host else host,
+                                            ep.port)
+    if not written:
+        log.warning("cannot write %s: `mograg search` will not use this server", root)
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            # first stop advertising: after a SIGTERM, uvicorn re-raises the signal once
+            # shut down, and the process ends without running `finally` blocks
+            if written:
+                remove_endpoint(root, ep)
+            await super().shutdown(sockets=sockets)
+
+    try:
+        Server(config_).run(sockets=[sock])
+    finally:
+        if written:
+            remove_endpoint(root, ep)
+        sock.close()
+
+
+def _bound_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (uvicorn listens on it)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise MogragError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
 
 
 def uvicorn_config(
@@ -231,9 +279,7 @@ def running_server(app: Any, host: str = "127.0.0.1", port: int = 0) -> Iterator
     _require_extra()
     import uvicorn
 
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    sock = _bound_socket(host, port)
     port = sock.getsockname()[1]
     config = uvicorn_config(app, log_level="warning", timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
