@@ -17,9 +17,9 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from clirun import run  # noqa: E402
-from corpus import TOPICS  # noqa: E402
-from mograg.server.endpoint import ENDPOINT, read_endpoint  # noqa: E402
+from clirun import run
+from corpus import TOPICS
+from mograg.server.endpoint import ENDPOINT, read_endpoint
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 QUERY = "what buried Pompeii"

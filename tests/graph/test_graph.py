@@ -22,6 +22,7 @@ from mograg.graph.build import (
 from mograg.graph.titles import TitleMatcher, title_core
 from mograg.graph.walk import graph_picks, graph_radii, named_seeds, reach
 from mograg.index.core import Index
+from mograg.index.migrate import enable_graph
 from mograg.retrieval.routing import granularity_names, granularity_picks
 from mograg.store.adjacency import Adjacency
 from mograg.types import Document, Granularity
@@ -281,7 +282,7 @@ def test_enable_graph_on_existing_index(tmp_path, shared_embedder):
     ix = Index.create(tmp_path / "ix", levels=LEVELS)
     ix.add(_docs())
     assert graph_radii(ix.manifest) == []
-    stats = ix.enable_graph()
+    stats = enable_graph(ix)
     assert stats["nodes"] == ix.snapshot.n_chunks(0) and stats["mention_edges"] > 0
     reopened = Index.open(ix.root)
     assert graph_radii(reopened.manifest) == [1]

@@ -17,6 +17,7 @@ import mograg.index.core
 from corpus import TOPIC_QUERIES, TOPICS, field_notes
 from mograg.errors import MogragError
 from mograg.index.core import Index
+from mograg.index.migrate import enable_ann
 from mograg.retrieval.rank import make_query, rank_level
 from mograg.store.ann import AnnIndex, AnnSettings, level_path, rows_path
 from mograg.store.local_backend import top_n, top_positive
@@ -216,7 +217,7 @@ def test_old_index_without_ann_settings_is_searched_exactly(tmp_path, shared_emb
     reopened = Index.open(ix.root)
     assert not reopened.snapshot.uses_ann(0)
     assert [h.to_dict() for h in reopened.search("cats purr").hits] == expected
-    reopened.enable_ann(FORCED)  # an upgrade builds graphs from the stored vectors
+    enable_ann(reopened, FORCED)  # an upgrade builds graphs from the stored vectors
     assert Index.open(ix.root).snapshot.uses_ann(0)
     assert Index.open(ix.root).search("cats purr").hits[0].to_dict() == expected[0]
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from corpus import FACTS, TOPICS, field_notes
 from mograg.index.core import Index
+from mograg.index.migrate import upgrade
 from mograg.store.lexical import Bm25, TermPostings, is_current, segment_dir, tokenize
 from mograg.types import Document
 
@@ -110,7 +111,7 @@ def test_older_bm25_directories_are_read_and_upgraded(tmp_path, shared_embedder)
     terms = tokenize(["Moon craters"])[0]
     np.testing.assert_allclose(old.snapshot.lexical[1].scores(terms),
                                _fresh_scores(old, 1, terms), rtol=1e-6)
-    old.upgrade()
+    upgrade(old)
     assert is_current(old.root / "lexical" / old.manifest["derived"]["lexical"])
     assert old.manifest["segments"] == ix.manifest["segments"]
     np.testing.assert_allclose(Index.open(ix.root).snapshot.lexical[1].scores(terms),

@@ -126,7 +126,9 @@ def index_cmd(
                 docs = keep_legacy_ids(ix.snapshot, docs)
             if (settings.graph is not None
                   and ix.manifest.get("graph") != settings.graph.to_dict()):
-                ix.enable_graph(settings.graph, progress=bars)
+                from mograg.index.migrate import enable_graph
+
+                enable_graph(ix, settings.graph, progress=bars)
             if not quiet:
                 bars.log(f"indexing {len(docs)} document(s) into {index}")
             if workers is not None:

@@ -19,6 +19,7 @@ from mograg.eval.evaluate import EvalOutcome, collect, evaluate, fit_router
 from mograg.eval.questions import load_questions
 from mograg.graph.build import GraphSettings
 from mograg.index.core import Index, no_progress
+from mograg.index.migrate import enable_graph, upgrade
 from mograg.retrieval.router_training import soft_labels
 from mograg.retrieval.routers import check_router_name, save_router
 from mograg.store.lexical import is_current
@@ -108,11 +109,11 @@ def index_docs_cached(
         ix = Index.open(target)
         lexical = ix.manifest.get("derived", {}).get("lexical")
         if lexical and not is_current(target / "lexical" / lexical):
-            ix.upgrade(progress)  # cached by an older version
+            upgrade(ix, progress)  # cached by an older version
         stale = (ix.manifest.get("graph") != GraphSettings().to_dict()
                  or "link_targets" not in (ix.manifest.get("graph_stats") or {}))
         if graph and stale:
-            ix.enable_graph(progress=progress)  # none yet, or built by an older version
+            enable_graph(ix, progress=progress)  # none yet, or built by an older version
         elif not graph and ix.manifest.get("graph"):
             # an earlier --graph run added it to the cached index: score the levels only
             manifest = ix.manifest.copy()

@@ -14,7 +14,7 @@ import numpy as np
 from mograg.embed.base import embed_queries
 from mograg.embed.embedders import Embedder, make_embedder
 from mograg.errors import IndexFormatError, MogragError
-from mograg.graph.build import GraphSettings, build_and_save
+from mograg.graph.build import GraphSettings
 from mograg.index.commit import write_generation
 from mograg.index.segments import (
     Progress,
@@ -37,7 +37,6 @@ from mograg.store.storage import (
     SegmentData,
     atomic_write_json,
     check_writable,
-    collect_garbage,
     read_manifest,
     writer_lock,
 )
@@ -304,13 +303,6 @@ class Index:
                 self._commit(None, remove=set(wanted), progress=progress)
         return report
 
-    def upgrade(self, progress: Progress | None = None) -> None:
-        """Commit the same documents again so derived data (BM25 postings, graph) is in
-        this version's format; nothing is re-embedded."""
-        with writer_lock(self.root):
-            self._reload()
-            self._commit(None, remove=set(), progress=progress or no_progress)
-
     def _reload(self) -> None:
         """Read the newest manifest (under the writer lock, before a write)."""
         self._manifest = read_manifest(self.root)
@@ -321,39 +313,6 @@ class Index:
         self._manifest = write_generation(self.root, self._manifest, self.snapshot, segment,
                                           remove, progress)
         self._snapshot = None
-
-    def enable_ann(self, settings: AnnSettings | None = None,
-                   progress: Progress | None = None) -> None:
-        """Give an existing index approximate search (graphs built from the stored
-        vectors, nothing re-embedded); ``settings=None`` uses the defaults."""
-        with writer_lock(self.root):
-            self._reload()
-            if self._manifest.get("store"):
-                raise MogragError(f"{self.root} searches in an external store; "
-                                  "approximate search there is the store's own")
-            self._manifest["ann"] = (settings or AnnSettings.default()).to_dict()
-            self._commit(None, remove=set(), progress=progress or no_progress)
-
-    def enable_graph(
-        self, settings: GraphSettings | None = None, progress: Progress | None = None
-    ) -> dict[str, Any]:
-        """Add (or rebuild) the MoGG graph of an existing index from its stored vectors."""
-        settings = settings or GraphSettings()
-        with writer_lock(self.root):
-            manifest = read_manifest(self.root)
-            manifest["graph"] = settings.to_dict()
-            self._manifest = manifest
-            self._snapshot = None
-            name, stats = build_and_save(self.root, self.snapshot, settings, progress)
-            manifest = manifest.copy()
-            manifest["derived"] = {**manifest.get("derived", {}), "graph": name}
-            manifest["graph_stats"] = stats
-            manifest["generation"] = int(manifest["generation"]) + 1
-            atomic_write_json(self.root / MANIFEST, manifest)
-            self._manifest = manifest
-            self._snapshot = None
-            collect_garbage(self.root, manifest)
-        return stats
 
     # ------------------------------------------------------------------ reads
     def encode_queries(self, queries: Sequence[str]) -> list[Query]:

@@ -44,6 +44,7 @@ from typing import Any
 from mograg.embed.embedders import OnnxMiniLM, make_embedder
 from mograg.errors import MogragError
 from mograg.index.core import Index
+from mograg.index.migrate import enable_graph
 from mograg.index.segments import SegmentBuilder, WriteReport, no_progress
 from mograg.index.settings import IndexSettings, check_existing
 from mograg.store.backend import STAGES_WRITES
@@ -301,7 +302,7 @@ def _run(args: argparse.Namespace) -> int:
         check_existing(root, ix.manifest, args.levels, args.embedder, args.float16,
                        args.level_vectors, args.store)
         if settings.graph is not None and ix.manifest.get("graph") != settings.graph.to_dict():
-            ix.enable_graph(settings.graph)
+            enable_graph(ix, settings.graph)
     else:
         ix = Index.create(root, settings=settings)
     problems: list[LoadProblem] = []

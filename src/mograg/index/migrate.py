@@ -1,19 +1,72 @@
-"""Migrations of an existing index: moving its search structures into Milvus, turning on
-document context without re-embedding the chunks."""
+"""Migrations of an existing index, nothing re-embedded: derived data rewritten in this
+version's format, approximate search or the MoGG graph added, the search structures moved
+into Milvus, document context turned on."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from mograg.errors import MogragError
+from mograg.graph.build import GraphSettings, build_and_save
 from mograg.index.core import Index
+from mograg.index.segments import no_progress
+from mograg.store.ann import AnnSettings
 from mograg.store.backend import Progress
 from mograg.store.milvus import store_of
 from mograg.store.milvus_config import new_store_config
 from mograg.store.snapshot import Snapshot
-from mograg.store.storage import MANIFEST, atomic_write_json, read_manifest, writer_lock
+from mograg.store.storage import (
+    MANIFEST,
+    atomic_write_json,
+    collect_garbage,
+    read_manifest,
+    writer_lock,
+)
+
+
+def upgrade(ix: Index, progress: Progress | None = None) -> None:
+    """Commit the same documents again so derived data (BM25 postings, graph) is in
+    this version's format; nothing is re-embedded."""
+    with writer_lock(ix.root):
+        ix._reload()
+        ix._commit(None, remove=set(), progress=progress or no_progress)
+
+
+def enable_ann(ix: Index, settings: AnnSettings | None = None,
+               progress: Progress | None = None) -> None:
+    """Give an existing index approximate search (graphs built from the stored
+    vectors, nothing re-embedded); ``settings=None`` uses the defaults."""
+    with writer_lock(ix.root):
+        ix._reload()
+        if ix.manifest.get("store"):
+            raise MogragError(f"{ix.root} searches in an external store; "
+                              "approximate search there is the store's own")
+        ix._manifest["ann"] = (settings or AnnSettings.default()).to_dict()
+        ix._commit(None, remove=set(), progress=progress or no_progress)
+
+
+def enable_graph(ix: Index, settings: GraphSettings | None = None,
+                 progress: Progress | None = None) -> dict[str, Any]:
+    """Add (or rebuild) the MoGG graph of an existing index from its stored vectors."""
+    settings = settings or GraphSettings()
+    with writer_lock(ix.root):
+        manifest = read_manifest(ix.root)
+        manifest["graph"] = settings.to_dict()
+        ix._manifest = manifest
+        ix._snapshot = None
+        name, stats = build_and_save(ix.root, ix.snapshot, settings, progress)
+        manifest = manifest.copy()
+        manifest["derived"] = {**manifest.get("derived", {}), "graph": name}
+        manifest["graph_stats"] = stats
+        manifest["generation"] = int(manifest["generation"]) + 1
+        atomic_write_json(ix.root / MANIFEST, manifest)
+        ix._manifest = manifest
+        ix._snapshot = None
+        collect_garbage(ix.root, manifest)
+    return stats
 
 
 def attach_store(path: str | Path, store: str) -> Index:
@@ -50,7 +103,6 @@ def add_context(path: str | Path, progress: Progress | None = None) -> Index:
     those of an index built with context.
     """
     from mograg.embed.embedders import content_hash, embed_cached
-    from mograg.index.core import no_progress
     from mograg.store.storage import concat_segments
     from mograg.text.context import CONTEXT_VERSION, CONTEXT_WEIGHT, chunk_contexts
 
