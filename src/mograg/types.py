@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from mograg.errors import MogragError
 
@@ -95,6 +95,11 @@ STRATEGIES: tuple[Strategy, ...] = ("auto", *WEIGHT_STRATEGIES, "spans")
 # auto: per-span selection with the shipped model measured best leave-one-set-out on the 7 dev
 # sets (bench/transfer.py); blend beat argmax for trained and training-free routers on 6 of 7
 DEFAULT_STRATEGY: Strategy = "auto"
+
+RouterModel = Literal["ridge", "prior", "mlp", "softmax"]
+"""What a trained router is: ridge regression (closed form), fixed prior weights, softmax
+regression or a one-hidden-layer MLP (the last two need scipy: ``mograg[train]``)."""
+ROUTER_MODELS: tuple[RouterModel, ...] = get_args(RouterModel)
 
 
 def check_mode(mode: str) -> Mode:

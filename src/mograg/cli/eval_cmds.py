@@ -22,6 +22,7 @@ from mograg.cli.options import (
     parse_budgets,
 )
 from mograg.errors import MogragError
+from mograg.types import RouterModel
 
 if TYPE_CHECKING:  # rich's tables are imported when a table is drawn
     from rich.table import Table
@@ -201,7 +202,7 @@ def train_router_cmd(
     budget: Annotated[int, typer.Option(help="Token budget the labels are measured at.")] = 256,
     mode: ModeOpt = "hybrid",
     model: Annotated[
-        Literal["ridge", "prior", "mlp", "softmax"],
+        RouterModel,
         typer.Option(help="ridge (closed form), prior (fixed weights), softmax regression "
                      "or mlp (one hidden layer; softmax and mlp need mograg[train])."),
     ] = "ridge",

@@ -36,12 +36,11 @@ from mograg.retrieval.routing import (
     granularity_picks,
     routed_hits,
 )
-from mograg.types import WEIGHT_STRATEGIES, Hit, LevelRanking, Mode, Query
+from mograg.types import ROUTER_MODELS, WEIGHT_STRATEGIES, Hit, LevelRanking, Mode, Query
 
 Progress = Callable[[str, int, int], None]
 METRICS = ("recall", "precision", "iou", "answer_recall", "mrr", "token_recall", "figure_recall",
            "right_source")
-ROUTER_MODELS = ("ridge", "prior", "mlp", "softmax")
 
 
 

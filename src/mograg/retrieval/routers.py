@@ -28,7 +28,7 @@ from mograg.store.storage import (
     write_bytes_durable,
     writer_lock,
 )
-from mograg.types import Granularity, LevelRanking, Query
+from mograg.types import ROUTER_MODELS, Granularity, LevelRanking, Query
 
 if TYPE_CHECKING:
     from mograg.retrieval.view import IndexView
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 TOP_K = 10
 STATS_PER_GRANULARITY = 8
 ROUTER_DIR = "routers"
-MODELS = ("ridge", "prior", "softmax", "mlp")
+MODELS = ROUTER_MODELS
 RIDGE_GRID = (1.0, 10.0, 100.0, 1000.0, 10000.0)
 RIDGE_TEMPERATURE = 0.05
 LOSSES = ("ce", "bce")
