@@ -5,7 +5,9 @@ Supported: ``.txt``, ``.md``/``.markdown``, ``.html``/``.htm``, ``.pdf`` and
 Bad sources never stop a load: each becomes a :class:`LoadProblem` that names the
 file (and line) and says what to do, and everything else is still loaded. Only
 regular files are read (FIFOs, devices and sockets are skipped with a problem), and
-no file is read past a size limit (see :mod:`mograg.text.reading`).
+no file is read past a size limit (see :mod:`mograg.text.reading`). Finding the files and
+parsing them (PDF/HTML in worker processes) is :mod:`mograg.text.source_files`; reading
+JSONL records, here.
 """
 
 from __future__ import annotations
@@ -14,32 +16,29 @@ import gzip
 import json
 import os
 import zlib
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path, PurePath
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from mograg.errors import InputError
-from mograg.text.formats import (
-    SUPPORTED_SUFFIXES,
-    SUPPORTED_TEXT,
-    one_line,
-    read_document,
-    suffix_of,
-)
+from mograg.text.formats import SUPPORTED_SUFFIXES, one_line
 from mograg.text.reading import (
     GZIP_MAX_RATIO,
-    Unreadable,
     max_file_bytes,
     mb,
     nonblank_lines,
-    not_regular,
     open_regular,
-    printable,
     read_error,
-    too_big,
 )
 from mograg.text.safejson import JsonValueError, check_value, loads_checked
+from mograg.text.source_files import (
+    FileProgress,
+    LoadProblem,
+    Unreadable,
+    bug_message,
+    parsed_files,
+    source_files,
+)
 from mograg.types import Document
 
 __all__ = [
@@ -51,56 +50,6 @@ __all__ = [
 ]
 
 
-
-
-@dataclass
-class LoadProblem:
-    """One source (or JSONL line) that could not be loaded.
-
-    Attributes:
-        path: The file path as given, plus ``:line`` for JSONL lines.
-        message: One line: what is wrong and what to do.
-    """
-
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
-
-
-_Bad = Unreadable  # a file-level problem (message only; the caller adds the path)
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-
-
-def _display(path: str | os.PathLike[str]) -> str:
-    """The path as given, with forward slashes."""
-    return PurePath(path).as_posix()
-
-
-
-
-
-
-
-
-
-
-# --------------------------------------------------------------------------- formats
-
-
-
-
-
-
-
-
-
-
 def _iter_jsonl(
     path: Path, display: str, problems: list[LoadProblem], limit: int,
     doc_id: str | None = None,
@@ -110,7 +59,7 @@ def _iter_jsonl(
     gz = path.name.lower().endswith(".gz")
     try:
         fd = open_regular(path)
-    except _Bad as e:
+    except Unreadable as e:
         problems.append(LoadProblem(display, str(e)))
         return
     lineno = 0
@@ -151,7 +100,7 @@ def _iter_jsonl(
                     problems.append(LoadProblem(where, msg))
                     continue
                 yield doc, where
-    except _Bad as e:
+    except Unreadable as e:
         problems.append(LoadProblem(display, str(e)))
     except (OSError, EOFError, zlib.error) as e:
         if isinstance(e, gzip.BadGzipFile) or "gzip" in str(e).lower():
@@ -201,149 +150,6 @@ def record_to_document(obj: Any, default_id: str, source: str | None = None) -> 
     return Document(id=doc_id, text=text, metadata=meta)
 
 
-# --------------------------------------------------------------------------- walking
-
-
-def _walk_dir(root: Path, display: str, problems: list[LoadProblem]) -> Iterator[tuple[Path, str]]:
-    """Supported, non-hidden files under ``root`` in sorted order, with their ids."""
-
-    def onerror(e: OSError) -> None:
-        where = _display(e.filename) if e.filename else display
-        problems.append(LoadProblem(printable(where), read_error(e)))
-
-    for dirpath, dirnames, filenames in os.walk(root, onerror=onerror):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        rel_dir = Path(dirpath).relative_to(root)
-        for name in sorted(filenames):
-            if name.startswith(".") or suffix_of(name) not in SUPPORTED_SUFFIXES:
-                continue
-            rel = (rel_dir / name).as_posix()
-            yield Path(dirpath) / name, f"{display.rstrip('/')}/{rel}"
-
-
-def _load_file(
-    path: Path, display: str, problems: list[LoadProblem], doc_id: str | None = None
-) -> Iterator[Document]:
-    """The document of one non-JSONL file (none if it has a problem); its id is ``doc_id``
-    (default: the path as shown)."""
-    try:
-        text, meta = read_document(path)
-    except _Bad as e:
-        problems.append(LoadProblem(display, str(e)))
-        return
-    yield Document(id=doc_id or display, text=text, metadata={"source": display, **meta})
-
-
-FileProgress = Callable[[str, int, int], None]  # (file shown, files done, files in all)
-PARALLEL_SUFFIXES = frozenset({".pdf", ".html", ".htm"})  # worth a worker process each
-ParsedFile = tuple[list[Document], list[LoadProblem]]
-
-
-def _bug(e: BaseException) -> str:
-    return f"could not be loaded ({one_line(e)}); please report this as a mograg bug"
-
-
-def _load_one(path: str, display: str, doc_id: str) -> ParsedFile:
-    """The document(s) of one non-JSONL file and its problems (also a worker task)."""
-    problems: list[LoadProblem] = []
-    try:
-        return list(_load_file(Path(path), display, problems, doc_id)), problems
-    except Exception as e:  # one bad source never costs the others
-        return [], [*problems, LoadProblem(display, _bug(e))]
-
-
-def _unfit(path: Path, display: str, limit: int) -> str | None:
-    """Why a file found is not read at all (bad name, not a regular file, too big)."""
-    if display != printable(display):
-        return "file name is not valid UTF-8; rename the file (e.g. with convmv)"
-    try:
-        st = os.stat(path)
-    except OSError as e:
-        return read_error(e)
-    why = not_regular(st.st_mode)
-    if why:
-        return why
-    if suffix_of(path.name) not in (".jsonl", ".jsonl.gz") and st.st_size > limit:
-        return too_big(st.st_size, limit)
-    return None
-
-
-def _files(
-    sources: Sequence[str | os.PathLike[str]], problems: list[LoadProblem], limit: int
-) -> list[tuple[Path | None, str, str]]:
-    """Every file to load as ``(path, path as shown, document id)``, in a stable order
-    (directories walked sorted). Ids are relative to the folder given (a file given
-    directly: its name). ``(None, "shown\\0message", "")`` stands for a source that is a
-    problem, in its place."""
-    files: list[tuple[Path | None, str, str]] = []
-    for source in sources:
-        path = Path(source)
-        display = _display(source)
-        try:
-            exists, is_dir = path.exists(), path.is_dir()
-        except OSError as e:  # e.g. a name too long
-            files.append((None, f"{printable(display)}\0{read_error(e)}", ""))
-            continue
-        if not exists:
-            files.append((None, f"{printable(display)}\0no such file or directory", ""))
-            continue
-        if is_dir:
-            base = display.rstrip("/") + "/"
-            found = [(p, shown, shown[len(base):])
-                     for p, shown in _walk_dir(path, display, problems)]
-            if not found:
-                msg = f"no supported files in directory; supported: {SUPPORTED_TEXT}"
-                files.append((None, f"{printable(display)}\0{msg}", ""))
-        else:
-            found = [(path, display, path.name)]
-        for p, shown, doc_id in found:
-            why = _unfit(p, shown, limit)
-            files.append((None, f"{printable(shown)}\0{why}", "") if why else (p, shown, doc_id))
-    return files
-
-
-def _parsed(
-    files: list[tuple[Path | None, str, str]], workers: int
-) -> Iterator[ParsedFile | None]:
-    """Per file, in order: its parsed ``(documents, problems)``, or None for JSONL (read
-    by the caller as a stream). PDF/HTML files are parsed in ``workers`` processes."""
-    heavy = [(str(p), d, i) for p, d, i in files
-             if p is not None and suffix_of(p.name) in PARALLEL_SUFFIXES]
-    results: Iterator[ParsedFile] = iter(())
-    pool = None
-    if workers > 1 and len(heavy) > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        pool = ProcessPoolExecutor(min(workers, len(heavy)), mp_context=mp.get_context("spawn"))
-        results = pool.map(_load_one, *zip(*heavy, strict=True))
-    try:
-        for path, display, doc_id in files:
-            if path is None:  # a source that is a problem: the caller reports it
-                yield [], []
-                continue
-            suffix = suffix_of(path.name)
-            if suffix in (".jsonl", ".jsonl.gz"):
-                yield None
-            elif pool is not None and suffix in PARALLEL_SUFFIXES:
-                yield _next_result(results, display)
-            else:
-                yield _load_one(str(path), display, doc_id)
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _next_result(results: Iterator[ParsedFile], display: str) -> ParsedFile:
-    from concurrent.futures.process import BrokenProcessPool
-
-    try:
-        return next(results)
-    except BrokenProcessPool:
-        msg = "the file's parser crashed its worker process; check it opens in a viewer"
-        return [], [LoadProblem(display, msg)]
-
-
 def iter_documents(
     sources: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
     problems: list[LoadProblem],
@@ -383,9 +189,9 @@ def iter_documents(
         seen[doc.id] = where
         return True
 
-    files = _files(sources, problems, limit)
+    files = source_files(sources, problems, limit)
     for n, ((path, display, doc_id), parsed) in enumerate(
-        zip(files, _parsed(files, workers), strict=True), start=1
+        zip(files, parsed_files(files, workers), strict=True), start=1
     ):
         if path is None:
             where, _, msg = display.partition("\0")
@@ -396,7 +202,7 @@ def iter_documents(
                     if check(doc, where):
                         yield doc
             except Exception as e:  # one bad source never costs the others
-                problems.append(LoadProblem(display, _bug(e)))
+                problems.append(LoadProblem(display, bug_message(e)))
         else:
             docs, file_problems = parsed
             problems.extend(file_problems)
