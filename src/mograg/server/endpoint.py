@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 import json
 import os
 import secrets
@@ -107,14 +108,26 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def find_server(root: Path) -> Endpoint | None:
     """A live server of the index at ``root`` according to its ``serve.json``, or None.
 
-    The file must name this very directory (a copied index carries a stale file) and a
+    The file must name this very directory (a copied index carries a stale file), a
+    loopback address (the client may send ``MOGRAG_API_KEY``: never off this machine) and a
     running process; the client still checks the instance header of each response.
     """
     ep = read_endpoint(root)
     if ep is None or not isinstance(ep.port, int) or not isinstance(ep.pid, int):
+        return None
+    if not isinstance(ep.host, str) or not _loopback(ep.host):
         return None
     try:
         if ep.index != str(root.resolve()):
