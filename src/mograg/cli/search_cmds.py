@@ -25,8 +25,8 @@ from mograg.cli.options import (
 
 NoServerOpt = Annotated[
     bool,
-    typer.Option("--no-server", help="Search in this process even if a `mograg serve` of the "
-                 "index is running (by default the query goes to it: same output, no loading)."),
+    typer.Option("--no-server", help="Run in this process even if a `mograg serve` of the index "
+                 "is running (by default the query goes to it: same output, nothing to load)."),
 ]
 
 
