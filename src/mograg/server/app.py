@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mograg.errors import MissingExtraError, MogragError
 from mograg.server.auth import auth_dependencies, resolve_api_key
@@ -41,6 +41,9 @@ from mograg.server.extensions import (
 )
 from mograg.server.limits import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_BUDGET, MAX_QUERY_CHARS
 from mograg.server.service import IndexService
+
+if TYPE_CHECKING:
+    from mograg.server.endpoint import Endpoint
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -182,18 +185,11 @@ def serve(
     where to send their queries (:mod:`mograg.server.endpoint`). ``port=0`` picks a free port.
     """
     _require_extra()
-    import uvicorn
     from threadpoolctl import threadpool_limits
 
     from mograg.config import load_config, resolve_generator_settings
     from mograg.server.ask import make_ask_extension
-    from mograg.server.endpoint import (
-        InstanceHeader,
-        generator_fingerprint,
-        new_endpoint,
-        remove_endpoint,
-        write_endpoint,
-    )
+    from mograg.server.endpoint import InstanceHeader, generator_fingerprint, new_endpoint
 
     # many concurrent small matrix-vector products: one BLAS thread each beats contention
     threadpool_limits(1, user_api="blas")
@@ -212,23 +208,34 @@ def serve(
     config_ = uvicorn_config(app, max_connections_per_client, host=host, port=ep.port,
                              log_level=log_level, timeout_graceful_shutdown=5,
                              limit_concurrency=1024)
+    _run_advertised(config_, sock, root, ep, host)
+
+
+def _run_advertised(config: Any, sock: socket.socket, root: Path, ep: "Endpoint",
+                    host: str) -> None:
+    """Run uvicorn on ``sock`` with ``serve.json`` naming it while it serves."""
+    import uvicorn
+
+    from mograg.server.endpoint import remove_endpoint, write_endpoint
+
     written = write_endpoint(root, ep)
     # uvicorn does not announce a socket it is handed; its own line, in its own format
-    logging.getLogger("uvicorn.error").info("Uvicorn running on http://%s:%d (Press CTRL+C "
-                                            "to quit)", f"[{host}]" if ":" in host else host,
-                                            ep.port)
+    logging.getLogger("uvicorn.error").info(
+        "Uvicorn running on http://%s:%d (Press CTRL+C to quit)",
+        f"[{host}]" if ":" in host else host, ep.port)
     if not written:
         log.warning("cannot write %s: `mograg search` will not use this server", root)
+
     class Server(uvicorn.Server):
         async def shutdown(self, sockets: Any = None) -> None:
-            # first stop advertising: after a SIGTERM, uvicorn re-raises the signal once
+            # stop advertising first: after a SIGTERM, uvicorn re-raises the signal once
             # shut down, and the process ends without running `finally` blocks
             if written:
                 remove_endpoint(root, ep)
             await super().shutdown(sockets=sockets)
 
     try:
-        Server(config_).run(sockets=[sock])
+        Server(config).run(sockets=[sock])
     finally:
         if written:
             remove_endpoint(root, ep)
