@@ -27,6 +27,7 @@ K1 = 1.5
 B = 0.75
 FORMAT = "terms-1"
 FORMAT_FILE = "format"
+Scores = Callable[[np.ndarray], np.ndarray]
 _ARRAYS = ("vocab", "indptr", "rows", "counts", "lengths")
 
 
@@ -112,9 +113,33 @@ class Bm25:
 
     def scores(self, query_terms: list[str]) -> np.ndarray:
         """BM25 score of every chunk for the (tokenized) query; a repeated term counts again."""
-        out = np.zeros(self.n_docs, dtype=np.float64)
+        return self._sums(query_terms).astype(np.float32)
+
+    def top(self, query_terms: list[str], n: int) -> tuple[np.ndarray, np.ndarray, Scores]:
+        """The ``n`` best chunks by BM25 among those with a positive score (all chunks when
+        fewer have one), best first (ties: lower position first), their scores, and the
+        score of any chunk: what :meth:`scores` and ``top_n`` give, without converting
+        or scanning a float32 copy of every chunk's score."""
+        sums = self._sums(query_terms)
+        # every term's share is at least idf * 1 / (1 + norm) > 1e-16, so a positive sum
+        # stays positive in float32
+        positive = np.flatnonzero(sums > 0)
+        if len(positive) >= n:
+            scores = sums[positive].astype(np.float32)
+            ids = positive[top_n(scores, n)]
+        else:
+            every = sums.astype(np.float32)
+            ids = top_n(every, n)
+        return ids, sums[ids].astype(np.float32), lambda rows: sums[rows].astype(np.float32)
+
+    def _sums(self, query_terms: list[str]) -> np.ndarray:
+        """Float64 BM25 of every chunk. All terms' postings are added in one ``bincount``:
+        per chunk the same additions in the same order (term by term) as adding each
+        term's shares in turn, so the same bits."""
         if not self.n_docs or self.avgdl <= 0:
-            return out.astype(np.float32)
+            return np.zeros(self.n_docs, dtype=np.float64)
+        rows_of: list[np.ndarray] = []
+        shares: list[np.ndarray] = []
         for term, times in Counter(query_terms).items():
             hits = [(k, *p.postings(term)) for k, p in enumerate(self.parts)]
             df = sum(len(rows) for _, rows, _ in hits)
@@ -125,8 +150,20 @@ class Bm25:
                 if not len(rows):
                     continue
                 tf = counts.astype(np.float64)
-                out[self.offsets[k] + rows] += times * idf * tf / (self._norm[k][rows] + tf)
-        return out.astype(np.float32)
+                rows_of.append(self.offsets[k] + rows)
+                shares.append(times * idf * tf / (self._norm[k][rows] + tf))
+        if not rows_of:
+            return np.zeros(self.n_docs, dtype=np.float64)
+        return np.bincount(np.concatenate(rows_of), weights=np.concatenate(shares),
+                           minlength=self.n_docs)
+
+
+def top_n(scores: np.ndarray, n: int) -> np.ndarray:
+    """Positions of the n largest scores, best first (ties by lower position)."""
+    if n >= len(scores):
+        return np.argsort(-scores, kind="stable")
+    part = np.argpartition(-scores, n - 1)[:n]
+    return part[np.lexsort((part, -scores[part]))]
 
 
 def segment_dir(lexical_dir: Path, segment: str, level: int) -> Path:
