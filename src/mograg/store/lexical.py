@@ -28,6 +28,9 @@ B = 0.75
 FORMAT = "terms-1"
 FORMAT_FILE = "format"
 Scores = Callable[[np.ndarray], np.ndarray]
+# below one posting per SPARSE_SHARE chunks, a level's BM25 is summed over the touched
+# chunks only (sorting the postings) rather than into an array over every chunk
+SPARSE_SHARE = 4
 _ARRAYS = ("vocab", "indptr", "rows", "counts", "lengths")
 
 
@@ -118,44 +121,78 @@ class Bm25:
     def top(self, query_terms: list[str], n: int) -> tuple[np.ndarray, np.ndarray, Scores]:
         """The ``n`` best chunks by BM25 among those with a positive score (all chunks when
         fewer have one), best first (ties: lower position first), their scores, and the
-        score of any chunk: what :meth:`scores` and ``top_n`` give, without converting
-        or scanning a float32 copy of every chunk's score."""
-        sums = self._sums(query_terms)
-        # every term's share is at least idf * 1 / (1 + norm) > 1e-16, so a positive sum
-        # stays positive in float32
-        positive = np.flatnonzero(sums > 0)
-        if len(positive) >= n:
-            scores = sums[positive].astype(np.float32)
-            ids = positive[top_n(scores, n)]
+        score of any chunk: what :meth:`scores` and ``top_n`` give, bit for bit.
+
+        When the query's postings are few next to the level's chunks, the chunks they
+        touch are found by sorting the postings (no array over every chunk is made or
+        scanned); each chunk's shares are still added term by term in query order."""
+        rows, shares = self._postings(query_terms)
+        if len(rows) * SPARSE_SHARE >= self.n_docs:
+            sums = self._add(rows, shares)
+            # every share is at least idf / (1 + norm) > 1e-16: a positive sum stays
+            # positive in float32
+            touched = np.flatnonzero(sums > 0)
+            scores = sums[touched].astype(np.float32)
         else:
-            every = sums.astype(np.float32)
+            touched, scores64 = _sum_by_row(rows, shares)
+            scores = scores64.astype(np.float32)
+        if len(touched) < n or not len(touched):
+            every = np.zeros(self.n_docs, np.float32)
+            every[touched] = scores
             ids = top_n(every, n)
-        return ids, sums[ids].astype(np.float32), lambda rows: sums[rows].astype(np.float32)
+            return ids, every[ids], every.__getitem__
+        ids = touched[top_n(scores, n)]
+
+        def score_of(chunks: np.ndarray) -> np.ndarray:
+            at = np.minimum(np.searchsorted(touched, chunks), len(touched) - 1)
+            return np.where(touched[at] == chunks, scores[at], np.float32(0.0))
+
+        return ids, score_of(ids), score_of
 
     def _sums(self, query_terms: list[str]) -> np.ndarray:
-        """Float64 BM25 of every chunk. All terms' postings are added in one ``bincount``:
-        per chunk the same additions in the same order (term by term) as adding each
-        term's shares in turn, so the same bits."""
-        if not self.n_docs or self.avgdl <= 0:
-            return np.zeros(self.n_docs, dtype=np.float64)
+        """Float64 BM25 of every chunk."""
+        return self._add(*self._postings(query_terms))
+
+    def _add(self, rows: np.ndarray, shares: np.ndarray) -> np.ndarray:
+        """All terms' shares added in one ``bincount``: per chunk the same additions in
+        the same order (term by term) as adding each term's shares in turn, so the same
+        bits."""
+        return np.bincount(rows, weights=shares, minlength=self.n_docs)
+
+    def _postings(self, query_terms: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Every query term's postings (chunk positions) and BM25 shares (float64), term
+        by term in query order."""
         rows_of: list[np.ndarray] = []
         shares: list[np.ndarray] = []
-        for term, times in Counter(query_terms).items():
-            hits = [(k, *p.postings(term)) for k, p in enumerate(self.parts)]
-            df = sum(len(rows) for _, rows, _ in hits)
-            if df == 0:
-                continue
-            idf = np.log(1.0 + (self.n_docs - df + 0.5) / (df + 0.5))
-            for k, rows, counts in hits:
-                if not len(rows):
+        if self.n_docs and self.avgdl > 0:
+            for term, times in Counter(query_terms).items():
+                hits = [(k, *p.postings(term)) for k, p in enumerate(self.parts)]
+                df = sum(len(rows) for _, rows, _ in hits)
+                if df == 0:
                     continue
-                tf = counts.astype(np.float64)
-                rows_of.append(self.offsets[k] + rows)
-                shares.append(times * idf * tf / (self._norm[k][rows] + tf))
+                idf = np.log(1.0 + (self.n_docs - df + 0.5) / (df + 0.5))
+                for k, rows, counts in hits:
+                    if not len(rows):
+                        continue
+                    tf = counts.astype(np.float64)
+                    rows_of.append(self.offsets[k] + rows)
+                    shares.append(times * idf * tf / (self._norm[k][rows] + tf))
         if not rows_of:
-            return np.zeros(self.n_docs, dtype=np.float64)
-        return np.bincount(np.concatenate(rows_of), weights=np.concatenate(shares),
-                           minlength=self.n_docs)
+            return np.zeros(0, np.int64), np.zeros(0, np.float64)
+        return np.concatenate(rows_of), np.concatenate(shares)
+
+
+def _sum_by_row(rows: np.ndarray, shares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct ``rows`` (ascending) and the sum of each one's ``shares``, added in
+    the given order (a stable sort keeps it; ``bincount`` adds sequentially)."""
+    if not len(rows):
+        return rows, shares
+    order = np.argsort(rows, kind="stable")
+    rows, shares = rows[order], shares[order]
+    new = np.empty(len(rows), bool)
+    new[0] = True
+    np.not_equal(rows[1:], rows[:-1], out=new[1:])
+    return rows[new], np.bincount(np.cumsum(new) - 1, weights=shares)
 
 
 def top_n(scores: np.ndarray, n: int) -> np.ndarray:
