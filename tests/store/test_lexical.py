@@ -152,8 +152,11 @@ def test_top_is_the_top_of_every_score_bit_for_bit(docs, cuts, query, n):
     every = bm25.scores(terms)
     assert every.tobytes() == _term_by_term(bm25, terms).tobytes()
     some = np.arange(len(docs))[::2]
-    for share in (0, 10**9):  # summed over every chunk / over the touched chunks only
-        with mock.patch.object(lexical, "SPARSE_SHARE", share):
+    for share, cache in ((0, 2**20), (10**9, 2**20), (10**9, 1)):
+        # summed over every chunk / over the touched chunks only; terms' shares cached
+        # (computed by scores() above) or evicted at once
+        with mock.patch.object(lexical, "SPARSE_SHARE", share), \
+                mock.patch.object(lexical, "TERM_CACHE_BYTES", cache):
             ids, scores, score_of = bm25.top(terms, n)
         assert ids.tolist() == top_positive(every, n).tolist()  # ties: lower position first
         assert scores.tobytes() == every[ids].tobytes()

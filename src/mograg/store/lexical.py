@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -31,6 +32,9 @@ Scores = Callable[[np.ndarray], np.ndarray]
 # below one posting per SPARSE_SHARE chunks, a level's BM25 is summed over the touched
 # chunks only (sorting the postings) rather than into an array over every chunk
 SPARSE_SHARE = 4
+# per level: the postings and shares of recently queried terms (a term in 12 % of a
+# million chunks takes ~2 MB)
+TERM_CACHE_BYTES = 32 * 2**20
 _ARRAYS = ("vocab", "indptr", "rows", "counts", "lengths")
 
 
@@ -113,6 +117,9 @@ class Bm25:
         # the length normalisation of every chunk, K1 * (1 - B + B * length / avgdl)
         self._norm = [K1 * ((1.0 - B) + B * x / self.avgdl) if self.avgdl > 0
                       else np.zeros(len(x)) for x in lengths]
+        self._cache: OrderedDict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._cached_bytes = 0
+        self._lock = threading.Lock()
 
     def scores(self, query_terms: list[str]) -> np.ndarray:
         """BM25 score of every chunk for the (tokenized) query; a repeated term counts again."""
@@ -162,24 +169,45 @@ class Bm25:
     def _postings(self, query_terms: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Every query term's postings (chunk positions) and BM25 shares (float64), term
         by term in query order."""
+        found = [self._term(term, times) for term, times in Counter(query_terms).items()]
+        found = [f for f in found if len(f[0])]
+        if not found:
+            return np.zeros(0, np.int64), np.zeros(0, np.float64)
+        return np.concatenate([r for r, _ in found]), np.concatenate([w for _, w in found])
+
+    def _term(self, term: str, times: int) -> tuple[np.ndarray, np.ndarray]:
+        """One term's postings and shares over all parts (``times`` it occurs in the
+        query). A level's statistics are fixed for its generation, so they are kept in a
+        small least-recently-used cache: a frequent term's shares are computed once, not
+        per query."""
+        key = (term, times)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
         rows_of: list[np.ndarray] = []
         shares: list[np.ndarray] = []
         if self.n_docs and self.avgdl > 0:
-            for term, times in Counter(query_terms).items():
-                hits = [(k, *p.postings(term)) for k, p in enumerate(self.parts)]
-                df = sum(len(rows) for _, rows, _ in hits)
-                if df == 0:
-                    continue
+            hits = [(k, *p.postings(term)) for k, p in enumerate(self.parts)]
+            df = sum(len(rows) for _, rows, _ in hits)
+            if df:
                 idf = np.log(1.0 + (self.n_docs - df + 0.5) / (df + 0.5))
                 for k, rows, counts in hits:
-                    if not len(rows):
-                        continue
-                    tf = counts.astype(np.float64)
-                    rows_of.append(self.offsets[k] + rows)
-                    shares.append(times * idf * tf / (self._norm[k][rows] + tf))
-        if not rows_of:
-            return np.zeros(0, np.int64), np.zeros(0, np.float64)
-        return np.concatenate(rows_of), np.concatenate(shares)
+                    if len(rows):
+                        tf = counts.astype(np.float64)
+                        rows_of.append(self.offsets[k] + rows)
+                        shares.append(times * idf * tf / (self._norm[k][rows] + tf))
+        found = (np.concatenate(rows_of) if rows_of else np.zeros(0, np.int64),
+                 np.concatenate(shares) if shares else np.zeros(0, np.float64))
+        size = found[0].nbytes + found[1].nbytes
+        with self._lock:
+            self._cache[key] = found
+            self._cached_bytes += size
+            while self._cached_bytes > TERM_CACHE_BYTES and len(self._cache) > 1:
+                _, (r, w) = self._cache.popitem(last=False)
+                self._cached_bytes -= r.nbytes + w.nbytes
+        return found
 
 
 def _sum_by_row(rows: np.ndarray, shares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
