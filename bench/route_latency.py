@@ -4,7 +4,10 @@ Runs ``Index.search`` on a dev set's cached index (graph on) for N questions wit
 level (``level:128``), the shipped span selection (the default), the shipped model's
 blend and the entropy blend. "excluded" passes pre-embedded queries; "included" adds
 each question's own embedding time (measured once per question, the same for every
-system). BLAS is pinned to one thread, as in `mograg serve`.
+system). BLAS is pinned to one thread, as in `mograg serve`. The systems take turns
+question by question (so a change of machine load hits them alike), and each search's
+process CPU time is recorded beside its wall time: on a shared machine the CPU time is
+the steadier measure of the work a search does.
 
 Usage: python bench/route_latency.py [--set hotpotqa-dev] [--n 200] [--out FILE]
 """
@@ -41,35 +44,47 @@ def main() -> int:
     ix = open_set(args.set)
     texts = [q.question for q in set_questions(args.set, ix)][: args.n]
     with threadpool_limits(1, user_api="blas"):
-        embed_ms = []
+        embed_ms, embed_cpu = [], []
         queries = []
         for t in texts:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             queries.append(ix.encode_queries([t])[0])
             embed_ms.append(1000 * (time.perf_counter() - t0))
+            embed_cpu.append(1000 * (time.process_time() - c0))
         for q in queries[:10]:  # warm caches (title matcher, models)
             for kw in SYSTEMS.values():
                 ix.search(q, budget=args.budget, router=kw["router"],
                           strategy=kw.get("strategy", "auto"))
-        out: dict[str, dict[str, float]] = {}
-        for name, kw in SYSTEMS.items():
-            ms = []
-            for q in queries:
-                t0 = time.perf_counter()
+        wall: dict[str, list[float]] = {name: [] for name in SYSTEMS}
+        cpu: dict[str, list[float]] = {name: [] for name in SYSTEMS}
+        names = list(SYSTEMS)
+        for i, q in enumerate(queries):
+            for name in names[i % len(names):] + names[: i % len(names)]:
+                kw = SYSTEMS[name]
+                t0, c0 = time.perf_counter(), time.process_time()
                 ix.search(q, budget=args.budget, router=kw["router"],
                           strategy=kw.get("strategy", "auto"))
-                ms.append(1000 * (time.perf_counter() - t0))
-            arr = np.array(ms)
-            out[name] = {"p50_ms_excluded": round(float(np.percentile(arr, 50)), 2),
-                         "p99_ms_excluded": round(float(np.percentile(arr, 99)), 2),
-                         "p50_ms_included": round(float(np.percentile(arr + embed_ms, 50)), 2)}
+                wall[name].append(1000 * (time.perf_counter() - t0))
+                cpu[name].append(1000 * (time.process_time() - c0))
+        out: dict[str, dict[str, float]] = {}
+        for name in SYSTEMS:
+            arr, c = np.array(wall[name]), np.array(cpu[name])
+            out[name] = {"p50_ms_excluded": _p(arr, 50), "p99_ms_excluded": _p(arr, 99),
+                         "p50_ms_included": _p(arr + embed_ms, 50),
+                         "p50_cpu_ms_excluded": _p(c, 50), "p99_cpu_ms_excluded": _p(c, 99),
+                         "p50_cpu_ms_included": _p(c + embed_cpu, 50)}
     base = out["level:128"]
     for s in out.values():
-        s["x_single_excluded"] = round(s["p50_ms_excluded"] / base["p50_ms_excluded"], 2)
-        s["x_single_included"] = round(s["p50_ms_included"] / base["p50_ms_included"], 2)
+        for key in ("ms_excluded", "ms_included", "cpu_ms_excluded", "cpu_ms_included"):
+            s[f"x_single_{key.replace('ms_', '')}"] = round(s[f"p50_{key}"] / base[f"p50_{key}"], 2)
     return emit({"set": args.set, "questions": len(queries), "budget": args.budget,
-                 "embed_p50_ms": round(float(np.percentile(embed_ms, 50)), 2),
+                 "embed_p50_ms": _p(np.array(embed_ms), 50),
+                 "embed_p50_cpu_ms": _p(np.array(embed_cpu), 50),
                  "systems": out, "loadavg": os.getloadavg()}, args.out)
+
+
+def _p(values: np.ndarray, q: int) -> float:
+    return round(float(np.percentile(values, q)), 2)
 
 
 if __name__ == "__main__":

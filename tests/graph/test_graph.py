@@ -379,3 +379,23 @@ def test_adjacency_matches_scipy_build_and_files(seed, tmp_path):
     assert loaded.indices.tolist() == ours.indices.tolist()
     ours.save(tmp_path / "ours.npz")
     assert abs(sp.load_npz(tmp_path / "ours.npz") - ref).max() <= 1e-6
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_lifting_all_seeds_at_once_matches_walking_each(seed):
+    from mograg.graph.walk import _lift, lift_seeds
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 40))
+    m = int(rng.integers(0, 120))
+    adj = Adjacency.from_edges(n, [(rng.integers(0, n, m), rng.integers(0, n, m),
+                                    rng.choice([0.2, 0.5, 0.5, 0.9, 1.0], m).astype(np.float32))])
+    anc = np.sort(rng.integers(0, max(1, n // 3), n))  # finest chunk -> level chunk
+    anc = np.unique(anc, return_inverse=True)[1].astype(np.int64)  # levels number 0..k
+    seeds = rng.integers(0, int(anc[-1]) + 1, int(rng.integers(0, 12))).tolist()
+    fast = lift_seeds(anc, adj, seeds, 1)
+    for c, (chunks, weights) in zip(seeds, fast, strict=True):
+        lo, hi = int(np.searchsorted(anc, c)), int(np.searchsorted(anc, c, "right"))
+        ref_chunks, ref_weights = _lift(anc, reach(adj, range(lo, hi), 1))
+        assert chunks.tolist() == ref_chunks.tolist()  # same order, not only the same set
+        assert weights.tolist() == ref_weights.tolist()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from corpus import field_notes
@@ -81,3 +81,52 @@ def test_near_duplicate_is_symmetric(a: str, b: str) -> None:
 def test_search_reports_folded(ix: Index, tmp_path: Path) -> None:
     res = ix.search("What was net revenue retention?", budget=256, level=64)
     assert res.routing.get("folded", 0) >= 1
+
+
+def _clean_all_pairs(snap, query, picks):  # the reference
+    """The candidates clean_picks keeps, comparing each with every kept one."""
+    sims = prune._similarities(snap, query.vector, picks)
+    best: dict[int, float] = {}
+    for p, s in zip(picks, sims.tolist(), strict=True):
+        best[p.level] = max(best.get(p.level, s), s)
+    kept: list = []
+    for p, s in zip(picks, sims.tolist(), strict=True):
+        if best[p.level] > 0 and s < prune.FLOOR * best[p.level] and not p.linked:
+            continue
+        doc, start, end = snap.chunk_span(p.level, p.chunk)
+        sh = prune.shingles(snap.text(doc)[start:end])
+        if any(d != doc and prune._near_duplicate(sh, o) for d, o in kept):
+            continue
+        kept.append((doc, sh))
+        yield p
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 700), st.booleans())
+def test_indexed_folding_and_early_stop_change_no_hit(ix: Index, seed: int, budget: int,
+                                                      link: bool) -> None:
+    """Folding through the shingle index and stopping once nothing more fits give the
+    hits of comparing every pair and offering every candidate."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from mograg.retrieval.rank import BudgetFiller
+
+    rng = np.random.default_rng(seed)
+    q = ix.encode_queries(["What was net revenue retention?", "field notes weather",
+                           "customers above one million dollars"])[seed % 3]
+    snap = ix.snapshot
+    picks = [p for j in range(len(ix.levels))
+             for p in picks_from_ranking(rank_level(ix.backend, j, q, n=30))]
+    picks = [picks[i] for i in rng.permutation(len(picks))]
+    picks += picks[: len(picks) // 3]  # granularities repeat each other's candidates
+    if link:
+        picks = [replace(p, linked=bool(rng.random() < 0.3)) for p in picks]
+    ref = BudgetFiller(snap, q, budget)
+    for p in _clean_all_pairs(snap, q, picks):
+        ref.offer(p)
+        if ref.remaining <= 0:
+            break
+    assert list(prune.clean_picks(snap, q, picks)) == list(_clean_all_pairs(snap, q, picks))
+    assert assemble(snap, q, picks, budget) == ref.hits(snap.sizes)

@@ -4,6 +4,7 @@ the terms of what they add."""
 from __future__ import annotations
 
 import itertools
+from unittest import mock
 
 import bm25s
 import numpy as np
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from corpus import FACTS, TOPICS, field_notes
 from mograg.index.core import Index
 from mograg.index.migrate import upgrade
+from mograg.store import lexical
 from mograg.store.lexical import Bm25, TermPostings, is_current, segment_dir, tokenize
 from mograg.types import Document
 
@@ -134,3 +136,47 @@ def test_splitting_into_segments_never_changes_scores(docs, cuts, query):
     split = Bm25([TermPostings.from_texts(docs[a:b]) for a, b in itertools.pairwise(bounds)])
     terms = tokenize([" ".join(query)])[0]
     np.testing.assert_allclose(split.scores(terms), whole.scores(terms), rtol=1e-6, atol=1e-7)
+
+
+def _term_by_term(bm25: Bm25, terms: list[str]) -> np.ndarray:
+    """The reference: each term's shares added to every chunk in turn (float64)."""
+    from collections import Counter
+
+    out = np.zeros(bm25.n_docs)
+    for term, times in Counter(terms).items():
+        hits = [(k, *p.postings(term)) for k, p in enumerate(bm25.parts)]
+        df = sum(len(r) for _, r, _ in hits)
+        if df:
+            idf = np.log(1.0 + (bm25.n_docs - df + 0.5) / (df + 0.5))
+            for k, rows, counts in hits:
+                tf = counts.astype(np.float64)
+                out[bm25.offsets[k] + rows] += times * idf * tf / (bm25._norm[k][rows] + tf)
+    return out.astype(np.float32)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    docs=st.lists(st.lists(st.sampled_from(WORDS), max_size=12).map(" ".join), min_size=1,
+                  max_size=40),
+    cuts=st.lists(st.integers(min_value=0, max_value=40), max_size=3),
+    query=st.lists(st.sampled_from([*WORDS, "unknown"]), min_size=1, max_size=5),
+    n=st.integers(1, 45),
+)
+def test_top_is_the_top_of_every_score_bit_for_bit(docs, cuts, query, n):
+    from mograg.store.local_backend import top_positive
+
+    bounds = sorted({0, len(docs), *(min(c, len(docs)) for c in cuts)})
+    bm25 = Bm25([TermPostings.from_texts(docs[a:b]) for a, b in itertools.pairwise(bounds)])
+    terms = tokenize([" ".join(query)])[0]
+    every = bm25.scores(terms)
+    assert every.tobytes() == _term_by_term(bm25, terms).tobytes()
+    some = np.arange(len(docs))[::2]
+    for share, cache in ((0, 2**20), (10**9, 2**20), (10**9, 1)):
+        # summed over every chunk / over the touched chunks only; terms' shares cached
+        # (computed by scores() above) or evicted at once
+        with mock.patch.object(lexical, "SPARSE_SHARE", share), \
+                mock.patch.object(lexical, "TERM_CACHE_BYTES", cache):
+            ids, scores, score_of = bm25.top(terms, n)
+        assert ids.tolist() == top_positive(every, n).tolist()  # ties: lower position first
+        assert scores.tobytes() == every[ids].tobytes()
+        assert score_of(some).tobytes() == every[some].tobytes()

@@ -99,29 +99,84 @@ def graph_picks(snap: Snapshot, query: Query, ranking: LevelRanking, radius: int
     """
     graph = load_graph(snap)
     j = ranking.level
-    anc = snap.ancestors[j]
     top = float(ranking.scores.max()) if len(ranking.scores) else 1.0
     named = named_seeds(snap, graph, query, j)
     seeds = [(c, top) for c in named]
     seeds += list(zip(ranking.ids.tolist(), ranking.scores.tolist(), strict=True))
+    lifted = lift_seeds(snap.ancestors[j], graph.adj, [c for c, _ in seeds], radius)
+    sims = _similarities(snap, query, j, lifted)
     picks: list[Pick] = []
     placed: set[int] = set()
-    for c, score in seeds:
+    for (c, score), (cand, weight), sim in zip(seeds, lifted, sims, strict=True):
         if c not in placed:
             placed.add(c)
             picks.append(Pick(j, c, score, linked=c in named))
-        lo, hi = snap.finest_range(j, c)
-        lifted: dict[int, float] = {}
-        for v, w in reach(graph.adj, range(lo, hi), radius).items():
-            a = int(anc[v])
-            if a not in placed and w > lifted.get(a, 0.0):
-                lifted[a] = w
-        if not lifted:
+        if not len(cand):
             continue
-        cand = np.fromiter(lifted.keys(), np.int64, len(lifted))
-        weight = np.fromiter(lifted.values(), np.float64, len(lifted))
-        sims = snap.chunk_vectors(j, cand) @ query.vector
-        for i in np.lexsort((-sims, -weight)).tolist():
+        fresh = [i for i, a in enumerate(cand.tolist()) if a not in placed]
+        if not fresh:
+            continue
+        cand, weight, sim = cand[fresh], weight[fresh], sim[fresh]
+        for i in np.lexsort((-sim, -weight)).tolist():
             placed.add(int(cand[i]))
             picks.append(Pick(j, int(cand[i]), score * float(weight[i]), linked=True))
     return picks
+
+
+Lifted = tuple[np.ndarray, np.ndarray]  # level chunks and best path weights, first reached first
+
+
+def lift_seeds(anc: np.ndarray, adj: Adjacency, seeds: list[int], radius: int) -> list[Lifted]:
+    """For each seed (a chunk of the level whose chunk of each finest chunk is ``anc``):
+    the level's chunks holding what its finest chunks reach in up to ``radius`` hops
+    (sources excluded), each with its best path weight, in the order :func:`reach`
+    meets them. One hop, the common case, is walked for all seeds at once."""
+    seeds_arr = np.asarray(seeds, np.int64)
+    los = np.searchsorted(anc, seeds_arr, "left")
+    his = np.searchsorted(anc, seeds_arr, "right")
+    if radius != 1:
+        return [_lift(anc, reach(adj, range(lo, hi), radius))
+                for lo, hi in zip(los.tolist(), his.tolist(), strict=True)]
+    # one hop from every seed at once: a seed's out-edges are one contiguous slice
+    indptr = np.asarray(adj.indptr, np.int64)
+    e_lo, e_hi = indptr[los], indptr[his]
+    lens = e_hi - e_lo
+    starts = np.zeros(len(seeds) + 1, np.int64)
+    np.cumsum(lens, out=starts[1:])
+    edge = np.repeat(e_lo - starts[:-1], lens) + np.arange(starts[-1])
+    owner = np.repeat(np.arange(len(seeds)), lens)
+    v = np.asarray(adj.indices[edge], np.int64)
+    w = np.asarray(adj.data[edge], np.float64)
+    keep = ((v < los[owner]) | (v >= his[owner])) & (w > 0)  # reached, not a source
+    owner, a, w = owner[keep], anc[v[keep]], w[keep]
+    key = owner * (int(anc[-1]) + 1 if len(anc) else 1) + a
+    uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    best = np.zeros(len(uniq), np.float64)
+    np.maximum.at(best, inverse, w)
+    order = np.argsort(first, kind="stable")  # first met first (edges are in walk order)
+    u_owner = owner[first[order]]
+    u_chunk, u_best = a[first[order]], best[order]
+    bounds = np.searchsorted(u_owner, np.arange(len(seeds) + 1))
+    return [(u_chunk[lo:hi], u_best[lo:hi])
+            for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]
+
+
+def _lift(anc: np.ndarray, reached: dict[int, float]) -> Lifted:
+    """Reached finest chunks lifted to their level-``j`` chunk (best weight, first met first)."""
+    lifted: dict[int, float] = {}
+    for v, w in reached.items():
+        a = int(anc[v])
+        if w > lifted.get(a, 0.0):
+            lifted[a] = w
+    return (np.fromiter(lifted.keys(), np.int64, len(lifted)),
+            np.fromiter(lifted.values(), np.float64, len(lifted)))
+
+
+def _similarities(snap: Snapshot, query: Query, j: int, lifted: list[Lifted]) -> list[np.ndarray]:
+    """Query similarity of every lifted chunk, one vector read for all seeds."""
+    if not lifted:
+        return []
+    cands = np.concatenate([c for c, _ in lifted])
+    sims = snap.chunk_vectors(j, cands) @ query.vector if len(cands) else np.zeros(0)
+    bounds = np.cumsum([0] + [len(c) for c, _ in lifted])
+    return [sims[lo:hi] for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DUPLICATE_SHARE", "FLOOR", "clean_picks", "shingles"]
+__all__ = ["DUPLICATE_SHARE", "FLOOR", "clean_indexed", "clean_picks", "shingles"]
 
 FLOOR = 0.5  # share of the best candidate's dense similarity (per level) a candidate needs
 DUPLICATE_SHARE = 0.8  # share of the smaller span's word 4-grams found in the other span
@@ -63,6 +63,13 @@ def clean_picks(
 
     ``stats`` receives ``below_floor`` and ``folded`` counts (of candidates examined).
     """
+    return (p for _, p in clean_indexed(snap, query, picks, stats))
+
+
+def clean_indexed(
+    snap: Any, query: Any, picks: Sequence[Any], stats: dict[str, int] | None = None
+) -> Iterator[tuple[int, Any]]:
+    """:func:`clean_picks` with each candidate's position in ``picks``."""
     stats = stats if stats is not None else {}
     stats.setdefault("below_floor", 0)
     stats.setdefault("folded", 0)
@@ -72,16 +79,57 @@ def clean_picks(
     best: dict[int, float] = {}
     for p, s in zip(picks, sims.tolist(), strict=True):
         best[p.level] = max(best.get(p.level, s), s)
-    kept: list[tuple[int, set[tuple[str, ...]]]] = []  # (doc, shingles) of yielded picks
-    for p, s in zip(picks, sims.tolist(), strict=True):
+    kept = _Kept()
+    seen: set[tuple[int, int, int]] = set()  # spans already yielded
+    folded: set[tuple[int, int, int]] = set()  # spans already folded (still are: kept grows)
+    for i, (p, s) in enumerate(zip(picks, sims.tolist(), strict=True)):
         top = best[p.level]
         if top > 0 and s < FLOOR * top and not p.linked:
             stats["below_floor"] += 1
             continue
-        doc, start, end = snap.chunk_span(p.level, p.chunk)
-        sh = shingles(snap.text(doc)[start:end])
-        if any(d != doc and _near_duplicate(sh, other) for d, other in kept):
+        span = snap.chunk_span(p.level, p.chunk)
+        if span in seen:
+            # the same text again (another granularity ranked it too): it repeats no
+            # other document's span kept before it, and near-duplication is symmetric,
+            # so none kept since repeats it either
+            yield i, p
+            continue
+        if span in folded:
             stats["folded"] += 1
             continue
-        kept.append((doc, sh))
-        yield p
+        doc, start, end = span
+        sh = shingles(snap.text(doc)[start:end])
+        if kept.repeats(doc, sh):
+            folded.add(span)
+            stats["folded"] += 1
+            continue
+        kept.add(doc, sh)
+        seen.add(span)
+        yield i, p
+
+
+class _Kept:
+    """Shingle sets of the yielded spans, indexed by shingle: a new span is compared
+    only with the other documents' spans it shares a shingle with (the same answer as
+    comparing it with every one, since a near-duplicate shares at least one)."""
+
+    def __init__(self) -> None:
+        self.docs: list[int] = []
+        self.sets: list[set[tuple[str, ...]]] = []
+        self.by_shingle: dict[tuple[str, ...], list[int]] = {}
+
+    def repeats(self, doc: int, sh: set[tuple[str, ...]]) -> bool:
+        """True if ``sh`` nearly repeats a kept span of another document."""
+        if not sh:
+            return False
+        docs, by_shingle = self.docs, self.by_shingle
+        others = {k for g in sh for k in by_shingle.get(g, ()) if docs[k] != doc}
+        return any(_near_duplicate(sh, self.sets[k]) for k in others)
+
+    def add(self, doc: int, sh: set[tuple[str, ...]]) -> None:
+        """Keep one more span's shingles."""
+        k = len(self.docs)
+        self.docs.append(doc)
+        self.sets.append(sh)
+        for g in sh:
+            self.by_shingle.setdefault(g, []).append(k)

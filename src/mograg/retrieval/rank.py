@@ -179,15 +179,71 @@ def assemble(
 ) -> list[Hit]:
     """Fill up to ``budget`` tokens from ``picks`` in the given order, skipping candidates
     below the relevance floor and near-duplicates of another document's
-    (:mod:`mograg.retrieval.prune`); ``stats`` receives how many were skipped."""
-    from mograg.retrieval.prune import clean_picks
+    (:mod:`mograg.retrieval.prune`); ``stats`` receives how many were skipped (of the
+    candidates examined before the budget could take nothing more)."""
+    from mograg.retrieval.prune import clean_indexed
 
     filler = BudgetFiller(snap, query, budget)
-    for p in clean_picks(snap, query, picks, stats):
+    rest: Leftovers | None = None
+    for i, p in clean_indexed(snap, query, picks, stats):
+        before = filler.remaining
         filler.offer(p)
         if filler.remaining <= 0:
             break
+        if filler.remaining < before:
+            rest = rest or Leftovers(snap, picks)
+            if not rest.could_fill(i + 1, filler):
+                break
     return filler.hits(snap.sizes)
+
+
+class Leftovers:
+    """The sentences of a candidate list, by position: once none of the candidates still
+    to come can add anything to a nearly full budget, filling stops (the same hits as
+    offering them all, without comparing each with every candidate taken)."""
+
+    def __init__(self, snap: Snapshot, picks: Sequence[Pick]) -> None:
+        n = len(picks)
+        level = np.fromiter((p.level for p in picks), np.int64, n)
+        chunk = np.fromiter((p.chunk for p in picks), np.int64, n)
+        first = np.zeros(n, np.int64)
+        last = np.zeros(n, np.int64)
+        for j in np.unique(level).tolist():
+            at = level == j
+            rows = snap.levels[j][chunk[at]]
+            first[at] = rows["first_atom"]
+            last[at] = rows["last_atom"]
+        lens = last - first + 1
+        self.start = np.zeros(n + 1, np.int64)  # candidate k's sentences: start[k]:start[k+1]
+        np.cumsum(lens, out=self.start[1:])
+        self.atoms = np.repeat(first - self.start[:-1], lens) + np.arange(self.start[-1])
+        self.snap = snap
+
+    def could_fill(self, k: int, filler: BudgetFiller) -> bool:
+        """False when no candidate from position ``k`` on can be taken, whole or in part.
+
+        Anything taken costs at most the remaining budget and holds a sentence not
+        taken yet that costs no more; below the isolated-piece minimum, that sentence
+        must also start its document or touch taken text (see :class:`BudgetFiller`).
+        """
+        atoms = self.atoms[self.start[k]:]
+        if not len(atoms):
+            return False
+        left = filler.remaining
+        taken = np.fromiter(filler.taken, np.int64, len(filler.taken))
+        tokens = filler._atom_tokens
+        open_ = (tokens[atoms] <= left) & ~np.isin(atoms, taken)
+        if left >= filler._min_isolated or not open_.any():
+            return bool(open_.any())
+        atoms = atoms[open_]
+        doc = self.snap.atoms["doc"]
+        n_atoms = len(doc)
+        prev = np.maximum(atoms - 1, 0)
+        nxt = np.minimum(atoms + 1, n_atoms - 1)
+        starts_doc = (atoms == 0) | (doc[prev] != doc[atoms])
+        after_taken = (atoms > 0) & (doc[prev] == doc[atoms]) & np.isin(prev, taken)
+        before_taken = (atoms + 1 < n_atoms) & (doc[nxt] == doc[atoms]) & np.isin(nxt, taken)
+        return bool((starts_doc | after_taken | before_taken).any())
 
 
 def picks_from_ranking(ranking: LevelRanking) -> list[Pick]:

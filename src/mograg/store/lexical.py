@@ -15,7 +15,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -29,6 +30,13 @@ K1 = 1.5
 B = 0.75
 FORMAT = "terms-1"
 FORMAT_FILE = "format"
+Scores = Callable[[np.ndarray], np.ndarray]
+# below one posting per SPARSE_SHARE chunks, a level's BM25 is summed over the touched
+# chunks only (sorting the postings) rather than into an array over every chunk
+SPARSE_SHARE = 4
+# per level: the postings and shares of recently queried terms (a term in 12 % of a
+# million chunks takes ~2 MB)
+TERM_CACHE_BYTES = 32 * 2**20
 _ARRAYS = ("vocab", "indptr", "rows", "counts", "lengths")
 # bm25s.tokenize's defaults: scikit-learn's token pattern and bm25s.stopwords.STOPWORDS_EN
 _TERM = re.compile(r"(?u)\b\w\w+\b")
@@ -129,24 +137,118 @@ class Bm25:
         # the length normalisation of every chunk, K1 * (1 - B + B * length / avgdl)
         self._norm = [K1 * ((1.0 - B) + B * x / self.avgdl) if self.avgdl > 0
                       else np.zeros(len(x)) for x in lengths]
+        self._cache: OrderedDict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._cached_bytes = 0
+        self._lock = threading.Lock()
 
     def scores(self, query_terms: list[str]) -> np.ndarray:
         """BM25 score of every chunk for the (tokenized) query; a repeated term counts again."""
-        out = np.zeros(self.n_docs, dtype=np.float64)
-        if not self.n_docs or self.avgdl <= 0:
-            return out.astype(np.float32)
-        for term, times in Counter(query_terms).items():
+        return self._sums(query_terms).astype(np.float32)
+
+    def top(self, query_terms: list[str], n: int) -> tuple[np.ndarray, np.ndarray, Scores]:
+        """The ``n`` best chunks by BM25 among those with a positive score (all chunks when
+        fewer have one), best first (ties: lower position first), their scores, and the
+        score of any chunk: what :meth:`scores` and ``top_n`` give, bit for bit.
+
+        When the query's postings are few next to the level's chunks, the chunks they
+        touch are found by sorting the postings (no array over every chunk is made or
+        scanned); each chunk's shares are still added term by term in query order."""
+        rows, shares = self._postings(query_terms)
+        if len(rows) * SPARSE_SHARE >= self.n_docs:
+            sums = self._add(rows, shares)
+            # every share is at least idf / (1 + norm) > 1e-16: a positive sum stays
+            # positive in float32
+            touched = np.flatnonzero(sums > 0)
+            scores = sums[touched].astype(np.float32)
+        else:
+            touched, scores64 = _sum_by_row(rows, shares)
+            scores = scores64.astype(np.float32)
+        if len(touched) < n or not len(touched):
+            every = np.zeros(self.n_docs, np.float32)
+            every[touched] = scores
+            ids = top_n(every, n)
+            return ids, every[ids], every.__getitem__
+        ids = touched[top_n(scores, n)]
+
+        def score_of(chunks: np.ndarray) -> np.ndarray:
+            at = np.minimum(np.searchsorted(touched, chunks), len(touched) - 1)
+            return np.where(touched[at] == chunks, scores[at], np.float32(0.0))
+
+        return ids, score_of(ids), score_of
+
+    def _sums(self, query_terms: list[str]) -> np.ndarray:
+        """Float64 BM25 of every chunk."""
+        return self._add(*self._postings(query_terms))
+
+    def _add(self, rows: np.ndarray, shares: np.ndarray) -> np.ndarray:
+        """All terms' shares added in one ``bincount``: per chunk the same additions in
+        the same order (term by term) as adding each term's shares in turn, so the same
+        bits."""
+        return np.bincount(rows, weights=shares, minlength=self.n_docs)
+
+    def _postings(self, query_terms: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Every query term's postings (chunk positions) and BM25 shares (float64), term
+        by term in query order."""
+        found = [self._term(term, times) for term, times in Counter(query_terms).items()]
+        found = [f for f in found if len(f[0])]
+        if not found:
+            return np.zeros(0, np.int64), np.zeros(0, np.float64)
+        return np.concatenate([r for r, _ in found]), np.concatenate([w for _, w in found])
+
+    def _term(self, term: str, times: int) -> tuple[np.ndarray, np.ndarray]:
+        """One term's postings and shares over all parts (``times`` it occurs in the
+        query). A level's statistics are fixed for its generation, so they are kept in a
+        small least-recently-used cache: a frequent term's shares are computed once, not
+        per query."""
+        key = (term, times)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
+        rows_of: list[np.ndarray] = []
+        shares: list[np.ndarray] = []
+        if self.n_docs and self.avgdl > 0:
             hits = [(k, *p.postings(term)) for k, p in enumerate(self.parts)]
             df = sum(len(rows) for _, rows, _ in hits)
-            if df == 0:
-                continue
-            idf = np.log(1.0 + (self.n_docs - df + 0.5) / (df + 0.5))
-            for k, rows, counts in hits:
-                if not len(rows):
-                    continue
-                tf = counts.astype(np.float64)
-                out[self.offsets[k] + rows] += times * idf * tf / (self._norm[k][rows] + tf)
-        return out.astype(np.float32)
+            if df:
+                idf = np.log(1.0 + (self.n_docs - df + 0.5) / (df + 0.5))
+                for k, rows, counts in hits:
+                    if len(rows):
+                        tf = counts.astype(np.float64)
+                        rows_of.append(self.offsets[k] + rows)
+                        shares.append(times * idf * tf / (self._norm[k][rows] + tf))
+        found = (np.concatenate(rows_of) if rows_of else np.zeros(0, np.int64),
+                 np.concatenate(shares) if shares else np.zeros(0, np.float64))
+        size = found[0].nbytes + found[1].nbytes
+        with self._lock:
+            self._cache[key] = found
+            self._cached_bytes += size
+            while self._cached_bytes > TERM_CACHE_BYTES and len(self._cache) > 1:
+                _, (r, w) = self._cache.popitem(last=False)
+                self._cached_bytes -= r.nbytes + w.nbytes
+        return found
+
+
+def _sum_by_row(rows: np.ndarray, shares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct ``rows`` (ascending) and the sum of each one's ``shares``, added in
+    the given order (a stable sort keeps it; ``bincount`` adds sequentially)."""
+    if not len(rows):
+        return rows, shares
+    order = np.argsort(rows, kind="stable")
+    rows, shares = rows[order], shares[order]
+    new = np.empty(len(rows), bool)
+    new[0] = True
+    np.not_equal(rows[1:], rows[:-1], out=new[1:])
+    return rows[new], np.bincount(np.cumsum(new) - 1, weights=shares)
+
+
+def top_n(scores: np.ndarray, n: int) -> np.ndarray:
+    """Positions of the n largest scores, best first (ties by lower position)."""
+    if n >= len(scores):
+        return np.argsort(-scores, kind="stable")
+    part = np.argpartition(-scores, n - 1)[:n]
+    return part[np.lexsort((part, -scores[part]))]
 
 
 def segment_dir(lexical_dir: Path, segment: str, level: int) -> Path:

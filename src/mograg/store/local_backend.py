@@ -10,7 +10,7 @@ import numpy as np
 
 from mograg.store.ann import AnnSettings, cut_origin, write_level
 from mograg.store.backend import ALL_BM25_SCORES, LevelScores, Progress, Scores
-from mograg.store.lexical import is_current, mark_current, reuse_or_build
+from mograg.store.lexical import is_current, mark_current, reuse_or_build, top_n
 from mograg.store.manifest import Manifest
 from mograg.store.storage import fsync_tree, new_name
 
@@ -18,15 +18,6 @@ if TYPE_CHECKING:
     from mograg.store.snapshot import Snapshot
     from mograg.store.storage import SegmentData
     from mograg.types import Mode, Query
-
-
-def top_n(scores: np.ndarray, n: int) -> np.ndarray:
-    """Indices of the n largest scores, best first (ties by lower index)."""
-    if n >= len(scores):
-        order = np.argsort(-scores, kind="stable")
-        return order
-    part = np.argpartition(-scores, n - 1)[:n]
-    return part[np.lexsort((part, -scores[part]))]
 
 
 def top_positive(scores: np.ndarray, n: int) -> np.ndarray:
@@ -69,7 +60,8 @@ class LocalBackend:
         approximate = mode != "bm25" and snap.uses_ann(j)
         dense = snap.dense_scores(j, query.vector) if mode != "bm25" and not approximate \
             else None
-        lexical = snap.lexical[j].scores(query.terms) if mode != "dense" else None
+        lexical = snap.lexical[j].scores(query.terms) \
+            if mode != "dense" and query.docs is not None else None
         if query.docs is not None:  # a --where filter: only chunks of allowed documents
             allowed = query.docs[snap.atoms["doc"][snap.levels[j]["first_atom"]]]
             n = min(n, int(allowed.sum()))
@@ -92,6 +84,8 @@ class LocalBackend:
             b_ids = top_positive(lexical, n)
             b_scores = lexical[b_ids]
             bm25_of = lexical.__getitem__
+        elif mode != "dense":
+            b_ids, b_scores, bm25_of = snap.lexical[j].top(query.terms, n)
         return LevelScores(d_ids, d_scores, b_ids, b_scores, dense_of, bm25_of)
 
     def create(self) -> None:
