@@ -1,46 +1,132 @@
 """The document level of the tree: which documents a query is about, from their context.
 
-BM25 over each document's context line (title and periods, :mod:`mograg.text.context`)
-gives every document a score for a query; chunk rankings add it, scaled to the best
-document, as one more rank-1-sized vote in the fusion. A query that names no title or
-period matches no context (all zero: no effect); one that matches every document
-equally moves nothing either; "Q3 2023 ... cash position" lifts the Q3 2023 call's
-chunks above the same paragraph of other quarters.
+A question names documents two ways: by what they are ("Snowflake", "Microsoft", the
+words of a title or file name) and by when ("Q3 2023", "third quarter of fiscal 2023",
+"in 2022"). Each document's context (:mod:`mograg.text.context`) gives both:
+
+- **periods** as comparable keys (:mod:`mograg.text.periods`): the document's *own*
+  period (the one its title or file name names, else the one its text names most) and
+  the periods it only *mentions* (next year's guidance, a comparison, the year of its
+  date), which count :data:`MENTIONED` as much. A question's period scores every
+  document by its best match; "fiscal year 2023" matches each quarter of it;
+- **name words**: IDF-weighted words of the title and file name shared with the
+  question (period words left out: they are compared as periods). Every document with
+  the same words gets the same score, so a company named by all documents moves nothing;
+- a question that asks for the **most recent** document ("latest", "most recent") and
+  names no period prefers the latest-dated of the documents its words name.
+
+The weights (0..1, the best document 1) are one more rank-1-sized vote in each level's
+fusion (:func:`mograg.retrieval.rank.rank_level`). A question that names nothing any
+document has gets no vote (None); one that matches every document equally moves nothing.
 """
 
 from __future__ import annotations
 
+import re
+from collections import defaultdict
 from typing import Any
 
 import numpy as np
 
-from mograg.store.lexical import Bm25, TermPostings
+from mograg.store.lexical import tokenize
 from mograg.text.context import document_context
+from mograg.text.periods import PERIOD_RE, PERIOD_WORDS, asked_keys, date_value, period_keys
 
-__all__ = ["DocPrior", "prior_of"]
+__all__ = ["MENTIONED", "DocPrior", "prior_of"]
+
+MENTIONED = 0.5  # a period a document mentions (not its own), relative to its own period
+NAMED_SHARE = 0.5  # with a period asked, how much of the vote the name words decide
+_RECENT = re.compile(r"\b(?:most\s+recent|latest|newest)\b", re.I)
+_NUMBERISH = re.compile(r"^(?:\d+|fy\d+|q\d)$")
+
+
+def _name_words(name: str) -> set[str]:
+    words = set(tokenize([PERIOD_RE.sub(" ", name)])[0]) if name.strip() else set()
+    return {w for w in words if w not in _PERIOD_TERMS and not _NUMBERISH.match(w)}
+
+
+_PERIOD_TERMS = frozenset(tokenize([" ".join(sorted(PERIOD_WORDS))])[0]) | PERIOD_WORDS
 
 
 class DocPrior:
-    """BM25 of every document's title-and-periods line, per query (normalised to 0..1)."""
+    """Per query, how much each document is the one the query names (0..1)."""
 
     def __init__(self, snap: Any) -> None:
-        lines = []
-        for d in range(snap.n_docs):
+        n = snap.n_docs
+        self.n_docs = n
+        self._own: dict[str, list[int]] = defaultdict(list)
+        self._mentioned: dict[str, list[int]] = defaultdict(list)
+        self._word_docs: dict[str, list[int]] = defaultdict(list)
+        self._dates = np.full(n, -1, np.int64)  # yyyymmdd of each document's date
+        for d in range(n):
             ctx = document_context(snap.text(d), snap.metadata(d))
-            lines.append(" ".join([ctx.title, *ctx.periods]))
-        self._bm25 = Bm25([TermPostings.from_texts(lines)]) if lines else None
+            own = period_keys(ctx.name) or (period_keys(ctx.periods[0]) if ctx.periods else set())
+            mentioned: set[str] = set()
+            for p in ctx.periods:
+                mentioned |= period_keys(p)
+            when = date_value(ctx.date) if ctx.date else None
+            if when is not None:
+                mentioned.add(f"y{when[0]}")
+                self._dates[d] = when[0] * 10000 + when[1] * 100 + when[2]
+            for k in own:
+                self._own[k].append(d)
+            for k in mentioned - own:
+                self._mentioned[k].append(d)
+            for w in _name_words(ctx.name):
+                self._word_docs[w].append(d)
         self._doc_of_atom = snap.atoms["doc"]
         self._first_atom = [lv["first_atom"] for lv in snap.levels]
+        self._last: tuple[str, np.ndarray | None] | None = None
 
-    def doc_weights(self, terms: list[str]) -> np.ndarray | None:
-        """Score of every document divided by the best one; None when none matches."""
-        if self._bm25 is None:
+    def _periods(self, text: str) -> np.ndarray | None:
+        keys = asked_keys(text)
+        if not keys:
             return None
-        s = self._bm25.scores(terms)
-        top = float(s.max(initial=0.0))
-        if top <= 0:
+        score = np.zeros(self.n_docs)
+        for k in keys:
+            for docs, value in ((self._mentioned.get(k), MENTIONED), (self._own.get(k), 1.0)):
+                if docs:
+                    score[docs] = np.maximum(score[docs], value)
+        return score if score.max() > 0 else None
+
+    def _names(self, terms: list[str]) -> np.ndarray | None:
+        score = np.zeros(self.n_docs)
+        for w in set(terms):
+            docs = self._word_docs.get(w)
+            if docs:
+                df = len(docs)
+                score[docs] += np.log(1.0 + (self.n_docs - df + 0.5) / (df + 0.5))
+        top = score.max(initial=0.0)
+        return score / top if top > 0 else None
+
+    def _latest(self, names: np.ndarray | None) -> np.ndarray | None:
+        """The latest-dated of the documents the name words match best (else of all)."""
+        dates = self._dates if names is None else np.where(names >= 1.0, self._dates, -1)
+        top = dates.max(initial=-1)
+        if top < 0:
             return None
-        return s / top
+        return np.where(dates == top, 1.0, np.where(dates >= 0, MENTIONED, 0.0))
+
+    def doc_weights(self, query: Any) -> np.ndarray | None:
+        """Weight of every document for ``query`` (its ``text`` and BM25 ``terms``), the
+        best one 1; None when the query names nothing that tells documents apart."""
+        last = self._last
+        if last is not None and last[0] == query.text:
+            return last[1]
+        periods = self._periods(query.text)
+        names = self._names(query.terms)
+        if periods is None and _RECENT.search(query.text):
+            periods = self._latest(names)
+        w: np.ndarray | None
+        if periods is not None and names is not None:
+            w = periods * ((1.0 - NAMED_SHARE) + NAMED_SHARE * names)
+        else:
+            w = periods if periods is not None else names
+        if w is not None:
+            top = w.max(initial=0.0)
+            w = w / top if top > 0 else None
+        self._last = (query.text, w)
+        return w
 
     def chunk_weights(self, j: int, chunks: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """The document weight of each chunk of level ``j``."""
