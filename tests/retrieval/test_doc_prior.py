@@ -36,7 +36,7 @@ def _weights(ix: Index, question: str) -> dict[str, float] | None:
     assert prior is not None
     q = make_query(question, np.zeros(ix.snapshot.dim, np.float32))
     assert q.terms == tokenize([question])[0]
-    w = prior.doc_weights(q)
+    w = prior.named_weights(q)
     if w is None:
         return None
     return {ix.snapshot.doc_ids[d].split(" Acme")[0].split(" call")[0]: round(float(x), 3)
@@ -78,3 +78,20 @@ def test_search_returns_the_named_quarters_copy_of_a_shared_paragraph(index: Ind
         hits = index.search(f"How did product revenue grow in the {q}?", budget=24).hits
         assert hits and hits[0].doc_id.startswith(want), (q, [h.doc_id for h in hits])
         assert all(h.text == texts[h.doc_id][h.start:h.end] for h in hits)
+
+
+def test_content_votes_by_document_rank_and_adds_to_naming(index: Index) -> None:
+    prior = prior_of(index.snapshot)
+    assert prior is not None
+    q = make_query("Which call expects growth for fiscal 2023?", np.zeros(8, np.float32))
+    content = prior.content_weights(q)
+    # only the Q4 2022 call says "expect" (all say "call", in their titles): it ranks first
+    # and votes 1, the others vote less; a query no document has gets no vote
+    assert content is not None
+    names = [d.split(" Acme")[0] for d in index.snapshot.doc_ids]
+    assert names[int(np.argmax(content))] == "Q4 2022" and content.max() == 1.0
+    assert prior.content_weights(make_query("zebra", np.zeros(8, np.float32))) is None
+    both = prior.doc_weights(q)
+    named = prior.named_weights(q)
+    assert both is not None and named is not None
+    assert np.allclose(both, named + content)

@@ -13,11 +13,15 @@ words of a title or file name) and by when ("Q3 2023", "third quarter of fiscal 
   question (period words left out: they are compared as periods). Every document with
   the same words gets the same score, so a company named by all documents moves nothing;
 - a question that asks for the **most recent** document ("latest", "most recent") and
-  names no period prefers the latest-dated of the documents its words name.
+  names no period prefers the latest-dated of the documents its words name;
+- **content**: the documents ranked by BM25 of the question over their whole text (the
+  document level's own ranking), each voting like a rank in the fusion, 1/(K + rank + 1):
+  a call that discusses Salesforce throughout outranks one that names it once. Term
+  counts are summed from the finest level's postings (no second tokenisation).
 
-The weights (0..1, the best document 1) are one more rank-1-sized vote in each level's
-fusion (:func:`mograg.retrieval.rank.rank_level`). A question that names nothing any
-document has gets no vote (None); one that matches every document equally moves nothing.
+Naming and content are each at most one rank-1-sized vote in each level's fusion
+(:func:`mograg.retrieval.rank.rank_level`). A question that names nothing any document
+has gets no naming vote; one that matches every document equally moves nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from mograg.store.lexical import tokenize
+from mograg.store.lexical import K1, B, tokenize
 from mograg.text.context import document_context
 from mograg.text.periods import PERIOD_RE, PERIOD_WORDS, asked_keys, date_value, period_keys
 
@@ -36,6 +40,7 @@ __all__ = ["MENTIONED", "DocPrior", "prior_of"]
 
 MENTIONED = 0.5  # a period a document mentions (not its own), relative to its own period
 NAMED_SHARE = 0.5  # with a period asked, how much of the vote the name words decide
+RRF_K = 60  # as in the fusion of each level (mograg.retrieval.rank)
 _RECENT = re.compile(r"\b(?:most\s+recent|latest|newest)\b", re.I)
 _NUMBERISH = re.compile(r"^(?:\d+|fy\d+|q\d)$")
 
@@ -49,7 +54,7 @@ _PERIOD_TERMS = frozenset(tokenize([" ".join(sorted(PERIOD_WORDS))])[0]) | PERIO
 
 
 class DocPrior:
-    """Per query, how much each document is the one the query names (0..1)."""
+    """Per query, the votes of every document: named by the query, and relevant to it."""
 
     def __init__(self, snap: Any) -> None:
         n = snap.n_docs
@@ -77,6 +82,37 @@ class DocPrior:
         self._doc_of_atom = snap.atoms["doc"]
         self._first_atom = [lv["first_atom"] for lv in snap.levels]
         self._last: tuple[str, np.ndarray | None] | None = None
+        self._lexical = snap.lexical[0] if snap.lexical else None
+        if self._lexical is not None:
+            chunk_doc = self._doc_of_atom[self._first_atom[0]]
+            self._chunk_doc = np.asarray(chunk_doc, np.int64)
+            lengths = np.concatenate([np.asarray(p.lengths, np.float64)
+                                      for p in self._lexical.parts]) if n else np.zeros(0)
+            self._doc_len = np.bincount(self._chunk_doc, weights=lengths, minlength=n)
+
+    def _content(self, terms: list[str]) -> np.ndarray | None:
+        """Each document's vote from its rank by BM25 of its whole text, scaled so that
+        rank 1 counts 1: (K + 1) / (K + rank + 1); 0 for documents without a query term."""
+        if self._lexical is None or not terms:
+            return None
+        avg = float(self._doc_len.mean()) or 1.0
+        norm = K1 * ((1.0 - B) + B * self._doc_len / avg)
+        score = np.zeros(self.n_docs)
+        for term in set(terms):
+            tf = np.zeros(self.n_docs)
+            for k, part in enumerate(self._lexical.parts):
+                rows, counts = part.postings(term)
+                if len(rows):
+                    np.add.at(tf, self._chunk_doc[self._lexical.offsets[k] + rows], counts)
+            df = int((tf > 0).sum())
+            if df:
+                idf = np.log(1.0 + (self.n_docs - df + 0.5) / (df + 0.5))
+                score += idf * tf / (norm + tf)
+        if score.max(initial=0.0) <= 0:
+            return None
+        rank = np.empty(self.n_docs)
+        rank[np.argsort(-score, kind="stable")] = np.arange(self.n_docs)
+        return np.where(score > 0, (RRF_K + 1) / (RRF_K + rank + 1), 0.0)
 
     def _periods(self, text: str) -> np.ndarray | None:
         keys = asked_keys(text)
@@ -107,12 +143,9 @@ class DocPrior:
             return None
         return np.where(dates == top, 1.0, np.where(dates >= 0, MENTIONED, 0.0))
 
-    def doc_weights(self, query: Any) -> np.ndarray | None:
-        """Weight of every document for ``query`` (its ``text`` and BM25 ``terms``), the
-        best one 1; None when the query names nothing that tells documents apart."""
-        last = self._last
-        if last is not None and last[0] == query.text:
-            return last[1]
+    def named_weights(self, query: Any) -> np.ndarray | None:
+        """How much each document is the one ``query`` names by its name words and
+        periods (0..1, the best 1); None when it names nothing a document has."""
         periods = self._periods(query.text)
         names = self._names(query.terms)
         if periods is None and _RECENT.search(query.text):
@@ -122,9 +155,28 @@ class DocPrior:
             w = periods * ((1.0 - NAMED_SHARE) + NAMED_SHARE * names)
         else:
             w = periods if periods is not None else names
-        if w is not None:
-            top = w.max(initial=0.0)
-            w = w / top if top > 0 else None
+        if w is None:
+            return None
+        top = w.max(initial=0.0)
+        return w / top if top > 0 else None
+
+    def content_weights(self, query: Any) -> np.ndarray | None:
+        """Each document's vote from its rank by BM25 of its whole text (see
+        :meth:`_content`); None without BM25 data or a matching term."""
+        return self._content(query.terms)
+
+    def doc_weights(self, query: Any) -> np.ndarray | None:
+        """Votes of every document for ``query`` (its ``text`` and BM25 ``terms``): naming
+        plus content, each 0..1; None when neither applies. Cached for the last query
+        (every level of one search asks)."""
+        last = self._last
+        if last is not None and last[0] == query.text:
+            return last[1]
+        named, content = self.named_weights(query), self.content_weights(query)
+        if named is None or content is None:
+            w = named if content is None else content
+        else:
+            w = named + content
         self._last = (query.text, w)
         return w
 
