@@ -95,3 +95,8 @@ def test_content_votes_by_document_rank_and_adds_to_naming(index: Index) -> None
     named = prior.named_weights(q)
     assert both is not None and named is not None
     assert np.allclose(both, named + content)
+
+
+def test_a_named_date_matches_the_documents_of_that_date(index: Index) -> None:
+    w = _weights(index, "What was said on the call of September 8, 2022?")
+    assert w == {"Q4 2022": 0.0, "Q1 2023": 0.0, "Q2 2023": 1.0, "Globex": 0.0}

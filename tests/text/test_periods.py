@@ -27,8 +27,10 @@ def test_years_fiscal_or_bare_and_quarters_named_by_their_end() -> None:
     # which fiscal quarter ends in March depends on the company: only the year is known
     assert period_keys("the quarter ended March 31, 2023") == {"y2023"}
     assert asked_keys("Between Q3 2021 and Q3 2023, how did cash change?") == {"q3-2021", "q3-2023"}
-    # amounts, dates and plain numbers are no years
-    assert asked_keys("Revenue of $2023 million, 12/17/2007, 2022-05-25 and 12,2023") == set()
+    # amounts and plain numbers are no years; a date is a date (not its year)
+    assert asked_keys("Revenue of $2023 million and 12,2023 units") == set()
+    assert asked_keys("What happened on 12/17/2007 and on December 8, 2007?") == {
+        "d20071217", "d20071208"}
     assert period_keys("No periods here; 42 customers.") == set()
 
 

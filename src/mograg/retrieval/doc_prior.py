@@ -7,8 +7,10 @@ words of a title or file name) and by when ("Q3 2023", "third quarter of fiscal 
 - **periods** as comparable keys (:mod:`mograg.text.periods`): the document's *own*
   period (the one its title or file name names, else the one its text names most) and
   the periods it only *mentions* (next year's guidance, a comparison, the year of its
-  date), which count :data:`MENTIONED` as much. A question's period scores every
-  document by its best match; "fiscal year 2023" matches each quarter of it;
+  date), which count :data:`MENTIONED` as much; a question naming a calendar date matches
+  the documents of that date (a report's or call's own date, near its start). A
+  question's period scores every document by its best match; "fiscal year 2023" matches
+  each quarter of it;
 - **name words**: IDF-weighted words of the title and file name shared with the
   question (period words left out: they are compared as periods). Every document with
   the same words gets the same score, so a company named by all documents moves nothing;
@@ -70,7 +72,8 @@ class DocPrior:
             for p in ctx.periods:
                 mentioned |= period_keys(p)
             when = date_value(ctx.date) if ctx.date else None
-            if when is not None:
+            if when is not None:  # its own date; its year only as a mention (see module)
+                own.add(f"d{when[0]:04d}{when[1]:02d}{when[2]:02d}")
                 mentioned.add(f"y{when[0]}")
                 self._dates[d] = when[0] * 10000 + when[1] * 100 + when[2]
             for k in own:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mograg.text.periods import MONTH as _MONTH
+from mograg.text.periods import DATE_RE as _DATE_RE
 from mograg.text.periods import PERIOD_RE as _PERIOD_RE
 
 __all__ = [
@@ -42,12 +42,6 @@ MAX_PERIODS = 3
 MAX_PART_CHARS = 120
 FIRST_PAGE_CHARS = 2000  # where a document's own date is looked for
 
-# a calendar date: "May 25, 2022", "25 May 2022", "12/17/2007", "2022-05-25"
-_YEAR = r"(?:19|20)\d{2}"
-_DATE_RE = re.compile(
-    rf"\b{_MONTH}\s+\d{{1,2}},?\s+{_YEAR}\b|\b\d{{1,2}}\s+{_MONTH}\s+{_YEAR}\b"
-    rf"|\b\d{{1,2}}/\d{{1,2}}/{_YEAR}\b|\b{_YEAR}-\d{{2}}-\d{{2}}\b"
-)
 _WS = re.compile(r"\s+")
 _MD_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$", re.M)
 _CODE_RE = re.compile(r"^[\w.\-/#:]+$")

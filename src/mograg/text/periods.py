@@ -13,7 +13,16 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["PERIOD_RE", "PERIOD_WORDS", "YEAR_RE", "asked_keys", "date_value", "period_keys"]
+__all__ = [
+    "DATE_RE",
+    "PERIOD_RE",
+    "PERIOD_WORDS",
+    "YEAR_RE",
+    "asked_keys",
+    "date_key",
+    "date_value",
+    "period_keys",
+]
 
 MONTH = (
     r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
@@ -30,6 +39,11 @@ PERIOD_RE = re.compile(
     rf"{MONTH}\s+\d{{1,2}},?\s+{_YEAR}\b"
     rf"|\bfiscal\s+(?:year\s+)?{_YEAR}\b|\bFY\s?'?(?:{_YEAR}|\d{{2}})\b",
     re.IGNORECASE,
+)
+# a calendar date: "May 25, 2022", "25 May 2022", "12/17/2007", "2022-05-25"
+DATE_RE = re.compile(
+    rf"\b{MONTH}\s+\d{{1,2}},?\s+{_YEAR}\b|\b\d{{1,2}}\s+{MONTH}\s+{_YEAR}\b"
+    rf"|\b\d{{1,2}}/\d{{1,2}}/{_YEAR}\b|\b{_YEAR}-\d{{2}}-\d{{2}}\b"
 )
 YEAR_RE = re.compile(rf"(?<![\d/.,$€£-]){_YEAR}(?![\d/-]|\.\d|,\d)")
 _QUARTER_NO = {"q1": 1, "q2": 2, "q3": 3, "q4": 4, "first": 1, "second": 2, "third": 3,
@@ -76,15 +90,27 @@ def period_keys(text: str) -> set[str]:
     return keys
 
 
+def date_key(date: str) -> str | None:
+    """The key of a calendar date ("December 8, 2007", "12/08/2007" -> d20071208)."""
+    when = date_value(date)
+    return f"d{when[0]:04d}{when[1]:02d}{when[2]:02d}" if when else None
+
+
 def asked_keys(text: str) -> set[str]:
     """The periods a question asks about, each as precisely as it names it: "Q3 FY23"
-    -> {q3-2023} (not the whole year), "fiscal year 2023" or "in 2023" -> {y2023}."""
+    -> {q3-2023} (not the whole year), "fiscal year 2023" or "in 2023" -> {y2023},
+    "on December 8, 2007" -> {d20071208}."""
     keys: set[str] = set()
     for m in PERIOD_RE.finditer(text):
         found = _keys_of(m.group(0))
         quarters = {k for k in found if k.startswith("q")}
         keys |= quarters or found
     rest = PERIOD_RE.sub(" ", text)
+    for m in DATE_RE.finditer(rest):
+        key = date_key(m.group(0))
+        if key:
+            keys.add(key)
+    rest = DATE_RE.sub(" ", rest)
     keys |= {f"y{m.group(0)}" for m in YEAR_RE.finditer(rest)}
     return keys
 
