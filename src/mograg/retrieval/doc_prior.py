@@ -36,7 +36,14 @@ import numpy as np
 
 from mograg.store.lexical import K1, B, tokenize
 from mograg.text.context import document_context
-from mograg.text.periods import PERIOD_RE, PERIOD_WORDS, asked_keys, date_value, period_keys
+from mograg.text.periods import (
+    PERIOD_RE,
+    PERIOD_WORDS,
+    asked_keys,
+    date_key,
+    date_value,
+    period_keys,
+)
 
 __all__ = ["MENTIONED", "DocPrior", "prior_of"]
 
@@ -47,9 +54,11 @@ _RECENT = re.compile(r"\b(?:most\s+recent|latest|newest)\b", re.I)
 _NUMBERISH = re.compile(r"^(?:\d+|fy\d+|q\d)$")
 
 
-def _name_words(name: str) -> set[str]:
-    words = set(tokenize([PERIOD_RE.sub(" ", name)])[0]) if name.strip() else set()
-    return {w for w in words if w not in _PERIOD_TERMS and not _NUMBERISH.match(w)}
+def _name_words(names: list[str]) -> list[set[str]]:
+    """The words of each name (tokenised as BM25 does) that are not period words."""
+    tokens = tokenize([PERIOD_RE.sub(" ", n) for n in names]) if names else []
+    return [{w for w in ws if w not in _PERIOD_TERMS and not _NUMBERISH.match(w)}
+            for ws in tokens]
 
 
 _PERIOD_TERMS = frozenset(tokenize([" ".join(sorted(PERIOD_WORDS))])[0]) | PERIOD_WORDS
@@ -65,22 +74,25 @@ class DocPrior:
         self._mentioned: dict[str, list[int]] = defaultdict(list)
         self._word_docs: dict[str, list[int]] = defaultdict(list)
         self._dates = np.full(n, -1, np.int64)  # yyyymmdd of each document's date
+        names: list[str] = []
         for d in range(n):
             ctx = document_context(snap.text(d), snap.metadata(d))
+            names.append(ctx.name)
             own = period_keys(ctx.name) or (period_keys(ctx.periods[0]) if ctx.periods else set())
             mentioned: set[str] = set()
             for p in ctx.periods:
                 mentioned |= period_keys(p)
             when = date_value(ctx.date) if ctx.date else None
             if when is not None:  # its own date; its year only as a mention (see module)
-                own.add(f"d{when[0]:04d}{when[1]:02d}{when[2]:02d}")
+                own.add(str(date_key(ctx.date)))
                 mentioned.add(f"y{when[0]}")
                 self._dates[d] = when[0] * 10000 + when[1] * 100 + when[2]
             for k in own:
                 self._own[k].append(d)
             for k in mentioned - own:
                 self._mentioned[k].append(d)
-            for w in _name_words(ctx.name):
+        for d, words in enumerate(_name_words(names)):
+            for w in words:
                 self._word_docs[w].append(d)
         self._doc_of_atom = snap.atoms["doc"]
         self._first_atom = [lv["first_atom"] for lv in snap.levels]
