@@ -41,3 +41,9 @@ def test_dates_as_found_in_documents() -> None:
     assert date_value("12/17/2007") == (2007, 12, 17)
     assert date_value("2022-05-25") == (2022, 5, 25)
     assert date_value("Smarch 3, 2022") is None
+
+
+def test_year_first_quarters_as_in_titles() -> None:
+    title = "Microsoft FY23 Third Quarter Earnings Conference Call"
+    assert period_keys(title) == {"q3-2023", "y2023"}
+    assert asked_keys("In the fiscal 2023 second quarter, what grew?") == {"q2-2023"}

@@ -45,6 +45,11 @@ DATE_RE = re.compile(
     rf"\b{MONTH}\s+\d{{1,2}},?\s+{_YEAR}\b|\b\d{{1,2}}\s+{MONTH}\s+{_YEAR}\b"
     rf"|\b\d{{1,2}}/\d{{1,2}}/{_YEAR}\b|\b{_YEAR}-\d{{2}}-\d{{2}}\b"
 )
+# "FY23 Third Quarter", "fiscal 2023 second quarter": keys only (not in context lines)
+_YEAR_FIRST_RE = re.compile(
+    rf"\b(?:FY\s?'?(?:{_YEAR}|\d{{2}})|fiscal\s+(?:year\s+)?{_YEAR})\s+{_ORD}\s+quarter\b",
+    re.IGNORECASE,
+)
 YEAR_RE = re.compile(rf"(?<![\d/.,$€£-]){_YEAR}(?![\d/-]|\.\d|,\d)")
 _QUARTER_NO = {"q1": 1, "q2": 2, "q3": 3, "q4": 4, "first": 1, "second": 2, "third": 3,
                "fourth": 4, "1st": 1, "2nd": 2, "3rd": 3, "4th": 4}
@@ -85,7 +90,9 @@ def _keys_of(period: str) -> set[str]:
 def period_keys(text: str) -> set[str]:
     """Keys of every period named in ``text`` (quarters and fiscal years)."""
     keys: set[str] = set()
-    for m in PERIOD_RE.finditer(text):
+    for m in _YEAR_FIRST_RE.finditer(text):
+        keys |= _keys_of(m.group(0))
+    for m in PERIOD_RE.finditer(_YEAR_FIRST_RE.sub(" ", text)):
         keys |= _keys_of(m.group(0))
     return keys
 
@@ -101,11 +108,14 @@ def asked_keys(text: str) -> set[str]:
     -> {q3-2023} (not the whole year), "fiscal year 2023" or "in 2023" -> {y2023},
     "on December 8, 2007" -> {d20071208}."""
     keys: set[str] = set()
-    for m in PERIOD_RE.finditer(text):
+    for m in _YEAR_FIRST_RE.finditer(text):
+        keys |= {k for k in _keys_of(m.group(0)) if k.startswith("q")}
+    rest = _YEAR_FIRST_RE.sub(" ", text)
+    for m in PERIOD_RE.finditer(rest):
         found = _keys_of(m.group(0))
         quarters = {k for k in found if k.startswith("q")}
         keys |= quarters or found
-    rest = PERIOD_RE.sub(" ", text)
+    rest = PERIOD_RE.sub(" ", rest)
     for m in DATE_RE.finditer(rest):
         key = date_key(m.group(0))
         if key:
