@@ -18,7 +18,8 @@ Two votes per document, each at most one rank-1-sized vote in each level's fusio
 
 Name words are not a vote of their own: a company's name matches all its documents
 alike, and a named document's vote pushed out the bridge documents of multi-hop
-questions (HotpotQA dev with context: 3.8 points of recall at 256 with the router).
+questions (HotpotQA dev with context, budget 256, entropy router: recall .635 with a
+name-coverage vote, .688 without; the earnings calls gained nothing from it).
 A question that names no period gets no period vote; one that matches every document
 equally moves nothing.
 """
