@@ -101,13 +101,16 @@ def main() -> int:
         repeated = None
     for budget in [int(b) for b in args.budgets.split(",")]:
         tok, fig_all, fig_any, fig_mean, fig_n, src_hit, src_n, used = [], 0, 0, 0.0, 0, 0, 0, []
-        spans, spans_repeating, lines_repeating = 0, 0, Counter()
+        spans, spans_repeating = 0, 0
+        lines_repeating: Counter[str] = Counter()
         for r in rows:
             body, sources = qa.split_answer(r["Answer"])
             res = ix.search(r["Question"], budget=budget, router=args.router)
             ctx = "\n".join(h.text for h in res.hits)
             used.append(sum(h.n_tokens for h in res.hits))
-            for h in res.hits if repeated is not None else ():
+            for h in res.hits:
+                if repeated is None:
+                    break
                 spans += 1
                 found = {_line_key(ln) for ln in h.text.split("\n")} & repeated[h.doc_id]
                 spans_repeating += bool(found)

@@ -49,8 +49,10 @@ def main() -> int:
     docs, problems = load_documents([DATA / "docs"])
     root = Path(args.index)
     if not (root / "manifest.json").exists():
-        kw = {"context": True} if "context" in inspect.signature(Index.create).parameters else {}
-        ix = Index.create(root, **kw)
+        if "context" in inspect.signature(Index.create).parameters:
+            ix = Index.create(root, context=True)
+        else:  # a checkout from before document context
+            ix = Index.create(root)
         ix.add(docs)
     ix = Index.open(root)
     questions = []  # (question, doc id, probable-cause sentence start)
