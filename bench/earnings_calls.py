@@ -15,8 +15,10 @@ import csv
 import importlib.util
 import inspect
 import os
+import re
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from _output import emit
@@ -30,6 +32,26 @@ def _qa():
     mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(mod)  # type: ignore[union-attr]
     return mod
+
+
+def _repeated_lines(ix) -> dict[str, set[str]]:
+    """Per document, its lines (whitespace collapsed, digits as 0) found on >= 3 pages."""
+    out: dict[str, set[str]] = {}
+    snap = ix.snapshot
+    for d, doc_id in enumerate(snap.doc_ids):
+        text = snap.text(d)
+        starts = list(snap.metadata(d).get("page_starts") or [0])
+        pages: dict[str, set[int]] = {}
+        for p, (a, b) in enumerate(zip(starts, [*starts[1:], len(text)], strict=True)):
+            for ln in text[a:b].split("\n"):
+                if ln.strip():
+                    pages.setdefault(_line_key(ln), set()).add(p)
+        out[doc_id] = {k for k, ps in pages.items() if len(ps) >= 3}
+    return out
+
+
+def _line_key(line: str) -> str:
+    return re.sub(r"\d+", "0", " ".join(line.split())).lower()
 
 
 def main() -> int:
@@ -73,13 +95,26 @@ def main() -> int:
               "mograg": mograg.__file__,
               "context": ix.manifest.get("context"), "documents": ix.snapshot.n_docs,
               "build_seconds_with_loading": build_s, "questions": len(rows), "budgets": {}}
+    try:
+        repeated = _repeated_lines(ix)
+    except AttributeError:  # a checkout without page starts or this snapshot API
+        repeated = None
     for budget in [int(b) for b in args.budgets.split(",")]:
         tok, fig_all, fig_any, fig_mean, fig_n, src_hit, src_n, used = [], 0, 0, 0.0, 0, 0, 0, []
+        spans, spans_repeating = 0, 0
+        lines_repeating: Counter[str] = Counter()
         for r in rows:
             body, sources = qa.split_answer(r["Answer"])
             res = ix.search(r["Question"], budget=budget, router=args.router)
             ctx = "\n".join(h.text for h in res.hits)
             used.append(sum(h.n_tokens for h in res.hits))
+            for h in res.hits:
+                if repeated is None:
+                    break
+                spans += 1
+                found = {_line_key(ln) for ln in h.text.split("\n")} & repeated[h.doc_id]
+                spans_repeating += bool(found)
+                lines_repeating.update(found)
             t = qa.token_recall(ctx, body)
             if t == t:
                 tok.append(t)
@@ -101,6 +136,11 @@ def main() -> int:
             "right_source": f"{src_hit}/{src_n}",
             "mean_tokens_used": round(sum(used) / len(used), 1),
         }
+        if repeated is not None:  # issue 13: lines repeating on >= 3 pages inside spans
+            result["budgets"][str(budget)]["spans_with_a_line_on_3_pages"] = (
+                f"{spans_repeating}/{spans}")
+            result["budgets"][str(budget)]["lines_on_3_pages_in_spans"] = dict(
+                lines_repeating.most_common(12))
     result["loadavg"] = os.getloadavg()
     return emit(result, args.out)
 

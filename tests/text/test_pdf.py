@@ -8,7 +8,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mograg.text.documents import load_documents
@@ -96,6 +96,58 @@ def test_a_speaker_opening_a_few_pages_of_a_long_transcript_stays() -> None:
               f"More words said on page {words[p]}."] for p in range(20)]
     kept, removed = remove_repeated_lines(pages)
     assert removed == 0 and kept == pages  # "Operator" opens 5 of 20 pages: text
+
+
+def test_chapter_headers_carrying_page_numbers_go_chapter_headings_stay() -> None:
+    # the layout of a GNU manual (libtasn1.pdf): a chapter opens with a bare page number
+    # and its heading; its other pages open with "Chapter N: title <page>"; printed
+    # numbers lag the page positions by the front matter (2 pages here); a chapter header
+    # seen on one page only is not told from a heading "1 Introduction" and stays
+    chapters = [("Introduction", 3), ("Utilities", 3), ("Function reference", 5)]
+    pages = [["Manual of Things", "for version 1.0"], ["Copyright notice.", "Permission."]]
+    expected = [p[:] for p in pages]
+    words = iter(["ant", "bee", "cat", "dog", "eel", "fox", "gnu", "hen", "ibis", "jay", "kite",
+                  "lynx", "mole", "newt", "owl"])
+    for c, (title, n) in enumerate(chapters, start=1):
+        for k in range(n):
+            number = len(pages) - 1  # printed number of the page about to be added
+            w = next(words)
+            body = [f"Text about the {w} in {title.lower()}.", f"Said by the {w}, 2 times."]
+            if k == 0:
+                pages.append([str(number), f"{c} {title}", f"{c}.1 First part", *body])
+                expected.append([f"{c} {title}", f"{c}.1 First part", *body])
+            else:
+                pages.append([f"Chapter {c}: {title} {number}", *body])
+                expected.append(body)
+    kept, removed = remove_repeated_lines(pages)
+    assert kept == expected
+    # 3 bare page numbers and 8 chapter headers; "1.1 First part" opens 3 pages: text
+    assert removed == 11
+
+
+def test_a_running_header_without_numbers_on_consecutive_pages_goes() -> None:
+    pages = [["Appendix A: Licence", f"Clause {w} of the licence.", f"It says {w}."]
+             for w in ("one", "two", "three")]
+    pages += [["Index", f"entry {w} . . . 4"] for w in ("x", "y")]
+    pages += [[f"Summary {w}.", f"It ends with {w}."] for w in ("a", "b", "c", "d", "e")]
+    kept, removed = remove_repeated_lines(pages)
+    assert removed == 3 and all("Appendix A: Licence" not in p for p in kept)
+    assert kept[3][0] == "Index" and kept[5:] == pages[5:]  # 2 pages, 5 scattered: text
+
+
+@settings(max_examples=60, deadline=None)
+@given(n_pages=st.integers(3, 12), offset=st.integers(0, 40), header=st.sampled_from(
+    ["ACME Corp | Q2 2023 Form 10-Q | {n}", "{n} | Annual Report 2023", "Page {n}"]),
+    words=st.lists(st.text(alphabet="abcdefgh", min_size=3, max_size=8), min_size=40,
+                   max_size=40, unique=True))
+def test_numbered_furniture_goes_and_every_content_line_stays(
+    n_pages: int, offset: int, header: str, words: list[str]
+) -> None:
+    body = [[f"{words[(2 * p) % 40]} said {words[(2 * p + 1) % 40]} on page {p}.",
+             f"Then {words[(3 * p + 5) % 40]} replied."] for p in range(n_pages)]
+    pages = [[header.format(n=p + 1 + offset), *b] for p, b in enumerate(body)]
+    kept, removed = remove_repeated_lines(pages)
+    assert kept == body and removed == n_pages
 
 
 @pytest.mark.skipif(not REAL, reason="no real PDFs in ../shared/data")

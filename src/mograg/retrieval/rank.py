@@ -61,7 +61,7 @@ def rank_level(
     cand = np.fromiter(fused.keys(), dtype=np.int64, count=len(fused))
     vals = np.fromiter(fused.values(), dtype=np.float64, count=len(fused))
     prior = prior_of(snap)
-    weights = prior.doc_weights(query.terms) if prior is not None else None
+    weights = prior.doc_weights(query) if prior is not None else None
     if prior is not None and weights is not None:  # the document level: one more vote
         vals = vals + prior.chunk_weights(j, cand, weights) / (RRF_K + 1)
     dense_c = s.dense_of(cand)

@@ -20,6 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mograg.text.periods import DATE_RE as _DATE_RE
+from mograg.text.periods import PERIOD_RE as _PERIOD_RE
+
 __all__ = [
     "CONTEXT_VERSION",
     "DocContext",
@@ -39,27 +42,6 @@ MAX_PERIODS = 3
 MAX_PART_CHARS = 120
 FIRST_PAGE_CHARS = 2000  # where a document's own date is looked for
 
-_MONTH = (
-    r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
-    r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?"
-)
-_YEAR = r"(?:19|20)\d{2}"
-_ORD = r"(?:first|second|third|fourth|1st|2nd|3rd|4th)"
-# fiscal periods: "Q1 2023", "Q3 FY23", "Q1 Fiscal 2023", "first quarter of fiscal 2023",
-# "fiscal year 2023", "FY2023", "quarter ended March 31, 2023"
-_PERIOD_RE = re.compile(
-    rf"\bQ[1-4]\s*(?:FY\s*'?|fiscal\s+(?:year\s+)?)?(?:{_YEAR}|'?\d{{2}})\b"
-    rf"|\b{_ORD}\s+(?:fiscal\s+)?quarter\s+(?:of\s+)?(?:fiscal\s+(?:year\s+)?)?{_YEAR}\b"
-    rf"|\b(?:quarter|year|period|(?:three|six|nine|twelve)\s+months)\s+ended\s+"
-    rf"{_MONTH}\s+\d{{1,2}},?\s+{_YEAR}\b"
-    rf"|\bfiscal\s+(?:year\s+)?{_YEAR}\b|\bFY\s?'?(?:{_YEAR}|\d{{2}})\b",
-    re.IGNORECASE,
-)
-# a calendar date: "May 25, 2022", "25 May 2022", "12/17/2007", "2022-05-25"
-_DATE_RE = re.compile(
-    rf"\b{_MONTH}\s+\d{{1,2}},?\s+{_YEAR}\b|\b\d{{1,2}}\s+{_MONTH}\s+{_YEAR}\b"
-    rf"|\b\d{{1,2}}/\d{{1,2}}/{_YEAR}\b|\b{_YEAR}-\d{{2}}-\d{{2}}\b"
-)
 _WS = re.compile(r"\s+")
 _MD_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$", re.M)
 _CODE_RE = re.compile(r"^[\w.\-/#:]+$")
@@ -122,6 +104,8 @@ class DocContext:
     periods: list[str] = field(default_factory=list)
     section_starts: list[int] = field(default_factory=list)
     section_paths: list[str] = field(default_factory=list)
+    name: str = ""  # what names the document: its title and file name (not a code)
+    date: str = ""  # the first calendar date near its start (a report's or call's own)
 
     def section_at(self, offset: int) -> str:
         """Heading path of the section holding ``offset`` ("" before the first heading)."""
@@ -165,7 +149,9 @@ def document_context(text: str, metadata: dict[str, Any]) -> DocContext:
     source = str(metadata.get("source") or "")
     stem = re.sub(r"\.[A-Za-z0-9]{1,5}$", "", source.rsplit("/", 1)[-1])
     hint = title if not stem or looks_like_code(stem) else f"{title} {stem}"
-    return DocContext(_clean(title), find_periods(text, hint), starts, paths)
+    date = _DATE_RE.search(text[:FIRST_PAGE_CHARS])
+    return DocContext(_clean(title), find_periods(text, hint), starts, paths,
+                      name=hint.strip(), date=_clean(date.group(0)) if date else "")
 
 
 def chunk_context(ctx: DocContext, start: int) -> str:

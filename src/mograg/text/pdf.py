@@ -6,11 +6,13 @@ letters and keeps table rows as lines; pypdf (limits raised) takes 8x as long an
 pdfplumber 45x, and both turn those ligatures into NUL characters.
 
 The document text is built from the kept lines of every page, so any span of it is
-an exact slice (no offsets to translate): lines that repeat at the top or bottom of at
-least :data:`MIN_REPEATS` pages and half of them (digits normalised, so "Page 3 of 20"
-repeats) are left out, as are page numbers; a speaker's name that opens three pages of a
-transcript stays. ``page_starts`` records where each page begins, so any character range
-can cite its page (:func:`page_of`).
+an exact slice (no offsets to translate): page furniture is left out (lines that repeat
+at the top or bottom of at least :data:`MIN_REPEATS` pages and half of them, digits
+normalised so "Page 3 of 20" repeats; page numbers; lines carrying the printed page
+number; a chapter's running header on consecutive pages: :func:`remove_repeated_lines`);
+a speaker's name that opens a few pages of a transcript stays. A hyphen that ended a
+printed line (pdfium's ``\x02``) is a hyphen again. ``page_starts`` records where each
+page begins, so any character range can cite its page (:func:`page_of`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import re
 from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import groupby
 
 __all__ = ["MIN_REPEATS", "PdfError", "PdfText", "page_of", "pdf_text", "remove_repeated_lines"]
 
@@ -34,6 +37,10 @@ _HEADING_END = re.compile(r"[.,;!?…]$")
 _LETTER = re.compile(r"[^\W\d_]")
 # a page number line, after _key: "12", "12 of 40", "- 12 -", "Page 3 of 9 <anything>"
 _PAGE_NUMBER = re.compile(r"^(?:page 0+(?: (?:of|/) 0+)?(?: .*)?|0+|0+ ?(?:of|/) ?0+|- ?0+ ?-)$")
+# a line that starts or ends with a number (a printed page number candidate)
+_LEAD_NUMBER = re.compile(r"^(\d{1,4})(?=\s|$)")  # "15 | Apple Inc." (not "2.1 Syntax")
+_TAIL_NUMBER = re.compile(r"(?:^|\s)(\d{1,4})$")
+PAGE_NUMBER_SHARE = 0.25  # printed page numbers must fit this share of the pages
 MAX_HEADING_CHARS = 90
 MAX_HEADING_WORDS = 12
 
@@ -59,8 +66,51 @@ def _key(line: str) -> str:
     return _DIGITS.sub("0", _WS.sub(" ", line).strip()).lower()
 
 
+def _edges(lines: list[str]) -> list[int]:
+    """Indices of the non-empty lines at the top and bottom of a page."""
+    idx = [i for i, ln in enumerate(lines) if ln.strip()]
+    return sorted(set(idx[:EDGE_LINES] + idx[-EDGE_LINES:]))
+
+
+def _page_number_offset(pages: list[list[str]]) -> int | None:
+    """The difference between printed page numbers and page positions, when at least
+    :data:`MIN_REPEATS` pages carry a number at an end of an edge line that fits it
+    ("Chapter 4: Function reference 15" on the 18th page: offset -3), else None."""
+    votes: Counter[int] = Counter()
+    for p, lines in enumerate(pages, start=1):
+        offsets = set()
+        for i in _edges(lines):
+            offsets |= {n - p for n in _end_numbers(lines[i])}
+        votes.update(offsets)
+    if not votes:
+        return None
+    offset, n = votes.most_common(1)[0]
+    return offset if n >= max(MIN_REPEATS, math.ceil(PAGE_NUMBER_SHARE * len(pages))) else None
+
+
+def _end_numbers(line: str) -> set[int]:
+    """The numbers a line starts or ends with (candidate printed page numbers)."""
+    s = line.strip()
+    return {int(m.group(1)) for m in (_LEAD_NUMBER.search(s), _TAIL_NUMBER.search(s)) if m}
+
+
+def _carries_page_number(line: str, number: int) -> bool:
+    return number in _end_numbers(line) and len(line.split()) <= MAX_HEADING_WORDS + 2
+
+
 def remove_repeated_lines(pages: list[list[str]]) -> tuple[list[list[str]], int]:
-    """Drop lines repeated at the top or bottom of >= ``MIN_REPEATS`` pages.
+    """Drop page furniture: running headers/footers and page numbers.
+
+    A line at the top or bottom of a page (:data:`EDGE_LINES`) is furniture when
+    (digits normalised) it is there on >= :data:`MIN_REPEATS` pages and
+    :data:`RUNNING_SHARE` of them, or it is only a page number ("12", "Page 3 of 9 ..."),
+    or it starts or ends with the page's printed number (the document's page-number
+    offset seen on >= :data:`MIN_REPEATS` pages and :data:`PAGE_NUMBER_SHARE` of them)
+    and is at an edge of another page too ("Chapter 4: Function reference 15", "Apple
+    Inc. | Q2 2023 Form 10-Q | 15"; not a heading "1 Introduction" on page 1), or it is
+    the first or last line of
+    >= :data:`MIN_REPEATS` consecutive pages (a chapter's running header). A speaker's
+    name that opens a few scattered pages of a transcript is none of these and stays.
 
     Args:
         pages: lines of each page (empty lines allowed).
@@ -70,28 +120,50 @@ def remove_repeated_lines(pages: list[list[str]]) -> tuple[list[list[str]], int]
     """
     edge_keys: Counter[str] = Counter()
     for lines in pages:
-        full = [ln for ln in lines if ln.strip()]
-        edge = full[:EDGE_LINES] + full[-EDGE_LINES:]
-        edge_keys.update({_key(ln) for ln in edge})
+        edge_keys.update({_key(lines[i]) for i in _edges(lines)})
     need = max(MIN_REPEATS, math.ceil(RUNNING_SHARE * len(pages)))
     running = {k for k, n in edge_keys.items() if n >= need and k}
     if len(pages) > 1:
         running |= {k for k in edge_keys if _PAGE_NUMBER.match(k)}
-    if not running:
-        return pages, 0
+    offset = _page_number_offset(pages) if len(pages) >= MIN_REPEATS else None
+    in_runs = _slot_runs(pages)
     out: list[list[str]] = []
     removed = 0
-    for lines in pages:
-        idx = [i for i, ln in enumerate(lines) if ln.strip()]
-        at_edge = set(idx[:EDGE_LINES] + idx[-EDGE_LINES:])
-        kept = []
-        for i, ln in enumerate(lines):
-            if i in at_edge and _key(ln) in running:
-                removed += 1
-            else:
-                kept.append(ln)
-        out.append(kept)
+    for p, lines in enumerate(pages):
+        drop = {i for i in _edges(lines)
+                if _key(lines[i]) in running
+                or (offset is not None and edge_keys[_key(lines[i])] > 1
+                    and _carries_page_number(lines[i], p + 1 + offset))}
+        drop |= in_runs[p]
+        removed += len(drop)
+        out.append([ln for i, ln in enumerate(lines) if i not in drop])
     return out, removed
+
+
+def _slot_key(line: str) -> str:
+    """A line without the number it starts or ends with (a page number), whitespace
+    collapsed: other digits must match ("Total 1,234" rows are not one line)."""
+    s = _WS.sub(" ", line).strip()
+    return _TAIL_NUMBER.sub("", _LEAD_NUMBER.sub("", s)).strip().lower()
+
+
+def _slot_runs(pages: list[list[str]]) -> list[set[int]]:
+    """Per page, the indices of its first/last line when the same line (but for a page
+    number) is the first/last line of >= MIN_REPEATS consecutive pages."""
+    found: list[set[int]] = [set() for _ in pages]
+    for pick in (0, -1):
+        slots: list[tuple[int, int, str]] = []  # (page, line index, key)
+        for p, lines in enumerate(pages):
+            idx = [i for i, ln in enumerate(lines) if ln.strip()]
+            # a page without text breaks a run: its key matches no line
+            key = _slot_key(lines[idx[pick]]) if idx else f"\x00{p}"
+            slots.append((p, idx[pick] if idx else -1, key))
+        for _, run in groupby(slots, key=lambda slot: slot[2]):
+            members = list(run)
+            if len(members) >= MIN_REPEATS:
+                for p, i, _ in members:
+                    found[p].add(i)
+    return found
 
 
 def _is_heading(line: str) -> bool:
@@ -210,6 +282,8 @@ def pdf_text(data: bytes) -> PdfText:
             finally:
                 page.close()
             raw = raw.replace("\x00", "").replace("\r\n", "\n").replace("\r", "\n")
+            # pdfium marks a hyphen that ended a printed line as \x02 ("forward\x02looking")
+            raw = raw.replace("\x02", "-")
             pages.append(raw.replace("\x0c", "\n").split("\n"))
         meta_title = _metadata_title(pdf)
     finally:
