@@ -3,7 +3,7 @@
 After a change to segmentation (chunks move, most chunk texts stay the same) every dev-set
 index must be rebuilt; embedding medquad-dev's ~93k chunks from scratch costs an hour of a
 loaded 2-core box. This builds the index exactly as ``mograg.eval.commands.index_docs_cached``
-does (same settings, same cache key, today's splitter, graph and derived data rebuilt) but
+does (same settings, its cache key for today's splitter, graph and derived data rebuilt) but
 gives the segment builder the old index's vectors by content hash, the same reuse
 ``Index.add`` does when documents are re-added: only chunks whose text is new are embedded.
 (Vectors of equal texts equal a fresh embedding up to batch padding noise, ~1e-6.)
@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mograg.eval.commands import cache_root, index_docs_cached
+from mograg.eval.commands import cached_index_dir, index_docs_cached
 from mograg.index.core import Index
 from mograg.index.segments import SegmentBuilder, WriteReport, existing_vectors
 from mograg.text.documents import load_documents
@@ -40,7 +40,7 @@ def main() -> int:
     old = Index.open(args.old)
     if old.manifest.get("context"):
         raise SystemExit(f"{args.old}: built with document context; give a plain index")
-    target = cache_root() / Path(args.old).name
+    target = cached_index_dir(docs_path, old.manifest["levels"], old.manifest["level_vectors"])
     if (target / "manifest.json").exists():
         raise SystemExit(f"{target} exists already; nothing to do")
     t0 = time.perf_counter()

@@ -20,7 +20,10 @@ import nupunkt
 
 from mograg.text.tokens import MAX_TOKEN_CHARS, count_tokens, split_long_tokens, wordpiece
 
-__all__ = ["WINDOW_CHARS", "split_sentences", "split_with_counts"]
+__all__ = ["SPLITTER", "WINDOW_CHARS", "split_sentences", "split_with_counts"]
+
+SPLITTER = f"nupunkt-{nupunkt.__version__}"
+"""What decides sentence boundaries (hence chunks): part of cached eval indexes' key."""
 
 WINDOW_CHARS = 1 << 16
 """Longest piece of text given to nupunkt or the tokenizer in one call (a sentence
