@@ -25,14 +25,14 @@ DOCS = Path(os.environ.get("MOGRAG_SHARED", "/work/shared")) / "evalsets/squad-d
 
 def load_texts(path: Path, n_sent: int, n_pass: int) -> tuple[list[str], list[str]]:
     """First ``n_sent`` sentences (5..80 pieces) and ``n_pass`` ~200-piece passages."""
-    import blingfire
+    import nupunkt
 
     sentences: list[str] = []
     passages: list[str] = []
     with gzip.open(path, "rt", encoding="utf-8") as f:
         for line in f:
             text = json.loads(line)["text"]
-            sents = [s for s in blingfire.text_to_sentences(text).splitlines() if s.strip()]
+            sents = [t for a, b in nupunkt.sent_spans(text) if (t := text[a:b].strip())]
             lens = count_tokens(sents)
             window: list[str] = []
             size = 0

@@ -1,15 +1,17 @@
-"""Sentence splitters that could replace blingfire (99 MB installed): agreement and speed.
+"""Sentence splitters compared with blingfire (99 MB installed; mograg used it until nupunkt
+replaced it, see /work/notes/issue-16-install.md): agreement and speed.
 
 For 40 random documents of each dev set (first 20k characters each), compares the sentence
-end offsets of pysbd, nupunkt and sentencex with blingfire's (what mograg uses) and times
-each. Boundary F1 below 1 means different chunks, hence different retrieval results: a
-switch needs the full dev-set evaluation, not just this.
-Needs: pip install pysbd nupunkt sentencex   Usage: python bench/sentence_splitters.py [--out F]
+end offsets of pysbd, nupunkt (what mograg uses now) and sentencex with blingfire's and
+times each. Boundary F1 below 1 means different chunks, hence different retrieval results:
+a switch needs the full dev-set evaluation (bench/transfer.py), not just this.
+Needs: pip install blingfire pysbd sentencex   Usage: python bench/sentence_splitters.py [--out F]
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gzip
 import json
 import os
@@ -18,11 +20,48 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import blingfire
+import numpy as np
+
 from _output import emit
-from mograg.text.segment import _blingfire_ends
 
 EVALSETS = Path(__file__).resolve().parents[2] / "shared" / "evalsets"
 SETS = ["chroma-dev", "squad-dev", "hotpotqa-dev", "musique-train", "clapnq-dev", "medquad-dev"]
+
+
+def _blingfire_ends(text: str) -> list[int] | None:
+    """Character end offsets of BlingFire's sentences, or None if BlingFire failed.
+
+    Calls the C function directly (the Python wrapper maps UTF-8 offsets back to
+    characters with a per-byte Python loop, which is slow on large texts).
+    """
+    # NUL would be an early end-of-string for C code; any 1-byte stand-in keeps offsets.
+    data = text.replace("\x00", " ").encode("utf-8", errors="surrogatepass")
+    n = len(data)
+    if n == 0:
+        return []
+    cap = n * 2 + 16
+    out = ctypes.create_string_buffer(cap)
+    starts = (ctypes.c_int32 * cap)()
+    ends = (ctypes.c_int32 * cap)()
+    rc = blingfire.blingfire.TextToSentencesWithOffsets(
+        ctypes.c_char_p(data),
+        ctypes.c_int(n),
+        ctypes.byref(out),
+        ctypes.byref(starts),
+        ctypes.byref(ends),
+        ctypes.c_int(cap),
+    )
+    if rc <= 0 or rc > cap:
+        return None
+    n_sent = out.value.count(b"\n") + 1
+    byte_ends = np.frombuffer(memoryview(ends), dtype=np.int32, count=n_sent).astype(np.int64)
+    if byte_ends.size == 0 or byte_ends.min() < 0 or byte_ends.max() >= n:
+        return None
+    # End offsets are inclusive byte positions; map byte -> index of its character.
+    raw = np.frombuffer(data, dtype=np.uint8)
+    char_of_byte = np.cumsum((raw & 0xC0) != 0x80) - 1
+    return (char_of_byte[byte_ends] + 1).tolist()
 
 
 def _ends_from_strings(text: str, sents: object) -> list[int]:

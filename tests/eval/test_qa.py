@@ -133,6 +133,20 @@ def test_eval_cache_derives_the_context_index_from_the_plain_one(tmp_path: Path,
     assert rich.root != plain.root and rich.snapshot.doc_ids == plain.snapshot.doc_ids
 
 
+def test_eval_cache_is_not_reused_across_sentence_splitters(tmp_path: Path,
+                                                           monkeypatch) -> None:
+    # another splitter moves chunks: an index cached with it must not be taken for today's
+    import mograg.eval.commands as commands
+
+    monkeypatch.setenv("MOGRAG_CACHE", str(tmp_path / "cache"))
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text(json.dumps({"id": "d", "text": "One. Two."}) + "\n", encoding="utf-8")
+    today = commands.index_docs_cached(docs, "8,16")
+    assert commands.index_docs_cached(docs, "8,16").root == today.root  # cached
+    monkeypatch.setattr(commands, "SPLITTER", "blingfire-0.1.8")
+    assert commands.cached_index_dir(docs, (8, 16), "pool") != today.root
+
+
 def test_index_has_no_context_unless_asked(tmp_path: Path) -> None:
     """Context is opt-in for text (bench/results/transfer-256-context.json: the shipped model
     loses recall with it on the hotpotqa sets)..."""

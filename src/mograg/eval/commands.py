@@ -27,6 +27,7 @@ from mograg.store.storage import FORMAT_VERSION
 from mograg.text.context import CONTEXT_VERSION
 from mograg.text.documents import load_documents
 from mograg.text.levels import DEFAULT_LEVELS, parse_levels
+from mograg.text.segment import SPLITTER
 
 Progress = Callable[[str, int, int], None]
 
@@ -81,6 +82,23 @@ def cache_root() -> Path:
     return Path(base) / "eval-indexes"
 
 
+def cached_index_dir(
+    docs: Path, sizes: Sequence[int], level_vectors: str, context: bool = False
+) -> Path:
+    """Where :func:`index_docs_cached` keeps the index of ``docs`` with these settings: keyed by
+    the file's bytes, the settings, the index format, the mograg version and the sentence
+    splitter (a new splitter moves chunks, so its indexes are not reused)."""
+    if not docs.exists():
+        raise MogragError(f"{docs}: no such file; give a docs .jsonl or .jsonl.gz file")
+    h = hashlib.sha256()
+    h.update(docs.read_bytes())
+    h.update(repr((tuple(sizes), level_vectors, FORMAT_VERSION, __version__)).encode())
+    h.update(SPLITTER.encode())
+    if context:
+        h.update(CONTEXT_VERSION.encode())
+    return cache_root() / h.hexdigest()[:24]
+
+
 def index_docs_cached(
     docs: str | Path,
     levels: Sequence[int] | str | None = None,
@@ -93,16 +111,9 @@ def index_docs_cached(
 
     ``context``: chunks embedded/counted with their document context (mograg.text.context)."""
     path = Path(docs)
-    if not path.exists():
-        raise MogragError(f"{path}: no such file; give a docs .jsonl or .jsonl.gz file")
     sizes = parse_levels(levels) if levels else DEFAULT_LEVELS
-    h = hashlib.sha256()
-    h.update(path.read_bytes())
-    h.update(repr((sizes, level_vectors, FORMAT_VERSION, __version__)).encode())
-    plain = cache_root() / h.hexdigest()[:24]  # the same index without context
-    if context:  # indexes without context keep their earlier cache key
-        h.update(CONTEXT_VERSION.encode())
-    target = cache_root() / h.hexdigest()[:24]
+    plain = cached_index_dir(path, sizes, level_vectors)  # the same index without context
+    target = cached_index_dir(path, sizes, level_vectors, context)
     if context and not (target / "manifest.json").exists() and (plain / "manifest.json").exists():
         _derive_with_context(plain, target, progress)  # embeds the context lines only
     if (target / "manifest.json").exists():

@@ -1,30 +1,32 @@
 """Deterministic, offline sentence splitting with character offsets.
 
-Sentences come from BlingFire, plus extra boundaries at blank lines (paragraphs),
-before Markdown list items / headings / table rows, and after Markdown headings.
+Sentences come from nupunkt (Punkt, pure Python, its English model packaged), plus
+extra boundaries at blank lines (paragraphs), before Markdown list items / headings /
+table rows, and after Markdown headings.
 Every span is trimmed of whitespace; together the spans cover every
 non-whitespace character of the text. Sentences longer than ``max_tokens``
 tokens (see :mod:`mograg.text.tokens`) are cut into pieces that fit.
 
-Everything is linear in the text's length: BlingFire and the tokenizer see bounded
+Everything is linear in the text's length: nupunkt and the tokenizer see bounded
 windows (:data:`WINDOW_CHARS`), so a 50 MB line costs time and memory in proportion.
 """
 
 from __future__ import annotations
 
-import ctypes
 import re
 from itertools import pairwise
 
-import blingfire
-import numpy as np
+import nupunkt
 
 from mograg.text.tokens import MAX_TOKEN_CHARS, count_tokens, split_long_tokens, wordpiece
 
-__all__ = ["WINDOW_CHARS", "split_sentences", "split_with_counts"]
+__all__ = ["SPLITTER", "WINDOW_CHARS", "split_sentences", "split_with_counts"]
+
+SPLITTER = f"nupunkt-{nupunkt.__version__}"
+"""What decides sentence boundaries (hence chunks): part of cached eval indexes' key."""
 
 WINDOW_CHARS = 1 << 16
-"""Longest piece of text given to BlingFire or the tokenizer in one call (a sentence
+"""Longest piece of text given to nupunkt or the tokenizer in one call (a sentence
 longer than this is cut at a window edge before being cut to the token cap)."""
 
 # Blank line(s): a paragraph boundary.
@@ -37,39 +39,10 @@ _BLOCK_START_RE = re.compile(
 _HEADING_RE = re.compile(r"^[ \t]*#{1,6}[ \t][^\n]*", re.M)
 
 
-def _blingfire_ends(text: str) -> list[int] | None:
-    """Character end offsets of BlingFire's sentences, or None if BlingFire failed.
-
-    Calls the C function directly (the Python wrapper maps UTF-8 offsets back to
-    characters with a per-byte Python loop, which is slow on large texts).
-    """
-    # NUL would be an early end-of-string for C code; any 1-byte stand-in keeps offsets.
-    data = text.replace("\x00", " ").encode("utf-8", errors="surrogatepass")
-    n = len(data)
-    if n == 0:
-        return []
-    cap = n * 2 + 16
-    out = ctypes.create_string_buffer(cap)
-    starts = (ctypes.c_int32 * cap)()
-    ends = (ctypes.c_int32 * cap)()
-    rc = blingfire.blingfire.TextToSentencesWithOffsets(
-        ctypes.c_char_p(data),
-        ctypes.c_int(n),
-        ctypes.byref(out),
-        ctypes.byref(starts),
-        ctypes.byref(ends),
-        ctypes.c_int(cap),
-    )
-    if rc <= 0 or rc > cap:
-        return None
-    n_sent = out.value.count(b"\n") + 1
-    byte_ends = np.frombuffer(memoryview(ends), dtype=np.int32, count=n_sent).astype(np.int64)
-    if byte_ends.size == 0 or byte_ends.min() < 0 or byte_ends.max() >= n:
-        return None
-    # End offsets are inclusive byte positions; map byte -> index of its character.
-    raw = np.frombuffer(data, dtype=np.uint8)
-    char_of_byte = np.cumsum((raw & 0xC0) != 0x80) - 1
-    return (char_of_byte[byte_ends] + 1).tolist()
+def _punkt_ends(text: str) -> list[int]:
+    """Character end offsets of nupunkt's sentences (Punkt with its packaged English
+    model: pure Python, no network, deterministic for a given nupunkt version)."""
+    return [e for _, e in nupunkt.sent_spans(text)]
 
 
 def _windows(text: str, start: int, end: int, size: int) -> list[tuple[int, int]]:
@@ -94,16 +67,13 @@ def _windows(text: str, start: int, end: int, size: int) -> list[tuple[int, int]
     return out
 
 
-def _sentence_ends(text: str) -> list[int] | None:
-    """BlingFire's sentence ends over the whole text, window by window."""
+def _sentence_ends(text: str) -> list[int]:
+    """nupunkt's sentence ends over the whole text, window by window."""
     if len(text) <= WINDOW_CHARS:
-        return _blingfire_ends(text)
+        return _punkt_ends(text)
     ends: list[int] = []
     for a, b in _windows(text, 0, len(text), WINDOW_CHARS):
-        part = _blingfire_ends(text[a:b])
-        if part is None:
-            return None
-        ends.extend(a + e for e in part)
+        ends.extend(a + e for e in _punkt_ends(text[a:b]))
         ends.append(b)
     return ends
 
@@ -117,18 +87,7 @@ def _cut_points(text: str) -> list[int]:
         cuts.add(m.start())
     for m in _HEADING_RE.finditer(text):
         cuts.add(m.end())
-    ends = _sentence_ends(text)
-    if ends is None:
-        # Fall back to one BlingFire call per paragraph (window).
-        bounds = sorted(cuts)
-        for a0, b0 in pairwise(bounds):
-            for a, b in _windows(text, a0, b0, WINDOW_CHARS):
-                part = _blingfire_ends(text[a:b])
-                cuts.add(b)
-                if part:
-                    cuts.update(a + e for e in part)
-    else:
-        cuts.update(ends)
+    cuts.update(_sentence_ends(text))
     return sorted(c for c in cuts if 0 <= c <= len(text))
 
 
