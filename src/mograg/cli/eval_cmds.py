@@ -236,7 +236,8 @@ def train_router_cmd(
 def tune_cmd(
     index: IndexOpt,
     questions: Annotated[
-        int, typer.Option(min=2, help="How many synthetic questions to write from the corpus.")
+        int, typer.Option(min=2, help="How many synthetic questions to write from the corpus "
+                          "(from each knowledge source, when it has several: --source).")
     ] = 200,
     name: Annotated[str, typer.Option(help="Router name (becomes the default).")] = "tuned",
     budget: Annotated[int, typer.Option(min=1, help="Token budget of the labels.")] = 256,
@@ -260,3 +261,6 @@ def tune_cmd(
         f"{time.perf_counter() - t0:.1f} s; saved in {index} as router {name!r} (the default)",
         markup=False,
     )
+    if summary.get("sources"):
+        out.print(f"granularities weighted per source: {', '.join(summary['sources'])}",
+                  markup=False)
