@@ -173,3 +173,25 @@ def test_one_named_source_is_the_same_as_none(tmp_path, shared_embedder):
         pa = plain.root / plain.manifest["routers"]["tuned"][key]
         pb = named.root / named.manifest["routers"]["tuned"][key]
         assert pa.read_bytes() == pb.read_bytes()
+
+
+def test_train_router_shipped_per_source(two, tmp_path):
+    def question(qid: str, text: str, doc: str, evidence: str) -> dict[str, object]:
+        start = two.snapshot.text(two.snapshot.doc_index[doc]).index(evidence)
+        return {"id": qid, "question": text, "answers": [],
+                "evidence": [{"doc_id": doc, "start": start, "end": start + len(evidence)}]}
+
+    qs = [question("q1", "Who first walked on the Moon?", "moon",
+                   "Neil Armstrong was the first person to walk on it."),
+          question("q2", "How much caffeine is in a cup?", "coffee",
+                   "A typical cup contains about ninety milligrams of caffeine."),
+          question("q3", "what does observation 1-3 note", "notes-1", "observation 1-3 notes.")]
+    path = tmp_path / "q.jsonl"
+    path.write_text("\n".join(json.dumps(q) for q in qs))
+    code, out, err = run("train-router", "--index", two.root, "--questions", path,
+                         "--model", "shipped", "--name", "labelled")
+    assert code == 0, err
+    assert "shipped models adapted, per source" in out
+    router = load_router(Index.open(two.root), "labelled")
+    assert router.span_model.sources == ("facts", "notes")
+    assert router.model.source_intercept.shape[0] == 2

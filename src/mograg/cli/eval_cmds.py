@@ -193,9 +193,11 @@ def train_router_cmd(
     budget: Annotated[int, typer.Option(help="Token budget the labels are measured at.")] = 256,
     mode: ModeOpt = "hybrid",
     model: Annotated[
-        Literal["ridge", "prior", "mlp", "softmax"],
+        Literal["ridge", "prior", "mlp", "softmax", "shipped"],
         typer.Option(help="ridge (closed form), prior (fixed weights), softmax regression "
-                     "or mlp (one hidden layer; softmax and mlp need mograg[train])."),
+                     "or mlp (one hidden layer; softmax and mlp need mograg[train]); shipped: "
+                     "adapt the shipped span and granularity models to these questions, as "
+                     "tune does (per knowledge source when the index has several)."),
     ] = "ridge",
     loss: Annotated[
         Literal["ce", "bce"],
@@ -225,8 +227,10 @@ def train_router_cmd(
         return
     for p in summary.get("problems", []):
         say(f"skipped {one_line(p)}")
+    how = (f"shipped models adapted{', per source' if summary.get('sources') else ''}"
+           if model == "shipped" else f"{model}, {loss}, {labels} labels")
     out.print(
-        f"trained router {summary['router']!r} ({model}, {loss}, {labels} labels) on "
+        f"trained router {summary['router']!r} ({how}) on "
         f"{summary['trained_on']} question(s) ({summary['skipped']} skipped) in "
         f"{time.perf_counter() - t0:.1f} s; saved in {index} as the default router",
         markup=False,

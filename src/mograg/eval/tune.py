@@ -107,10 +107,10 @@ def adapt_sources(model: GranularityModel, x: np.ndarray, scores: np.ndarray,
                   rows: np.ndarray, sources: Sequence[str],
                   kappa: float = KAPPA) -> GranularityModel:
     """``model`` with a per-source intercept: what each source's questions (``rows``: each
-    question's row in ``sources``) got beyond the model's prediction, shrunk towards none
+    question's row in ``sources``, -1: none) got beyond the model's prediction, shrunk towards none
     by ``kappa`` pseudo-questions."""
     resid = (scores - scores.mean(axis=1, keepdims=True)) - model.predict(x)
-    onehot = np.eye(len(sources))[rows]
+    onehot = (np.asarray(rows)[:, None] == np.arange(len(sources))[None]).astype(np.float64)
     delta = (onehot.T @ resid) / (onehot.sum(axis=0)[:, None] + kappa)
     return replace(model, source_intercept=delta, sources=tuple(sources),
                    meta={**model.meta, "sources": list(sources)})
@@ -143,14 +143,9 @@ def tune_index(
     seed: int = 0, progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Write synthetic questions, score them, adapt the shipped model, save it in the index."""
-    from threadpoolctl import threadpool_limits
-
-    from mograg.eval.evaluate import collect
-    from mograg.index.core import no_progress
-    from mograg.retrieval.routers import check_router_name, store_router
+    from mograg.retrieval.routers import check_router_name
 
     check_router_name(name)  # before any work
-    router = shipped_router(index)
     srcs = index_sources(index.snapshot)
     if srcs.several:  # n questions from each knowledge source
         qs, q_rows = [], []
@@ -160,9 +155,41 @@ def tune_index(
             q_rows += [r] * len(got)
     else:
         qs = synthetic_questions(index, n, seed)
+        q_rows = [-1] * len(qs)
     if len(qs) < 2:
         raise MogragError(f"index {index.root} has too little text to write questions from "
                           f"(found {len(qs)} sentences of {MIN_SENTENCE_TOKENS}+ tokens)")
+    summary = adapt_index(index, qs, np.array(q_rows, np.int64), budget, mode, name,
+                          {"seed": seed}, progress)
+    return {**summary, "example_questions": [q.question for q in qs[:3]]}
+
+
+def question_sources(index: Index, qs: Sequence[Question]) -> np.ndarray:
+    """Each question's knowledge source: its first evidence document's row (-1: none)."""
+    snap = index.snapshot
+    of_doc = index_sources(snap).of_doc
+    return np.array([of_doc[snap.doc_index[q.evidence[0][0]]]
+                     if q.evidence and q.evidence[0][0] in snap.doc_index else -1
+                     for q in qs], np.int64)
+
+
+def adapt_index(
+    index: Index, qs: Sequence[Question], q_rows: np.ndarray, budget: int = 256,
+    mode: str = "hybrid", name: str = "tuned", meta: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Score ``qs`` (with evidence) at every granularity, adapt both shipped models to them
+    — per knowledge source too when the index has several (``q_rows``: each question's
+    source row) — and save the result in the index as its default router ``name``."""
+    from threadpoolctl import threadpool_limits
+
+    from mograg.eval.evaluate import collect
+    from mograg.index.core import no_progress
+    from mograg.retrieval.routers import check_router_name, store_router
+
+    check_router_name(name)
+    router = shipped_router(index)
+    srcs = index_sources(index.snapshot)
     with threadpool_limits(1, user_api="blas"):
         col = collect(index, qs, budget, mode, progress or no_progress)
         x = np.array([router.features(index, q, r)
@@ -186,17 +213,17 @@ def tune_index(
                        intercept=base.intercept[keep])
     tuned = adapt(base, x, col.scores())
     if srcs.several:
-        tuned = adapt_sources(tuned, x, col.scores(), np.array(q_rows), srcs.names)
-    tuned.meta.update({"budget": budget, "mode": mode, "seed": seed})
+        tuned = adapt_sources(tuned, x, col.scores(), q_rows, srcs.names)
+    tuned.meta.update({"budget": budget, "mode": mode, **(meta or {})})
     store_router(index, name, tuned.to_bytes(), {
         "names": tuned.names, "model": "granularity-model", "loss": "mse",
         "base_model_version": MODEL_VERSION}, extra=extra)
-    return {"router": name, "questions": len(qs), "granularities": tuned.names,
-            "prior_shift": {nm: round(float(v), 4) for nm, v in
-                            zip(tuned.names, tuned.intercept - base.intercept, strict=True)},
-            "example_questions": [q.question for q in qs[:3]],
-            **({"sources": {src: {nm: round(float(v), 4) for nm, v in
-                                  zip(tuned.names, row, strict=True)}
-                            for src, row in zip(srcs.names, tuned.source_intercept,
-                                                strict=True)}}
-               if srcs.several else {})}
+    out: dict[str, Any] = {
+        "router": name, "questions": len(qs), "granularities": tuned.names,
+        "prior_shift": {nm: round(float(v), 4) for nm, v in
+                        zip(tuned.names, tuned.intercept - base.intercept, strict=True)}}
+    if srcs.several:
+        out["sources"] = {src: {nm: round(float(v), 4) for nm, v in
+                                zip(tuned.names, row, strict=True)}
+                          for src, row in zip(srcs.names, tuned.source_intercept, strict=True)}
+    return out
