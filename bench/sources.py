@@ -85,8 +85,9 @@ def build(name: str, sets: list[str], labelled: bool) -> Index:
 
 
 def questions(s: str, index: Index, limit: int) -> list[Question]:
+    """The set's first ``limit`` questions with gold evidence (recall is measured on them)."""
     qs, _ = load_questions(EVALSETS / s / "questions.jsonl.gz", doc_lengths(index))
-    return qs[:limit]
+    return [q for q in qs if q.evidence][:limit]
 
 
 def recall_of(router: ModelRouter, index: Index, col: Any, rows: list[int]) -> np.ndarray:
@@ -244,7 +245,14 @@ def run_index(index: Index, sets: list[str], limit: int, n_tune: int, budget: in
             g = int(np.argmax(np.mean([recall[sel == kk].mean(axis=0)
                                        for kk in range(len(sets))], axis=0)))
             row["best_fixed_for_all_sets"] = [col.names[g], round(float(gran[g]), 4)]
-        row.update({name: round(float(v[m].mean()), 4) for name, v in systems.items()})
+        row.update({name: round(float(np.nanmean(v[m])), 4) for name, v in systems.items()})
+        # paired differences on the same questions: mean and its standard error
+        pairs = [("tuned-per-source", "tuned-blind"), ("labels-per-source", "labels-blind"),
+                 ("default-source-features", "default")]
+        row["paired"] = {f"{a} - {b}": [round(float(d.mean()), 4),
+                                        round(float(d.std(ddof=1) / np.sqrt(len(d))), 4)]
+                         for a, b in pairs if a in systems
+                         for d in [systems[a][m] - systems[b][m]]}
         per_set[s] = row
     return {"sources": index_sources(index.snapshot).counts(), "seconds": round(seconds, 1),
             "tune": {k: summary[k] for k in ("questions", "prior_shift", "sources")
