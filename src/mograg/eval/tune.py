@@ -9,6 +9,14 @@ the shipped model (``KAPPA`` pseudo-questions, ``SPAN_KAPPA`` pseudo-candidates)
 questions move them a little and many move them more. Saved in the index like a trained
 router and used by every search that does not name another. Measured leave-one-set-out it
 does not help yet (sentence evidence pulls towards fine sizes): see bench/transfer.py.
+
+An index of several knowledge sources (:mod:`mograg.retrieval.sources`) gets ``n``
+questions from each source and, on top, per-(source, level) span offsets and per-source
+blend intercepts, shrunk the same way. ``train-router --model shipped`` fits the same on
+labelled questions (:func:`adapt_index`). Measured on two dev sets indexed together
+(bench/sources.py) the per-source parts neither help nor hurt beyond noise: the
+source-blind span model already picks fine spans from one source and coarse ones from
+the other.
 """
 
 from __future__ import annotations
