@@ -11,12 +11,12 @@ same vectors, reused by content hash from the eval cache). For each set's questi
 - ``default``: the shipped span model (source-blind by construction), and
   ``default-source-features``: the same model with every span feature computed within
   the candidate's own source (each source's rankings treated as a corpus of their own);
-- ``tuned``: ``mograg tune`` (``--tune`` synthetic questions from each source) with its
+- ``tuned``: ``mograg tune --per-source`` (``--tune`` synthetic questions from each source) with its
   per-source offsets (``tuned-per-source``) and without them (``tuned-blind``, the same
   questions fitted with one offset per level);
 - ``labels``: the same adaptation fitted on the sets' real questions, 5-fold
-  (``labels-per-source`` vs ``labels-blind``), i.e. what a router trained with labels
-  gets from knowing the source.
+  (``labels-per-source`` vs ``labels-blind``), i.e. what ``train-router --model shipped
+  [--per-source]`` gets from knowing the source.
 
 Usage: python bench/sources.py [--sets a,b] [--questions 1000] [--tune 200] [--out FILE]
 """
@@ -38,7 +38,14 @@ from _output import emit
 from mograg.eval.commands import doc_lengths, index_docs_cached
 from mograg.eval.evaluate import collect, score_hits
 from mograg.eval.questions import Question, load_questions
-from mograg.eval.tune import adapt, adapt_sources, adapt_span_sources, adapt_spans, tune_index
+from mograg.eval.tune import (
+    adapt,
+    adapt_sources,
+    adapt_span_sources,
+    adapt_spans,
+    question_sources,
+    tune_index,
+)
 from mograg.index.core import Index
 from mograg.index.segments import SegmentBuilder, WriteReport, existing_vectors
 from mograg.index.settings import IndexSettings
@@ -176,8 +183,7 @@ def label_systems(index: Index, col: Any, q_set: np.ndarray, names: list[str],
     shares = [evidence_share(snap, c, qq.evidence) for c, qq in zip(cands, col.questions,
                                                                      strict=True)]
     srcs = index_sources(snap)
-    q_rows = np.array([srcs.names.index(names[s]) if names[s] in srcs.names else 0
-                       for s in q_set.tolist()])
+    q_rows = question_sources(index, col.questions)
     fold = np.random.default_rng(seed).permutation(n) % FOLDS
     out = {"labels-blind": np.zeros(n), "labels-per-source": np.zeros(n)}
     n_lv = len(index.levels)
@@ -219,7 +225,7 @@ def run_index(index: Index, sets: list[str], limit: int, n_tune: int, budget: in
         if index_sources(index.snapshot).several:
             systems["default-source-features"] = source_features_recall(
                 shipped, index, col, list(range(len(qs))))
-        summary = tune_index(index, n=n_tune, budget=budget, name="tuned")
+        summary = tune_index(index, n=n_tune, budget=budget, name="tuned", per_source=True)
         tuned = load_router(index, "tuned", budget)
         assert isinstance(tuned, ModelRouter)
         if index_sources(index.snapshot).several:

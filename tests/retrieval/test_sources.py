@@ -137,8 +137,12 @@ def test_span_scores_move_per_source(two):
                        model.score(cands))
 
 
-def test_tune_weights_each_source(two):
-    summary = tune_index(two, n=6, name="tuned")
+def test_tune_weights_each_source_when_asked(two):
+    plain = tune_index(two, n=6, name="plain")  # by default: as for one source
+    assert "sources" not in plain and plain["questions"] <= 6
+    blind = load_router(two, "plain")
+    assert not blind.span_model.source_offset.size and not blind.model.source_intercept.size
+    summary = tune_index(two, n=6, name="tuned", per_source=True)
     assert set(summary["sources"]) == {"facts", "notes"}
     assert summary["questions"] > 6  # drawn from each source
     router = load_router(two, "tuned")
@@ -189,7 +193,7 @@ def test_train_router_shipped_per_source(two, tmp_path):
     path = tmp_path / "q.jsonl"
     path.write_text("\n".join(json.dumps(q) for q in qs))
     code, out, err = run("train-router", "--index", two.root, "--questions", path,
-                         "--model", "shipped", "--name", "labelled")
+                         "--model", "shipped", "--name", "labelled", "--per-source")
     assert code == 0, err
     assert "shipped models adapted, per source" in out
     router = load_router(Index.open(two.root), "labelled")

@@ -208,6 +208,10 @@ def train_router_cmd(
         typer.Option(help="Soft labels: softmax of each level's recall, or MoG's 0.8/0.2."),
     ] = "softmax",
     limit: Annotated[int | None, typer.Option(help="Use the first N questions.")] = None,
+    per_source: Annotated[bool, typer.Option(
+        "--per-source", help="With --model shipped on an index of several named knowledge "
+        "sources: also fit per-source offsets (measured: no gain, bench/sources.py)."
+    )] = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -221,6 +225,7 @@ def train_router_cmd(
         summary = train_router_command(
             index=index, questions=questions, name=name, budget=budget, mode=mode,
             model=model, loss=loss, labels=labels, limit=limit, progress=bars,
+            per_source=per_source,
         )
     if as_json:
         print_json(summary)
@@ -241,11 +246,15 @@ def tune_cmd(
     index: IndexOpt,
     questions: Annotated[
         int, typer.Option(min=2, help="How many synthetic questions to write from the corpus "
-                          "(from each knowledge source, when it has several: --source).")
+                          "(from each knowledge source with --per-source).")
     ] = 200,
     name: Annotated[str, typer.Option(help="Router name (becomes the default).")] = "tuned",
     budget: Annotated[int, typer.Option(min=1, help="Token budget of the labels.")] = 256,
     mode: ModeOpt = "hybrid",
+    per_source: Annotated[bool, typer.Option(
+        "--per-source", help="On an index of several named knowledge sources: "
+        "questions from each source and per-source offsets (measured: no gain, "
+        "bench/sources.py).")] = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -256,7 +265,7 @@ def tune_cmd(
     t0 = time.perf_counter()
     with progress_bars(quiet) as bars:
         summary = tune_index(Index.open(index), n=questions, budget=budget, mode=mode,
-                             name=name, progress=bars)
+                             name=name, progress=bars, per_source=per_source)
     if as_json:
         print_json(summary)
         return

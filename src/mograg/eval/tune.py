@@ -10,13 +10,13 @@ questions move them a little and many move them more. Saved in the index like a 
 router and used by every search that does not name another. Measured leave-one-set-out it
 does not help yet (sentence evidence pulls towards fine sizes): see bench/transfer.py.
 
-An index of several knowledge sources (:mod:`mograg.retrieval.sources`) gets ``n``
-questions from each source and, on top, per-(source, level) span offsets and per-source
-blend intercepts, shrunk the same way. ``train-router --model shipped`` fits the same on
-labelled questions (:func:`adapt_index`). Measured on two dev sets indexed together
-(bench/sources.py) the per-source parts neither help nor hurt beyond noise: the
-source-blind span model already picks fine spans from one source and coarse ones from
-the other.
+With ``--per-source``, an index of several knowledge sources (:mod:`mograg.retrieval.sources`)
+gets ``n`` questions from each source and, on top, per-(source, level) span offsets and
+per-source blend intercepts, shrunk the same way; ``train-router --model shipped`` fits the
+same on labelled questions (:func:`adapt_index`). Opt-in because measured on two pairs of dev
+sets indexed together (bench/sources.py) the per-source parts did not help (within noise,
+slightly negative on average): the source-blind span model already picks fine spans from
+one source and coarse ones from the other.
 """
 
 from __future__ import annotations
@@ -148,14 +148,17 @@ def adapt_span_sources(model: SpanModel, cands: Sequence[Candidates],
 
 def tune_index(
     index: Index, n: int = 200, budget: int = 256, mode: str = "hybrid", name: str = "tuned",
-    seed: int = 0, progress: Progress | None = None,
+    seed: int = 0, progress: Progress | None = None, per_source: bool = False,
 ) -> dict[str, Any]:
-    """Write synthetic questions, score them, adapt the shipped model, save it in the index."""
+    """Write synthetic questions, score them, adapt the shipped model, save it in the index.
+
+    ``per_source`` (an index of several knowledge sources): ``n`` questions from each
+    source and per-source offsets on top."""
     from mograg.retrieval.routers import check_router_name
 
     check_router_name(name)  # before any work
     srcs = index_sources(index.snapshot)
-    if srcs.several:  # n questions from each knowledge source
+    if per_source and srcs.several:  # n questions from each knowledge source
         qs, q_rows = [], []
         for r in range(len(srcs.names)):
             got = synthetic_questions(index, n, seed, docs=srcs.of_doc == r)
@@ -168,7 +171,7 @@ def tune_index(
         raise MogragError(f"index {index.root} has too little text to write questions from "
                           f"(found {len(qs)} sentences of {MIN_SENTENCE_TOKENS}+ tokens)")
     summary = adapt_index(index, qs, np.array(q_rows, np.int64), budget, mode, name,
-                          {"seed": seed}, progress)
+                          {"seed": seed}, progress, per_source)
     return {**summary, "example_questions": [q.question for q in qs[:3]]}
 
 
@@ -184,11 +187,12 @@ def question_sources(index: Index, qs: Sequence[Question]) -> np.ndarray:
 def adapt_index(
     index: Index, qs: Sequence[Question], q_rows: np.ndarray, budget: int = 256,
     mode: str = "hybrid", name: str = "tuned", meta: dict[str, Any] | None = None,
-    progress: Progress | None = None,
+    progress: Progress | None = None, per_source: bool = False,
 ) -> dict[str, Any]:
     """Score ``qs`` (with evidence) at every granularity, adapt both shipped models to them
-    — per knowledge source too when the index has several (``q_rows``: each question's
-    source row) — and save the result in the index as its default router ``name``."""
+    — with ``per_source``, per knowledge source too when the index has several (``q_rows``:
+    each question's source row) — and save the result in the index as its default router
+    ``name``."""
     from threadpoolctl import threadpool_limits
 
     from mograg.eval.evaluate import collect
@@ -198,6 +202,7 @@ def adapt_index(
     check_router_name(name)
     router = shipped_router(index)
     srcs = index_sources(index.snapshot)
+    several = per_source and srcs.several
     with threadpool_limits(1, user_api="blas"):
         col = collect(index, qs, budget, mode, progress or no_progress)
         x = np.array([router.features(index, q, r)
@@ -210,7 +215,7 @@ def adapt_index(
             shares = [evidence_share(index.snapshot, c, question.evidence)
                       for c, question in zip(cands, qs, strict=True)]
             spans = adapt_spans(router.span_model, cands, shares, len(index.levels))
-            if srcs.several:
+            if several:
                 spans = adapt_span_sources(spans, cands, shares, srcs.of_doc, srcs.names,
                                            len(index.levels))
             extra["span_file"] = spans.to_bytes()
@@ -220,7 +225,7 @@ def adapt_index(
         base = replace(base, names=list(col.names), coef=base.coef[:, keep],
                        intercept=base.intercept[keep])
     tuned = adapt(base, x, col.scores())
-    if srcs.several:
+    if several:
         tuned = adapt_sources(tuned, x, col.scores(), q_rows, srcs.names)
     tuned.meta.update({"budget": budget, "mode": mode, **(meta or {})})
     store_router(index, name, tuned.to_bytes(), {
@@ -230,7 +235,7 @@ def adapt_index(
         "router": name, "questions": len(qs), "granularities": tuned.names,
         "prior_shift": {nm: round(float(v), 4) for nm, v in
                         zip(tuned.names, tuned.intercept - base.intercept, strict=True)}}
-    if srcs.several:
+    if several:
         out["sources"] = {src: {nm: round(float(v), 4) for nm, v in
                                 zip(tuned.names, row, strict=True)}
                           for src, row in zip(srcs.names, tuned.source_intercept, strict=True)}
