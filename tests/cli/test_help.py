@@ -16,7 +16,7 @@ CHOICES = {
     "ask": {"--mode": "hybrid dense bm25", "--strategy": "auto argmax mix blend spans",
             "--generator": "openai local extractive"},
     "eval": {"--mode": "hybrid dense bm25", "--generator": "openai local extractive"},
-    "train-router": {"--mode": "hybrid dense bm25", "--model": "ridge prior softmax mlp",
+    "train-router": {"--mode": "hybrid dense bm25", "--model": "ridge prior softmax mlp shipped",
                      "--loss": "ce bce", "--labels": "softmax mog"},
     "index": {"--level-vectors": "embed pool"},
     "serve": {"--generator": "openai local extractive"},

@@ -76,5 +76,7 @@ def test_info_is_unchanged(old: Index) -> None:
     assert info.pop("search_router") == "entropy (the shipped model is made for other levels)"
     # added since (issue 15): an index written before approximate search has none
     assert info.pop("ann") is None
+    # added since (issue 14): documents per knowledge source (none named)
+    assert info.pop("sources") == {}
     assert not old.snapshot.uses_ann(0)
     assert info == EXPECTED["info"]

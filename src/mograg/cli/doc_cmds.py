@@ -13,6 +13,7 @@ from mograg.errors import MogragError
 
 
 def _row(snap: Any, d: int) -> dict[str, Any]:
+    from mograg.retrieval.sources import source_of
     from mograg.text.context import document_context
 
     meta = snap.metadata(d)
@@ -24,11 +25,13 @@ def _row(snap: Any, d: int) -> dict[str, Any]:
         "pages": meta.get("pages"),
         "chars": len(text),
         "source": meta.get("source"),
+        "collection": source_of(meta),
     }
 
 
 def list_cmd(index: IndexOpt, where: WhereOpt = None, as_json: JsonOpt = False) -> None:
-    """The documents of an index: id, title, periods found, pages, size."""
+    """The documents of an index: id, title, periods found, pages, size (and knowledge
+    source, when any document has one)."""
     from mograg.retrieval.filters import doc_mask, parse_where
 
     snap = open_index(index).snapshot
@@ -40,11 +43,13 @@ def list_cmd(index: IndexOpt, where: WhereOpt = None, as_json: JsonOpt = False) 
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
-    for col in ("id", "title", "periods", "pages", "chars"):
+    named = any(r["collection"] for r in rows)
+    for col in ("id", "title", "periods", "pages", "chars", *(("source",) if named else ())):
         table.add_column(col, justify="right" if col in ("pages", "chars") else "left")
     for r in rows:
         table.add_row(Text(r["id"]), Text(str(r["title"] or "")),
-                      Text(", ".join(r["periods"][:2])), str(r["pages"] or ""), str(r["chars"]))
+                      Text(", ".join(r["periods"][:2])), str(r["pages"] or ""), str(r["chars"]),
+                      *((Text(r["collection"] or ""),) if named else ()))
     out.print(table)
     out.print(Text(f"{len(rows)} of {snap.n_docs} document(s)", style="dim"))
 

@@ -202,9 +202,11 @@ def train_router_cmd(
     budget: Annotated[int, typer.Option(help="Token budget the labels are measured at.")] = 256,
     mode: ModeOpt = "hybrid",
     model: Annotated[
-        RouterModel,
+        Literal[RouterModel, "shipped"],
         typer.Option(help="ridge (closed form), prior (fixed weights), softmax regression "
-                     "or mlp (one hidden layer; softmax and mlp need mograg[train])."),
+                     "or mlp (one hidden layer; softmax and mlp need mograg[train]); shipped: "
+                     "adapt the shipped span and granularity models to these questions, as "
+                     "tune does (per knowledge source when the index has several)."),
     ] = "ridge",
     loss: Annotated[
         Literal["ce", "bce"],
@@ -215,6 +217,10 @@ def train_router_cmd(
         typer.Option(help="Soft labels: softmax of each level's recall, or MoG's 0.8/0.2."),
     ] = "softmax",
     limit: Annotated[int | None, typer.Option(help="Use the first N questions.")] = None,
+    per_source: Annotated[bool, typer.Option(
+        "--per-source", help="With --model shipped on an index of several named knowledge "
+        "sources: also fit per-source offsets (measured: no gain, bench/sources.py)."
+    )] = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -228,14 +234,17 @@ def train_router_cmd(
         summary = train_router_command(
             index=index, questions=questions, name=name, budget=budget, mode=mode,
             model=model, loss=loss, labels=labels, limit=limit, progress=bars,
+            per_source=per_source,
         )
     if as_json:
         print_json(summary)
         return
     for p in summary.get("problems", []):
         say(f"skipped {one_line(p)}")
+    how = (f"shipped models adapted{', per source' if summary.get('sources') else ''}"
+           if model == "shipped" else f"{model}, {loss}, {labels} labels")
     out.print(
-        f"trained router {summary['router']!r} ({model}, {loss}, {labels} labels) on "
+        f"trained router {summary['router']!r} ({how}) on "
         f"{summary['trained_on']} question(s) ({summary['skipped']} skipped) in "
         f"{time.perf_counter() - t0:.1f} s; saved in {index} as the default router",
         markup=False,
@@ -245,11 +254,16 @@ def train_router_cmd(
 def tune_cmd(
     index: IndexOpt,
     questions: Annotated[
-        int, typer.Option(min=2, help="How many synthetic questions to write from the corpus.")
+        int, typer.Option(min=2, help="How many synthetic questions to write from the corpus "
+                          "(from each knowledge source with --per-source).")
     ] = 200,
     name: Annotated[str, typer.Option(help="Router name (becomes the default).")] = "tuned",
     budget: Annotated[int, typer.Option(min=1, help="Token budget of the labels.")] = 256,
     mode: ModeOpt = "hybrid",
+    per_source: Annotated[bool, typer.Option(
+        "--per-source", help="On an index of several named knowledge sources: "
+        "questions from each source and per-source offsets (measured: no gain, "
+        "bench/sources.py).")] = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -260,7 +274,7 @@ def tune_cmd(
     t0 = time.perf_counter()
     with progress_bars(quiet) as bars:
         summary = tune_index(Index.open(index), n=questions, budget=budget, mode=mode,
-                             name=name, progress=bars)
+                             name=name, progress=bars, per_source=per_source)
     if as_json:
         print_json(summary)
         return
@@ -269,3 +283,6 @@ def tune_cmd(
         f"{time.perf_counter() - t0:.1f} s; saved in {index} as router {name!r} (the default)",
         markup=False,
     )
+    if summary.get("sources"):
+        out.print(f"granularities weighted per source: {', '.join(summary['sources'])}",
+                  markup=False)

@@ -78,6 +78,12 @@ def index_cmd(
                      "expands to, in MB [default: MOGRAG_MAX_FILE_MB or 32]; larger "
                      "ones are skipped with a line."),
     ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(help="Knowledge source of these documents (e.g. papers, textbook), stored "
+                     "as their metadata 'collection' (JSONL records may set it themselves); "
+                     "mograg tune weights granularities per source."),
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Create an index, or add documents to it (same id = replace)."""
@@ -97,6 +103,10 @@ def index_cmd(
         graph=graph_on, graph_knn=graph_knn if graph_on else None,
         graph_radius=graph_radius if graph_on else None, store=store, context=bool(context),
     )
+    if source is not None:
+        from mograg.retrieval.sources import check_source_name
+
+        source = check_source_name(source)
     if max_file_mb is not None and not max_file_mb > 0:
         raise MogragError(f"--max-file-mb must be a positive number, got {max_file_mb}")
     max_bytes = int(max_file_mb * 1_000_000) if max_file_mb is not None else None
@@ -113,6 +123,10 @@ def index_cmd(
                                    progress=lambda name, n, total: bars.item(
                                        "load", name, n, total)))
         load_s = time.perf_counter() - t0
+        if source is not None:
+            from mograg.retrieval.sources import with_source
+
+            docs = with_source(docs, source)
         if docs:
             if ix is None:
                 if context is None:  # PDFs only: their running headers named whose and when
@@ -193,6 +207,8 @@ def info(index: IndexOpt, as_json: JsonOpt = False) -> None:
     table.add_column()
     for key, value in data.items():
         if isinstance(value, dict):
+            if key == "sources" and not value:  # no knowledge source named: nothing to say
+                continue
             value = ", ".join(f"{k}: {v}" for k, v in value.items())
         elif isinstance(value, list):
             value = ", ".join(map(str, value)) or "-"

@@ -49,8 +49,10 @@ def train_router_command(
     labels: str = "softmax",
     limit: int | None = None,
     progress: Progress = no_progress,
+    per_source: bool = False,
 ) -> dict[str, Any]:
-    """Train a router on questions with gold evidence/answers and save it in the index."""
+    """Train a router on questions with gold evidence/answers and save it in the index
+    (``per_source``: with ``model="shipped"``, per knowledge source too)."""
     check_router_name(name)  # before any work
     ix = Index.open(index)
     qs, problems = load_questions(questions, doc_lengths(ix))
@@ -58,6 +60,13 @@ def train_router_command(
         qs = qs[:limit]
     if len(qs) < 2:
         raise MogragError(f"{questions}: need at least 2 valid questions to train a router")
+    if model == "shipped":  # the shipped models adapted to these questions (per source too)
+        from mograg.eval.tune import adapt_index, question_sources
+
+        summary = adapt_index(ix, qs, question_sources(ix, qs), budget, mode, name,
+                              {"questions_file": str(questions)}, progress, per_source)
+        return {**summary, "trained_on": len(qs), "skipped": len(problems),
+                "problems": problems[:20]}
     col = collect(ix, qs, budget, mode, progress)
     scores = col.scores()
     with threadpool_limits(1, user_api="blas"):

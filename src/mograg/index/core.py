@@ -27,6 +27,7 @@ from mograg.index.settings import IndexSettings
 from mograg.retrieval.granularity_model import describe_search_router
 from mograg.retrieval.rank import DEFAULT_CANDIDATES, make_query, rank_level
 from mograg.retrieval.routing import fixed_search, route_search
+from mograg.retrieval.sources import describe_sources
 from mograg.store.ann import AnnSettings
 from mograg.store.backend import SearchBackend
 from mograg.store.factory import open_backend
@@ -246,6 +247,7 @@ class Index:
             "routers": sorted(self._manifest.get("routers", {})),
             "default_router": self._manifest.get("default_router") or "entropy",
             "search_router": describe_search_router(self),
+            "sources": describe_sources(snap),
             "graph": self._manifest.get("graph_stats") if self._manifest.get("graph") else None,
             "store": self._manifest.get("store"),
             "ann": self._manifest.get("ann"),

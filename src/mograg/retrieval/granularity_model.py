@@ -60,15 +60,24 @@ class GranularityModel:
     clip: float = 3.0  # standardised features are clipped: a new corpus must not extrapolate
     version: int = MODEL_VERSION
     meta: dict[str, Any] = field(default_factory=dict)
+    # added to the intercept in proportion to a query's share of each knowledge source
+    # (rows: ``sources``; empty: none) — what `mograg tune` learns on an index of several
+    source_intercept: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    sources: tuple[str, ...] = ()
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Predicted score of every granularity for feature rows ``x``."""
+    def predict(self, x: np.ndarray, shares: np.ndarray | None = None) -> np.ndarray:
+        """Predicted score of every granularity for feature rows ``x`` (``shares``: each
+        row's share of each of :attr:`sources`, when the model has per-source intercepts)."""
         z = np.clip((np.atleast_2d(x) - self.mean) / self.scale, -self.clip, self.clip)
-        return z @ self.coef + self.intercept
+        pred = z @ self.coef + self.intercept
+        if shares is not None and self.source_intercept.size:
+            pred = pred + np.atleast_2d(shares) @ self.source_intercept
+        return pred
 
-    def weights_for(self, x: np.ndarray, names: Sequence[str] | None = None) -> np.ndarray:
+    def weights_for(self, x: np.ndarray, names: Sequence[str] | None = None,
+                    shares: np.ndarray | None = None) -> np.ndarray:
         """Blend weights (rows sum to 1) over ``names`` (default all the model knows)."""
-        pred = self.predict(x)
+        pred = self.predict(x, shares)
         if names is not None:
             pred = pred[:, [self.names.index(n) for n in names]]
         return _softmax(pred / self.temperature)
@@ -84,9 +93,14 @@ class GranularityModel:
                   "clip": self.clip,
                   "version": self.version, "feature_version": FEATURE_VERSION,
                   "meta": self.meta}
+        extra: dict[str, Any] = {}  # Any: np.savez's keywords include allow_pickle
+        if self.source_intercept.size:  # absent otherwise: a one-source model keeps its bytes
+            header["sources"] = list(self.sources)
+            extra["source_intercept"] = self.source_intercept
         buf = io.BytesIO()
         np.savez(buf, header=np.frombuffer(json.dumps(header, sort_keys=True).encode(), np.uint8),
-                 mean=self.mean, scale=self.scale, coef=self.coef, intercept=self.intercept)
+                 mean=self.mean, scale=self.scale, coef=self.coef, intercept=self.intercept,
+                 **extra)
         return buf.getvalue()
 
     @classmethod
@@ -98,7 +112,10 @@ class GranularityModel:
                        scale=np.array(z["scale"]), coef=np.array(z["coef"]),
                        intercept=np.array(z["intercept"]), temperature=h["temperature"],
                        clip=h.get("clip", 3.0),
-                       version=h["version"], meta=h.get("meta", {}))
+                       version=h["version"], meta=h.get("meta", {}),
+                       source_intercept=(np.array(z["source_intercept"])
+                                         if "source_intercept" in z.files else np.zeros((0, 0))),
+                       sources=tuple(h.get("sources", ())))
 
 
 def fit_model(
@@ -163,7 +180,12 @@ class ModelRouter:
         self, index: IndexView, query: Query, rankings: Sequence[LevelRanking], names: Sequence[str]
     ) -> np.ndarray:
         """One weight per granularity of ``names``."""
-        return self.model.weights_for(self.features(index, query, rankings), names)[0]
+        shares = None
+        if self.model.source_intercept.size and rankings:
+            from mograg.retrieval.sources import query_shares
+
+            shares = query_shares(index.snapshot, rankings[0].ids, self.model.sources)
+        return self.model.weights_for(self.features(index, query, rankings), names, shares)[0]
 
 
 def _names(index: IndexView) -> list[str]:

@@ -48,6 +48,7 @@ class Candidates:
     chunk: np.ndarray
     x: np.ndarray
     linked: frozenset[tuple[int, int]] = frozenset()  # reached through the graph
+    doc: np.ndarray | None = None  # each candidate's document (for per-source offsets)
 
 
 def candidate_features(
@@ -75,7 +76,8 @@ def candidate_features(
     n = len(keys)
     x = np.zeros((n, len(SPAN_FEATURES)), np.float64)
     if n == 0:
-        return Candidates(levels, chunks, design(x, levels, n_lv, q_features), frozenset(linked))
+        return Candidates(levels, chunks, design(x, levels, n_lv, q_features), frozenset(linked),
+                          np.zeros(0, np.int64))
     anc = snap.ancestors
     fine_top = rankings[0].ids[:FINE_TOP]
     docs0 = snap.atoms["doc"][snap.levels[0]["first_atom"][rankings[0].ids]].tolist()
@@ -135,7 +137,8 @@ def candidate_features(
     x[:, 13] = np.log1p(order)
     x[:, 14] = [rel[k] for k in keys]
     x[:, 15] = x[:, 6] / (1.0 + order)
-    return Candidates(levels, chunks, design(x, levels, n_lv, q_features), frozenset(linked))
+    return Candidates(levels, chunks, design(x, levels, n_lv, q_features), frozenset(linked),
+                      docs)
 
 
 def design(x: np.ndarray, levels: np.ndarray, n_levels: int,
@@ -163,12 +166,21 @@ class SpanModel:
     meta: dict[str, Any] = field(default_factory=dict)
     # added by level: what `mograg tune` learns for one corpus (empty: none)
     level_offset: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # added by (source, level) on top of ``level_offset``, for an index of several knowledge
+    # sources (rows: ``sources``; empty: none)
+    source_offset: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    sources: tuple[str, ...] = ()
 
-    def score(self, cands: Candidates) -> np.ndarray:
-        """Estimated evidence share of each candidate, with the corpus's level offsets."""
+    def score(self, cands: Candidates, doc_rows: np.ndarray | None = None) -> np.ndarray:
+        """Estimated evidence share of each candidate, with the corpus's level offsets and,
+        given each document's row in :attr:`sources` (``doc_rows``, -1: none), its source's."""
         pred = self.predict(cands.x)
         if len(self.level_offset):
             pred = pred + self.level_offset[cands.level]
+        if self.source_offset.size and doc_rows is not None and cands.doc is not None:
+            rows = doc_rows[cands.doc]
+            m = rows >= 0
+            pred[m] += self.source_offset[rows[m], cands.level[m]]
         return pred
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -183,10 +195,15 @@ class SpanModel:
     def to_bytes(self) -> bytes:
         """Serialise (deterministic)."""
         buf = io.BytesIO()
-        head = {"intercept": self.intercept, "clip": self.clip, "meta": self.meta}
+        head: dict[str, Any] = {"intercept": self.intercept, "clip": self.clip,
+                                "meta": self.meta}
+        extra: dict[str, Any] = {}  # Any: np.savez's keywords include allow_pickle
+        if self.source_offset.size:  # absent otherwise: a one-source model keeps its bytes
+            head["sources"] = list(self.sources)
+            extra["source_offset"] = self.source_offset
         np.savez(buf, header=np.frombuffer(json.dumps(head, sort_keys=True).encode(), np.uint8),
                  mean=self.mean, scale=self.scale, coef=self.coef,
-                 level_offset=self.level_offset)
+                 level_offset=self.level_offset, **extra)
         return buf.getvalue()
 
     @classmethod
@@ -195,8 +212,11 @@ class SpanModel:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             h = json.loads(bytes(z["header"]).decode())
             offset = np.array(z["level_offset"]) if "level_offset" in z.files else np.zeros(0)
+            by_source = (np.array(z["source_offset"]) if "source_offset" in z.files
+                         else np.zeros((0, 0)))
             return cls(np.array(z["mean"]), np.array(z["scale"]), np.array(z["coef"]),
-                       h["intercept"], h["clip"], h.get("meta", {}), offset)
+                       h["intercept"], h["clip"], h.get("meta", {}), offset, by_source,
+                       tuple(h.get("sources", ())))
 
 
 def fit_span_model(xs: Sequence[np.ndarray], ys: Sequence[np.ndarray],
@@ -280,7 +300,16 @@ def span_selection(
     cands = query_candidates(index, query, rankings, per_granularity)
     if not len(cands.level):
         return []
-    return span_picks(cands, model.score(cands))
+    return span_picks(cands, model.score(cands, model_doc_rows(index.snapshot, model)))
+
+
+def model_doc_rows(snap: Snapshot, model: SpanModel) -> np.ndarray | None:
+    """Each document's row in the model's per-source offsets (None: the model has none)."""
+    if not model.source_offset.size:
+        return None
+    from mograg.retrieval.sources import index_sources
+
+    return index_sources(snap).rows_for(model.sources)
 
 
 # chosen on the average of the leave-one-set-out table (bench/transfer.py), never per set
