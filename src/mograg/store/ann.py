@@ -49,6 +49,7 @@ SUFFIX = ".usearch"
 # a rewritten segment keeps its predecessor's graph with tombstones until this share of
 # the graph's keys is deleted, then the graph is rebuilt from the segment's vectors
 MAX_DEAD_SHARE = 0.25
+SERIAL_BUILD_ROWS = 20_000  # below this a graph is built by one thread (the same graph each run)
 
 
 def min_rows_default() -> int:
@@ -131,7 +132,13 @@ class AnnIndex:
 
     @classmethod
     def build(cls, vectors: np.ndarray, settings: AnnSettings, threads: int = 0) -> AnnIndex:
-        """Build a graph over ``vectors`` (rows L2-normalised; inner product = cosine)."""
+        """Build a graph over ``vectors`` (rows L2-normalised; inner product = cosine).
+
+        Graphs under ``SERIAL_BUILD_ROWS`` rows are built by one thread: concurrent
+        insertion makes the graph depend on thread timing, and a small graph built that
+        way could miss a query's nearest rows in one run and not the next; one thread
+        builds the same graph every time, in well under a second at that size.
+        """
         usearch_index = import_usearch()
         index = usearch_index.Index(
             ndim=int(vectors.shape[1]), metric="ip", dtype=settings.dtype,
@@ -139,11 +146,13 @@ class AnnIndex:
             expansion_search=settings.expansion_search,
         )
         n = len(vectors)
+        if not threads:
+            threads = 1 if n < SERIAL_BUILD_ROWS else (os.cpu_count() or 1)
         step = 65_536  # bounded float32 copies of a float16 / memory-mapped matrix
         for lo in range(0, n, step):
             block = np.ascontiguousarray(vectors[lo : lo + step], dtype=np.float32)
             index.add(np.arange(lo, lo + len(block), dtype=np.uint64), block,
-                      threads=threads or (os.cpu_count() or 1))
+                      threads=threads)
         return cls(index, n)
 
     def save(self, path: Path) -> None:
