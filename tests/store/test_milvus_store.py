@@ -17,12 +17,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from clirun import run
 from corpus import TOPIC_QUERIES, TOPICS
 from mograg.errors import MogragError
 from mograg.index.core import Index
 from mograg.index.ingest import committed_hashes, ingest
+from mograg.retrieval.filters import doc_mask, parse_where
 from mograg.store.content_keys import chunk_keys, key_map
-from mograg.store.milvus import close_clients, store_of
+from mograg.store.milvus import DocFilter, close_clients, store_of
 from mograg.store.milvus_config import parse_store
 from mograg.types import Document
 
@@ -130,6 +132,88 @@ def test_hybrid_top_hit_agrees(pair):
         query = local.encode_queries([q])[0]
         for ra, rb in zip(local.rank(query), remote.rank(query), strict=True):
             assert ra.ids[0] == rb.ids[0], (q, ra.level)
+
+
+@pytest.mark.parametrize("where", [["id=volcano"], ["id^c"], ["id~a"]])
+def test_where_filter_is_applied_in_milvus(pair, where):
+    """Milvus itself returns the best rows of the matching documents only (one allowed of
+    four: ``doc_id in``; three of four: ``doc_id not in``), not a post-filtered top-n."""
+    _, remote = pair
+    snap = remote.snapshot
+    allowed = doc_mask(snap, parse_where(where))
+    names = {snap.doc_ids[d] for d in np.flatnonzero(allowed).tolist()}
+    doc_filter = DocFilter.of(snap.doc_ids, allowed)
+    assert doc_filter is not None and doc_filter.expr.startswith(
+        "doc_id not in [" if len(names) > 2 else "doc_id in [")
+    st = store_of(remote.manifest)
+    km = key_map(snap)
+    j = 0
+    first = snap.atoms["doc"][snap.levels[j]["first_atom"]]
+    for q in QUERIES:  # three of the four ask about a document the filter may exclude
+        query = remote.encode_queries([q])[0]
+        for keys, _ in (st.dense_top(j, query.vector, 3, doc_filter),
+                        st.bm25_top(j, " ".join(query.terms), 3, doc_filter)):
+            pos = km.positions(j, keys)
+            assert (pos >= 0).all()
+            assert {snap.doc_ids[d] for d in first[pos].tolist()} <= names, (q, where)
+        assert len(st.dense_top(j, query.vector, 3, doc_filter)[0]) == 3  # budget's supply
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
+def test_where_search_matches_embedded_store(pair, mode):
+    """A filtered search with Milvus returns only matching documents; in hybrid and dense
+    mode the same hits as the embedded store (the budget filled from the matching
+    documents as there). BM25 in Milvus scores only chunks sharing a query term (the
+    embedded store also hands out zero-score chunks), so there only the right documents."""
+    local, remote = pair
+    for where, names in ((["id=volcano"], {"volcano"}), (["id^c"], {"cats", "chess"}),
+                         (["id=nothing"], set())):
+        for q in QUERIES:
+            a = local.search(q, budget=40, mode=mode, where=where)
+            b = remote.search(q, budget=40, mode=mode, where=where)
+            assert {h.doc_id for h in b.hits} <= names, (q, where, mode)
+            if mode != "bm25":
+                assert [(h.doc_id, h.start, h.end) for h in b.hits] == [
+                    (h.doc_id, h.start, h.end) for h in a.hits], (q, where, mode)
+                assert bool(b.hits) == bool(names)
+    got = remote.search("what buried Pompeii", budget=40, mode=mode, where=["id=volcano"])
+    assert got.hits and got.n_tokens == local.search(
+        "what buried Pompeii", budget=40, mode=mode, where=["id=volcano"]).n_tokens
+
+
+def test_where_metadata_and_quoted_ids(tmp_path, shared_embedder):
+    """Metadata conditions, and document ids with quotes, backslashes, control and non-ASCII
+    characters (quoted as Milvus string literals)."""
+    odd = {'say "cheese"': "cats", "it's \\ raining": "volcano", "plain\tcafé 🍞": "bread"}
+    rows = [Document(i, DOCS[t], {"source": "book" if t != "bread" else "web"})
+            for i, t in odd.items()]
+    ix = Index.create(tmp_path / "ix", store=f"milvus-lite:{tmp_path / 'm.db'}", levels=LEVELS)
+    ix.add(rows)
+    for where, want in ((["source=book"], {'say "cheese"', "it's \\ raining"}),
+                        (["source=web"], {"plain\tcafé 🍞"}),
+                        (['id=say "cheese"'], {'say "cheese"'}),
+                        (["id^it's"], {"it's \\ raining"})):
+        for q in QUERIES:
+            got = {h.doc_id for h in ix.search(q, budget=40, mode="hybrid", where=where).hits}
+            assert got and got <= want, (q, where, got)
+    close_clients()
+
+
+def test_cli_search_where_with_milvus(tmp_path, shared_embedder):
+    """``mograg search --where`` end to end on a Milvus Lite index."""
+    src = tmp_path / "docs.jsonl"
+    src.write_text("".join(json.dumps({"id": i, "text": t, "metadata": {"shelf": i[0]}}) + "\n"
+                           for i, t in DOCS.items()))
+    ix = tmp_path / "ix"
+    code, _, err = run("index", src, "--index", ix, "--levels", "8,16,32",
+                       "--store", f"milvus-lite:{tmp_path / 'm.db'}", "-q")
+    assert code == 0, err
+    code, out, err = run("search", "why do cats purr", "--index", ix, "--where", "shelf=c",
+                         "--where", "id~ess", "--json")
+    assert code == 0, err
+    hits = json.loads(out)["hits"]
+    assert hits and {h["doc_id"] for h in hits} == {"chess"}
+    close_clients()
 
 
 def test_add_delete_replace(tmp_path, shared_embedder):

@@ -31,10 +31,12 @@ This module is the Milvus client side (connections, collections, rows);
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -291,26 +293,63 @@ class MilvusStore:
         return out
 
     # ------------------------------------------------------------------ reads
-    def dense_top(self, j: int, qvec: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Keys and inner-product scores of the ``n`` nearest rows of level ``j``."""
+    def dense_top(
+        self, j: int, qvec: np.ndarray, n: int, where: DocFilter | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Keys and inner-product scores of the ``n`` nearest rows of level ``j``
+        (among the rows of the documents ``where`` allows, if given)."""
         res = self.client.search(
             self.collection(j), data=[np.asarray(qvec, np.float32).tolist()],
             anns_field="dense", limit=int(n), output_fields=[],
-            search_params={"metric_type": "IP"},
+            search_params={"metric_type": "IP"}, **_filter_args(where),
         )
         return _unpack(res)
 
-    def bm25_top(self, j: int, terms: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Keys and BM25 scores of the ``n`` best rows of level ``j`` for ``terms``."""
+    def bm25_top(
+        self, j: int, terms: str, n: int, where: DocFilter | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Keys and BM25 scores of the ``n`` best rows of level ``j`` for ``terms``
+        (among the rows of the documents ``where`` allows, if given)."""
         if not terms.strip():
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         res = self.client.search(
             self.collection(j), data=[terms], anns_field="sparse", limit=int(n),
-            output_fields=[], search_params={"metric_type": "BM25"},
+            output_fields=[], search_params={"metric_type": "BM25"}, **_filter_args(where),
         )
         keys, scores = _unpack(res)
         # Milvus Lite reports BM25 as a negated distance, a cluster as a positive score
         return keys, np.abs(scores)
+
+
+@dataclass(frozen=True)
+class DocFilter:
+    """A ``--where`` filter as a Milvus boolean expression over the ``doc_id`` field.
+
+    The conditions themselves are evaluated locally (``period`` reads the document text,
+    which Milvus does not hold); Milvus gets the resulting document ids, or the excluded
+    ids when those are fewer, as string literals (JSON-quoted: Milvus reads string literals
+    with Go's unquoting, so quotes, backslashes and control characters are escaped).
+    Expression templates (``filter_params``) would avoid the quoting, but Milvus Lite
+    rejects them in searches.
+    """
+
+    expr: str
+
+    @classmethod
+    def of(cls, doc_ids: Sequence[str], allowed: np.ndarray) -> DocFilter | None:
+        """The filter allowing ``doc_ids[d]`` where ``allowed[d]``; None if all are."""
+        allowed = np.asarray(allowed, bool)
+        if allowed.all():
+            return None
+        inside = 2 * int(allowed.sum()) <= len(allowed)
+        pick = allowed if inside else ~allowed
+        ids = sorted({doc_ids[d][:MAX_DOC_ID] for d in np.flatnonzero(pick).tolist()})
+        listed = ", ".join(json.dumps(i, ensure_ascii=False) for i in ids)
+        return cls(f"doc_id {'in' if inside else 'not in'} [{listed}]")
+
+
+def _filter_args(where: DocFilter | None) -> dict[str, Any]:
+    return {} if where is None else {"filter": where.expr}
 
 
 def _unpack(res: Any) -> tuple[np.ndarray, np.ndarray]:

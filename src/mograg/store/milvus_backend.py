@@ -5,6 +5,11 @@ positions; keys the committed snapshot does not name (rows of a write that crash
 its manifest swap, or staged by a running ingestion) are ignored. Dense hits are re-scored
 exactly from the local vectors. Difference from the embedded store: the BM25 score of a
 candidate outside the BM25 top-n is unknown (0).
+
+A ``--where`` filter (``Query.docs``, evaluated locally by :mod:`mograg.retrieval.filters`)
+goes to Milvus as a ``doc_id`` expression (:class:`mograg.store.milvus.DocFilter`), so
+each level's top-n is the best of the matching documents and a filtered search still fills
+its budget; hits are checked against the mask again locally.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from mograg.store.backend import STAGES_WRITES, LevelScores, Progress
 from mograg.store.content_keys import key_map, segment_data_keys, segment_keys
 from mograg.store.lexical import tokenize
 from mograg.store.manifest import Manifest
-from mograg.store.milvus import MilvusStore, store_of
+from mograg.store.milvus import DocFilter, MilvusStore, store_of
 
 if TYPE_CHECKING:
     from mograg.store.snapshot import Snapshot
@@ -41,16 +46,24 @@ class MilvusLevelSearch:
         self.keys = key_map(snap)
 
     def _known(
-        self, keys: np.ndarray, scores: np.ndarray, n: int
+        self, keys: np.ndarray, scores: np.ndarray, n: int, docs: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         pos = self.keys.positions(self.j, keys)
         ok = pos >= 0
+        if docs is not None:  # a --where filter: Milvus applied it; keep only allowed docs
+            ok[ok] = docs[self.snap.atoms["doc"][self.snap.levels[self.j]["first_atom"][pos[ok]]]]
         return pos[ok][:n], scores[ok][:n]
 
-    def top(self, qvec: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Best ``n`` chunks by cosine, re-scored exactly from the local vectors."""
-        keys, _ = self.store.dense_top(self.j, qvec, n + OVERFETCH)
-        ids, _ = self._known(keys, np.zeros(len(keys), np.float32), n + OVERFETCH)
+    def _filter(self, docs: np.ndarray | None) -> DocFilter | None:
+        return None if docs is None else DocFilter.of(self.snap.doc_ids, docs)
+
+    def top(
+        self, qvec: np.ndarray, n: int, docs: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Best ``n`` chunks by cosine, re-scored exactly from the local vectors (of the
+        documents allowed by the mask ``docs``, if given)."""
+        keys, _ = self.store.dense_top(self.j, qvec, n + OVERFETCH, self._filter(docs))
+        ids, _ = self._known(keys, np.zeros(len(keys), np.float32), n + OVERFETCH, docs)
         if len(ids) == 0:
             return ids, np.zeros(0, np.float32)
         scores = self.snap.chunk_vectors(self.j, ids) @ np.asarray(qvec, np.float32)
@@ -58,12 +71,16 @@ class MilvusLevelSearch:
         order = np.lexsort((ids, -scores))[:n]
         return ids[order], scores[order].astype(np.float32)
 
-    def bm25_top(self, terms: Sequence[str] | str, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Best ``n`` chunks by BM25 for query terms (already tokenized, or raw text)."""
+    def bm25_top(
+        self, terms: Sequence[str] | str, n: int, docs: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Best ``n`` chunks by BM25 for query terms (already tokenized, or raw text), of
+        the documents allowed by the mask ``docs``, if given."""
         if isinstance(terms, str):
             terms = tokenize([terms])[0]
-        keys, scores = self.store.bm25_top(self.j, " ".join(terms), n + OVERFETCH)
-        return self._known(keys, scores, n)
+        keys, scores = self.store.bm25_top(
+            self.j, " ".join(terms), n + OVERFETCH, self._filter(docs))
+        return self._known(keys, scores, n, docs)
 
 
 _SEARCHES: weakref.WeakKeyDictionary[Snapshot, list[MilvusLevelSearch]] = (
@@ -179,16 +196,15 @@ class MilvusBackend:
         """Dense and/or BM25 top-``n`` from Milvus, as chunk positions of the snapshot."""
         if self.snapshot is None:
             raise ValueError("this backend was opened without a snapshot")
-        if query.docs is not None:
-            from mograg.errors import MogragError
-
-            raise MogragError("--where filters are not supported with a Milvus store yet")
         snap = self.snapshot
         search = level_search(snap, j)
         qv = np.asarray(query.vector, np.float32)
         none, no_scores = np.zeros(0, np.int64), np.zeros(0, np.float32)
-        d_ids, d_scores = search.top(qv, n) if mode != "bm25" else (none, no_scores)
-        b_ids, b_scores = (search.bm25_top(query.terms, n) if mode != "dense"
+        docs = query.docs
+        some = docs is None or bool(docs.any())  # else no document matches the filter
+        d_ids, d_scores = (search.top(qv, n, docs) if mode != "bm25" and some
+                           else (none, no_scores))
+        b_ids, b_scores = (search.bm25_top(query.terms, n, docs) if mode != "dense" and some
                            else (none, no_scores))
         bm = {i: s for i, s in zip(b_ids.tolist(), b_scores.tolist(), strict=True) if s > 0}
 
