@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -124,3 +125,18 @@ def test_a_damaged_segment_still_says_rebuild(index_path: Path) -> None:
         Index.open(index_path).search("cats", budget=32)
     code, _out, err = run("search", "cats", "--index", index_path)
     assert code == 2 and "rebuild" in err and "Traceback" not in err
+
+
+
+def test_a_segment_collected_while_it_is_being_opened_opens_the_newest(index_path: Path) -> None:
+    """The same race inside one segment's opening: its directory still there but its
+    text file already unlinked by the collecting writer (a raw FileNotFoundError once)."""
+    reader = Index.open(index_path)
+    seg = index_path / "segments" / reader.manifest["segments"][0]
+    saved = index_path.parent / "saved-segment"
+    shutil.copytree(seg, saved)
+    Index.open(index_path).delete(["cats"])  # collects that segment
+    shutil.copytree(saved, seg)  # ... as if caught halfway through its removal
+    (seg / "text.bin").unlink()
+    hits = reader.search("what buried Pompeii", budget=32).hits
+    assert hits and reader.manifest["generation"] == 2

@@ -223,16 +223,18 @@ class SegmentReader:
             self.vectors = [
                 np.load(directory / f"vectors-{j}.npy", mmap_mode="r") for j in range(n_levels)
             ]
+            # mapped now, not on first use: a writer may delete this directory once a newer
+            # generation is committed, and an open mapping keeps the file readable (POSIX);
+            # inside the try, so a directory collected before it is opened is reported as
+            # unreadable, which the reader answers by opening the newest generation
+            size = int(self.text_offsets[-1]) if len(self.text_offsets) else 0
+            self._text_map = (
+                np.memmap(directory / "text.bin", dtype=np.uint8, mode="r") if size else None
+            )
         except (OSError, ValueError, KeyError) as exc:
             raise IndexFormatError(
                 f"index segment {directory} is unreadable ({exc}); rebuild the index"
             ) from None
-        # mapped now, not on first use: a writer may delete this directory once a newer
-        # generation is committed, and an open mapping keeps the file readable (POSIX)
-        size = int(self.text_offsets[-1]) if len(self.text_offsets) else 0
-        self._text_map = (
-            np.memmap(directory / "text.bin", dtype=np.uint8, mode="r") if size else None
-        )
 
     def text(self, i: int) -> str:
         """The full text of local document ``i``."""
