@@ -244,7 +244,9 @@ def _sum_by_row(rows: np.ndarray, shares: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def top_n(scores: np.ndarray, n: int) -> np.ndarray:
-    """Positions of the n largest scores, best first (ties by lower position)."""
+    """Positions of the n largest scores, best first; ties among the returned ones are
+    ordered by lower position, but which of several chunks tied at the n-th score is
+    returned is ``argpartition``'s choice (not necessarily the lowest position)."""
     if n >= len(scores):
         return np.argsort(-scores, kind="stable")
     part = np.argpartition(-scores, n - 1)[:n]
