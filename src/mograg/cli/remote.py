@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mograg.errors import MogragError
-from mograg.server.endpoint import INSTANCE_HEADER, Endpoint, find_server
+from mograg.server.endpoint import GENERATION_HEADER, INSTANCE_HEADER, Endpoint, find_server
 
 if TYPE_CHECKING:
     import http.client
@@ -73,7 +73,7 @@ def _post(ep: Endpoint, root: Path, path: str, body: dict[str, Any],
         conn.close()
         return None
     if (resp.status != 200 or resp.getheader(INSTANCE_HEADER) != ep.instance
-            or resp.getheader("X-Mograg-Generation") != str(generation)):
+            or resp.getheader(GENERATION_HEADER) != str(generation)):
         conn.close()
         return None
     return conn, resp

@@ -12,6 +12,7 @@ from typing import Any
 from mograg.answer.generate import answer, make_generator
 from mograg.config import GeneratorSettings
 from mograg.errors import MogragError
+from mograg.server.endpoint import GENERATION_HEADER
 from mograg.types import DEFAULT_STRATEGY, Mode, Strategy
 
 
@@ -58,7 +59,7 @@ def make_ask_extension(settings: GeneratorSettings | None = None,
                 result = answer(h.index, req.question, gen, budget=req.budget,
                                 router=req.router, strategy=req.strategy, mode=req.mode)
                 return JSONResponse(result,
-                                    headers={"X-Mograg-Generation": str(h.generation)})
+                                    headers={GENERATION_HEADER: str(h.generation)})
             events: queue.Queue[tuple[str, Any]] = queue.Queue()
 
             def work() -> None:
@@ -82,7 +83,7 @@ def make_ask_extension(settings: GeneratorSettings | None = None,
 
             return StreamingResponse(sse(), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache",
-                                              "X-Mograg-Generation": str(h.generation)})
+                                              GENERATION_HEADER: str(h.generation)})
 
         ask.__annotations__["req"] = AskRequest  # a local class: resolve it for FastAPI
         app.add_api_route("/ask", ask, methods=["POST"], tags=["read"],

@@ -24,6 +24,8 @@ from typing import Any
 
 ENDPOINT = "serve.json"
 INSTANCE_HEADER = "X-Mograg-Instance"
+# the committed generation a reply was computed from (the CLI checks it against the manifest)
+GENERATION_HEADER = "X-Mograg-Generation"
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from mograg.errors import MogragError
 from mograg.graph.titles import title_matcher
 from mograg.graph.walk import graph_radii, load_graph
 from mograg.index.core import Index, WriteReport
+from mograg.server.endpoint import GENERATION_HEADER
 from mograg.store.storage import read_manifest
 from mograg.types import Document
 
@@ -152,4 +153,4 @@ def public_info(ix: Index) -> dict[str, Any]:
 
 def generation_header(h: Handle) -> dict[str, str]:
     """The response header naming the generation a request was served from."""
-    return {"X-Mograg-Generation": str(h.generation)}
+    return {GENERATION_HEADER: str(h.generation)}

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from mograg.errors import MogragError
+from mograg.server.endpoint import GENERATION_HEADER
 from mograg.server.extensions import ServerContext
 from mograg.server.limits import MAX_FIELDS, MAX_FILES
 from mograg.server.schemas import RequestModels
@@ -87,7 +88,7 @@ def write_router(ctx: ServerContext, models: RequestModels) -> APIRouter:
             "added": report.added, "replaced": report.replaced, "ids": [d.id for d in docs],
             "chunks": report.chunks, "embedded": report.embedded,
             "seconds": round(report.seconds, 3), "generation": generation,
-        }, headers={"X-Mograg-Generation": str(generation)})
+        }, headers={GENERATION_HEADER: str(generation)})
 
     @routes.delete("/documents/{doc_id:path}", dependencies=[Depends(require_write)],
                 tags=["write"])
@@ -99,5 +100,5 @@ def write_router(ctx: ServerContext, models: RequestModels) -> APIRouter:
         if not report.deleted:
             raise HTTPException(404, f"no document {doc_id!r} in the index")
         return JSONResponse({"deleted": doc_id, "generation": generation},
-                            headers={"X-Mograg-Generation": str(generation)})
+                            headers={GENERATION_HEADER: str(generation)})
     return routes
