@@ -95,6 +95,10 @@ STRATEGIES: tuple[Strategy, ...] = ("auto", *WEIGHT_STRATEGIES, "spans")
 # auto: per-span selection with the shipped model measured best leave-one-set-out on the 7 dev
 # sets (bench/transfer.py); blend beat argmax for trained and training-free routers on 6 of 7
 DEFAULT_STRATEGY: Strategy = "auto"
+# the constant of reciprocal-rank fusion: a rank r (0 = best) votes 1 / (RRF_K + r + 1), in
+# every level's fusion (retrieval.rank), across levels (retrieval.fusion) and for documents
+# (retrieval.doc_prior)
+RRF_K = 60
 
 RouterModel = Literal["ridge", "prior", "mlp", "softmax"]
 """What a trained router is: ridge regression (closed form), fixed prior weights, softmax

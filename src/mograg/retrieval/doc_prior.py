@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from mograg.store.lexical import K1, B, tokenize
+from mograg.store.lexical import K1, B, idf, tokenize
 from mograg.text.context import document_context
 from mograg.text.periods import (
     PERIOD_RE,
@@ -42,11 +42,11 @@ from mograg.text.periods import (
     date_value,
     period_keys,
 )
+from mograg.types import RRF_K
 
 __all__ = ["MENTIONED", "DocPrior", "prior_of"]
 
 MENTIONED = 0.5  # a period a document mentions (not its own), relative to its own period
-RRF_K = 60  # as in the fusion of each level (mograg.retrieval.rank)
 _RECENT = re.compile(r"\b(?:most\s+recent|latest|newest)\b", re.I)
 _NUMBERISH = re.compile(r"^(?:\d+|fy\d+|q\d)$")
 
@@ -119,8 +119,7 @@ class DocPrior:
                     np.add.at(tf, self._chunk_doc[self._lexical.offsets[k] + rows], counts)
             df = int((tf > 0).sum())
             if df:
-                idf = np.log(1.0 + (self.n_docs - df + 0.5) / (df + 0.5))
-                score += idf * tf / (norm + tf)
+                score += idf(self.n_docs, df) * tf / (norm + tf)
         if score.max(initial=0.0) <= 0:
             return None
         rank = np.empty(self.n_docs)
@@ -140,7 +139,7 @@ class DocPrior:
 
     def _idf(self, w: str) -> float:
         df = len(self._word_docs.get(w, ()))
-        return float(np.log(1.0 + (self.n_docs - df + 0.5) / (df + 0.5))) if df else 0.0
+        return idf(self.n_docs, df) if df else 0.0
 
     def _names(self, terms: list[str]) -> np.ndarray | None:
         """How well the query's words cover each document's name (title and file name,

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mograg.retrieval.rank import RRF_K
-from mograg.types import LevelRanking, Pick
+from mograg.types import RRF_K, LevelRanking, Pick
 
 RRF_LEVELS = "rrf-levels"
 

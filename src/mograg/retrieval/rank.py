@@ -11,13 +11,12 @@ import numpy as np
 from mograg.retrieval.doc_prior import prior_of
 from mograg.store.lexical import tokenize
 from mograg.text.tokens import MAX_TOKEN_CHARS
-from mograg.types import Hit, LevelRanking, Mode, Pick, Query
+from mograg.types import RRF_K, Hit, LevelRanking, Mode, Pick, Query
 
 if TYPE_CHECKING:
     from mograg.store.backend import SearchBackend
     from mograg.store.snapshot import Snapshot
 
-RRF_K = 60
 DEFAULT_CANDIDATES = 50
 # an isolated piece shorter than this share of the finest level's size (the 2-token
 # tail of a sentence cut at that size, a lone heading) is noise in a context: it is

@@ -212,12 +212,12 @@ class Bm25:
             hits = [(k, *p.postings(term)) for k, p in enumerate(self.parts)]
             df = sum(len(rows) for _, rows, _ in hits)
             if df:
-                idf = np.log(1.0 + (self.n_docs - df + 0.5) / (df + 0.5))
+                weight = times * idf(self.n_docs, df)
                 for k, rows, counts in hits:
                     if len(rows):
                         tf = counts.astype(np.float64)
                         rows_of.append(self.offsets[k] + rows)
-                        shares.append(times * idf * tf / (self._norm[k][rows] + tf))
+                        shares.append(weight * tf / (self._norm[k][rows] + tf))
         found = (np.concatenate(rows_of) if rows_of else np.zeros(0, np.int64),
                  np.concatenate(shares) if shares else np.zeros(0, np.float64))
         size = found[0].nbytes + found[1].nbytes
@@ -241,6 +241,12 @@ def _sum_by_row(rows: np.ndarray, shares: np.ndarray) -> tuple[np.ndarray, np.nd
     new[0] = True
     np.not_equal(rows[1:], rows[:-1], out=new[1:])
     return rows[new], np.bincount(np.cumsum(new) - 1, weights=shares)
+
+
+def idf(n_docs: int, df: int) -> float:
+    """BM25's inverse document frequency of a term in ``df`` of ``n_docs`` units (never
+    negative: log(1 + (N - df + 0.5) / (df + 0.5)))."""
+    return float(np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5)))
 
 
 def top_n(scores: np.ndarray, n: int) -> np.ndarray:
