@@ -11,14 +11,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mograg.text.context import document_context
 from mograg.text.documents import load_documents
 from mograg.text.pdf import (
     MIN_REPEATS,
     RUNNING_SHARE,
+    _join,
     _key,
     page_of,
+    pages_text,
     pdf_text,
     remove_repeated_lines,
+    structural_labels,
 )
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "pdf" / "20071229X02007.pdf"
@@ -159,6 +163,104 @@ def test_all_real_pdfs_load_without_running_lines() -> None:
         assert not edge_repeats(d.text, d.metadata["page_starts"]), d.id
     calls = [d for d in docs if "Snowflake" in d.metadata["source"]]
     assert calls and all("Snowflake Inc." in d.text for d in calls)
+    for d in docs:  # no line of the stored text is on >= MIN_REPEATS pages
+        assert not lines_on_pages(d.text, d.metadata["page_starts"]), d.id
+    # a transcript's speakers left the text and say who speaks in the section path
+    call = calls[0]
+    ctx = document_context(call.text, call.metadata)
+    labels = {label for _, label in call.metadata["labels"]}
+    assert "Operator" in labels and "Operator" not in call.text.split("\n")
+    assert any(ctx.section_at(at) == "Operator" for at, _ in call.metadata["labels"])
+
+
+def lines_on_pages(text: str, page_starts: list[int]) -> set[str]:
+    """Lines (whitespace collapsed) of ``text`` found on >= MIN_REPEATS of its pages."""
+    pages: dict[str, set[int]] = {}
+    for p, (a, b) in enumerate(pairwise([*page_starts, len(text)])):
+        for ln in text[a:b].split("\n"):
+            if ln.strip():
+                pages.setdefault(" ".join(ln.split()), set()).add(p)
+    return {k for k, ps in pages.items() if len(ps) >= MIN_REPEATS}
+
+
+def test_a_transcripts_speakers_become_labels_of_what_they_say() -> None:
+    words = [a + b for a in ("al", "bo", "ce", "du") for b in ("pha", "rin", "sto", "mek", "tun")]
+    cfo = "Ann Lee Acme Inc. – CFO"
+    said = [f"Thanks from {words[p]}, {n} times." for p in range(4) for n in range(6)]
+    pages = [[*said[6 * p:6 * p + 3], "Operator", f"Welcome to the {words[p]} call.", cfo,
+              f"Revenue grew {p} percent in {words[p + 5]}.", f"Margins held in {words[p + 9]}.",
+              *(["Bo Chen Bank – Analyst", f"What about {words[p + 12]}?"] if p == 1 else []),
+              *said[6 * p + 3:6 * p + 6]]
+             for p in range(4)]
+    got = pages_text(pages)
+    assert got.removed_lines == 0  # not furniture: never at a page's edge
+    assert "Operator" not in got.text and cfo not in got.text
+    assert "Bo Chen Bank – Analyst" in got.text  # on one page only: text
+    assert not lines_on_pages(got.text, got.page_starts)
+    # each label is recorded at the text it introduces, pages stay exact
+    for at, label in got.labels:
+        line = got.text[at:].split("\n", 1)[0]
+        assert line.startswith("Welcome" if label == "Operator" else "Revenue"), (label, line)
+    assert len(got.labels) == 8
+    for p, start in enumerate(got.page_starts, start=1):
+        assert got.text[start:].startswith("Thanks") and page_of(got.page_starts, start) == p
+    # a blank line stands where a speaker changed: the paragraph ends
+    assert "Thanks from alrin, 2 times.\n\nWelcome" in got.text
+    assert "call.\n\nRevenue grew 1 percent" in got.text
+    ctx = document_context(got.text, {"title": "Acme call", "labels": got.labels,
+                                      "headings": got.headings})
+    assert ctx.section_at(got.text.index("Margins held in botun")) == cfo
+    assert ctx.section_at(got.text.index("Welcome to the alsto")) == "Operator"
+
+
+def test_a_label_under_a_heading_nests_under_it_and_a_page_end_label_carries_on() -> None:
+    def fill(p: int, part: str) -> list[str]:  # lines at a page's edges: not furniture
+        who = ("Ann", "Bo", "Cy", "Di")[p]
+        return [f"{who} said the {part} {k} here." for k in ("one", "two", "three")]
+
+    pages = [[*fill(0, "top"), "Results", "Research Analyst", "Sales rose.", *fill(0, "end")],
+             [*fill(1, "top"), "Research Analyst", "Costs fell.", *fill(1, "end"), "Operator"],
+             ["Next question, please.", *fill(2, "top"), "Operator", "Go ahead.",
+              "Dan Roe Bank, Research Division –", "Research Analyst", "Why did costs fall?",
+              *fill(2, "end")],
+             [*fill(3, "top"), "Operator", "Thanks all.", *fill(3, "end")]]
+    got = pages_text(pages)
+    assert got.removed_lines == 0 and not lines_on_pages(got.text, got.page_starts)
+    ctx = document_context(got.text, {"labels": got.labels, "headings": got.headings})
+    at = got.text.index
+    assert ctx.section_at(at("Sales")) == "Results > Research Analyst"
+    assert ctx.section_at(at("Ann said the end three")) == "Results > Research Analyst"
+    assert ctx.section_at(at("Next question")) == "Operator"  # from the page before
+    assert page_of(got.page_starts, at("Next question")) == 3
+    assert ctx.section_at(at("Why did")) == "Dan Roe Bank, Research Division – > Research Analyst"
+    assert ctx.section_at(at("Thanks all")) == "Operator"
+
+
+page_lines = st.lists(st.sampled_from(["", " ", "Operator", "CFO Ann", "Rev grew.", "x 1",
+                                       "Q?", "  Said it", "Total 12", "Total 13"]), max_size=7)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(page_lines, max_size=7))
+def test_labels_leave_the_text_offsets_and_pages_stay_exact(pages: list[list[str]]) -> None:
+    got = pages_text(pages)
+    kept, _ = remove_repeated_lines(pages)
+    labels = structural_labels(kept)
+    if not any(labels):  # nothing repeats: the text is exactly what it was before labels
+        assert (got.text, got.page_starts, got.headings) == _join(kept)[:3] and not got.labels
+    # every other kept line is in the text, in order, and no label line is
+    body = [ln.strip() for lines, marks in zip(kept, labels, strict=True)
+            for i, ln in enumerate(lines) if i not in marks and ln.strip()]
+    assert [ln.strip() for ln in got.text.split("\n") if ln.strip()] == body
+    named = {" ".join(kept[p][i].split()) for p, marks in enumerate(labels) for i in marks}
+    assert not named & {" ".join(ln.split()) for ln in got.text.split("\n")}
+    assert {label for _, label in got.labels} <= named
+    for at, _ in got.labels:  # a label points at the first character of a line of text
+        assert 0 <= at < len(got.text) and not got.text[at].isspace()
+        assert not got.text[got.text.rfind("\n", 0, at) + 1:at].strip()
+    assert got.page_starts == sorted(got.page_starts) and len(got.page_starts) == len(pages)
+    for a, b in got.headings:
+        assert "\n" not in got.text[a:b] and got.text[a:b].strip()
 
 
 def test_parallel_parsing_gives_the_same_documents_in_order(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ __all__ = [
     "document_context",
     "find_periods",
     "looks_like_code",
+    "recorded_section",
     "with_context",
 ]
 
@@ -113,21 +114,48 @@ class DocContext:
         return self.section_paths[i] if i >= 0 else ""
 
 
+def _recorded(text: str, metadata: dict[str, Any]) -> list[tuple[int, int, str, bool]]:
+    """Section starts a loader recorded, in order: heading lines (``metadata["headings"]``,
+    ``[[start, end], ...]``, slices of the text) and structural labels left out of the
+    text (``metadata["labels"]``, ``[[offset, label], ...]``: the label of the text from
+    offset on, see :mod:`mograg.text.pdf`), as ``(start, end, name, is_label)``."""
+    found: list[tuple[int, int, str, bool]] = []
+    for pair in metadata.get("headings") or []:
+        try:
+            a, b = int(pair[0]), int(pair[1])
+        except (TypeError, ValueError, IndexError):
+            continue
+        if 0 <= a < b <= len(text):
+            found.append((a, b, _clean(text[a:b]), False))
+    for pair in metadata.get("labels") or []:
+        try:
+            at, label = int(pair[0]), _clean(str(pair[1]))
+        except (TypeError, ValueError, IndexError):
+            continue
+        if 0 <= at <= len(text) and label:
+            found.append((at, at, label, True))
+    # a label and a heading at one offset: the label introduces the heading's text
+    return sorted(found, key=lambda f: (f[0], not f[3]))
+
+
 def _sections(text: str, metadata: dict[str, Any]) -> tuple[list[int], list[str]]:
     """Section starts and heading paths: Markdown headings (nested), else the heading
-    lines a loader recorded in ``metadata["headings"]`` (``[[start, end], ...]``)."""
+    lines and labels a loader recorded (:func:`_recorded`). A recorded heading's path is
+    the heading; a label right after a heading (nothing but whitespace between), or a
+    heading right after a label, nests under it, one level deep ("Q&A > Operator")."""
     starts: list[int] = []
     paths: list[str] = []
-    marked = metadata.get("headings")
-    if isinstance(marked, list) and marked:
-        for pair in marked:
-            try:
-                a, b = int(pair[0]), int(pair[1])
-            except (TypeError, ValueError, IndexError):
-                continue
-            if 0 <= a < b <= len(text):
-                starts.append(a)
-                paths.append(_clean(text[a:b]))
+    if (isinstance(metadata.get("headings"), list) and metadata["headings"]) \
+            or (isinstance(metadata.get("labels"), list) and metadata["labels"]):
+        prev: tuple[int, int, str, bool] | None = None
+        for a, b, name, is_label in _recorded(text, metadata):
+            path = name
+            if (prev is not None and (is_label or prev[3]) and prev[1] <= a
+                    and not text[prev[1]:a].strip()):
+                path = f"{prev[2]} > {name}"
+            starts.append(a)
+            paths.append(path)
+            prev = (a, b, name, is_label)
         return starts, paths
     stack: list[tuple[int, str]] = []
     for m in _MD_HEADING.finditer(text):
@@ -138,6 +166,16 @@ def _sections(text: str, metadata: dict[str, Any]) -> tuple[list[int], list[str]
         starts.append(m.start())
         paths.append(" > ".join(h for _, h in stack))
     return starts, paths
+
+
+def recorded_section(text: str, metadata: dict[str, Any], offset: int) -> str | None:
+    """Heading path at ``offset`` from the headings and labels a loader recorded (PDF),
+    None when it recorded none or ``offset`` precedes them (no scan of the text)."""
+    if not metadata.get("headings") and not metadata.get("labels"):
+        return None
+    starts, paths = _sections(text, metadata)
+    i = bisect_right(starts, offset) - 1
+    return paths[i] if i >= 0 else None
 
 
 def document_context(text: str, metadata: dict[str, Any]) -> DocContext:

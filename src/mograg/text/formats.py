@@ -126,6 +126,8 @@ def _load_pdf(path: Path) -> tuple[str, dict[str, Any]]:
     }
     if got.removed_lines:
         meta["removed_lines"] = got.removed_lines
+    if got.labels:  # structural labels left out of the text (mograg.text.pdf)
+        meta["labels"] = [[at, label] for at, label in got.labels]
     return got.text, meta
 
 

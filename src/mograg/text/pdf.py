@@ -10,9 +10,16 @@ an exact slice (no offsets to translate): page furniture is left out (lines that
 at the top or bottom of at least :data:`MIN_REPEATS` pages and half of them, digits
 normalised so "Page 3 of 20" repeats; page numbers; lines carrying the printed page
 number; a chapter's running header on consecutive pages: :func:`remove_repeated_lines`);
-a speaker's name that opens a few pages of a transcript stays. A hyphen that ended a
-printed line (pdfium's ``\x02``) is a hyphen again. ``page_starts`` records where each
-page begins, so any character range can cite its page (:func:`page_of`).
+a speaker's name that opens a few pages of a transcript stays as a label, below). A
+hyphen that ended a printed line (pdfium's ``\x02``) is a hyphen again. ``page_starts``
+records where each page begins, so any character range can cite its page (:func:`page_of`).
+
+A short line that repeats on :data:`MIN_REPEATS` pages inside the body (a transcript's
+speaker "Operator", a form's field label) is a *structural label*, not content
+(:func:`structural_labels`): it leaves the text (a paragraph break stays in its place)
+and is recorded with the offset of the text it introduces (``PdfText.labels``), which
+:mod:`mograg.text.context` puts in the section path of that text. A PDF without such
+lines gives the same text as without this step.
 """
 
 from __future__ import annotations
@@ -24,7 +31,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from itertools import groupby
 
-__all__ = ["MIN_REPEATS", "PdfError", "PdfText", "page_of", "pdf_text", "remove_repeated_lines"]
+__all__ = [
+    "MIN_REPEATS",
+    "PdfError",
+    "PdfText",
+    "page_of",
+    "pages_text",
+    "pdf_text",
+    "remove_repeated_lines",
+    "structural_labels",
+]
 
 MIN_REPEATS = 3  # a line at the edge of this many pages is a running header/footer ...
 RUNNING_SHARE = 0.5  # ... and of at least this share of the pages: a speaker's name that
@@ -59,6 +75,8 @@ class PdfText:
     metadata_title: str | None = None
     removed_lines: int = 0  # running header/footer lines left out
     headings: list[tuple[int, int]] = field(default_factory=list)  # heading line spans
+    # structural labels left out of ``text``: (offset of the text each introduces, label)
+    labels: list[tuple[int, str]] = field(default_factory=list)
 
 
 def _key(line: str) -> str:
@@ -166,6 +184,28 @@ def _slot_runs(pages: list[list[str]]) -> list[set[int]]:
     return found
 
 
+def _label_key(line: str) -> str:
+    """A line's identity as a label: whitespace collapsed, nothing else normalised (a
+    table row "Total 1,234" is not "Total 5,678")."""
+    return _WS.sub(" ", line).strip()
+
+
+def structural_labels(pages: list[list[str]]) -> list[set[int]]:
+    """Per page, the indices of its structural labels: short lines (at most
+    :data:`MAX_HEADING_WORDS` words and :data:`MAX_HEADING_CHARS` characters, with a
+    letter) found, whitespace aside, on >= :data:`MIN_REPEATS` pages. Run on the pages
+    left by :func:`remove_repeated_lines` (furniture is gone by then)."""
+    seen: dict[str, set[int]] = {}
+    for p, lines in enumerate(pages):
+        for ln in lines:
+            k = _label_key(ln)
+            if k and len(k) <= MAX_HEADING_CHARS and len(k.split()) <= MAX_HEADING_WORDS \
+                    and _LETTER.search(k):
+                seen.setdefault(k, set()).add(p)
+    labels = {k for k, ps in seen.items() if len(ps) >= MIN_REPEATS}
+    return [{i for i, ln in enumerate(lines) if _label_key(ln) in labels} for lines in pages]
+
+
 def _is_heading(line: str) -> bool:
     """A short, mostly capitalised line that does not end like a sentence or a table row."""
     s = line.strip()
@@ -181,37 +221,60 @@ def _is_heading(line: str) -> bool:
     return 2 * capital >= len(lettered)
 
 
-def _join(pages: list[list[str]]) -> tuple[str, list[int], list[tuple[int, int]]]:
-    """Text of the kept lines (pages separated by a blank line), page starts, headings."""
+def _join(
+    pages: list[list[str]], labels: list[set[int]] | None = None,
+) -> tuple[str, list[int], list[tuple[int, int]], list[tuple[int, str]]]:
+    """Text of the kept lines (pages separated by a blank line), page starts, headings,
+    and the structural labels left out (``labels``: per page, line indices), each with
+    the offset of the next line of text; one blank line stands where labels were."""
     parts: list[str] = []
     starts: list[int] = []
     headings: list[tuple[int, int]] = []
+    marks: list[tuple[int, str]] = []
+    pending: str | None = None  # the label of the text that comes next
     pos = 0
     prev_ends_sentence = True
-    for lines in pages:
-        lines = [ln.rstrip() for ln in lines]
-        while lines and not lines[0].strip():
-            lines.pop(0)
-        while lines and not lines[-1].strip():
-            lines.pop()
-        if parts and lines:
+    for p, page in enumerate(pages):
+        is_label = labels[p] if labels else set()
+        # (line, label text or None); a label reads as a blank line until it is placed
+        rows = [("", _label_key(ln)) if i in is_label else (ln.rstrip(), None)
+                for i, ln in enumerate(page)]
+        while rows and not rows[0][0].strip():
+            pending = rows.pop(0)[1] or pending
+        tail: str | None = None  # the last label of a page goes on to the next page
+        while rows and not rows[-1][0].strip():
+            label = rows.pop()[1]
+            tail = tail or label
+        if parts and rows:
             parts.append("\n\n")
             pos += 2
         starts.append(pos)
-        for i, ln in enumerate(lines):
+        blank_before = True
+        for i, (ln, label) in enumerate(rows):
+            if label is not None:
+                pending = label
+                prev_ends_sentence = True
+                if blank_before or not rows[i + 1][0].strip():
+                    continue  # one blank line stands for labels and blank lines around
             if i:
                 parts.append("\n")
                 pos += 1
-            nxt = lines[i + 1] if i + 1 < len(lines) else ""
+            s = ln.strip()
+            blank_before = not s
+            if s and pending is not None:
+                marks.append((pos + len(ln) - len(ln.lstrip()), pending))
+                pending = None
+            nxt = next((r for r, lab in rows[i + 1:] if lab is None), "")
             # a heading starts after a finished sentence and is followed by text
             if prev_ends_sentence and nxt.strip()[:1].isupper() and _is_heading(ln):
                 lead = len(ln) - len(ln.lstrip())
                 headings.append((pos + lead, pos + len(ln)))
-            s = ln.strip()
-            prev_ends_sentence = not s or bool(re.search(r"[.:!?\"”)]$", s)) or _is_heading(s)
+            if label is None:
+                prev_ends_sentence = not s or bool(re.search(r"[.:!?\"”)]$", s)) or _is_heading(s)
             parts.append(ln)
             pos += len(ln)
-    return "".join(parts), starts, headings
+        pending = tail or pending
+    return "".join(parts), starts, headings, marks
 
 
 def _first_heading(pages: list[list[str]]) -> str | None:
@@ -293,10 +356,16 @@ def pdf_text(data: bytes) -> PdfText:
             f"no text layer ({len(pages)} page(s) of images, e.g. a scan); "
             "run OCR first (e.g. ocrmypdf) and index the result"
         )
+    return pages_text(pages, meta_title)
+
+
+def pages_text(pages: list[list[str]], metadata_title: str | None = None) -> PdfText:
+    """The :class:`PdfText` of extracted pages (lines of each page): furniture removed,
+    structural labels left out and recorded, headings found, pages mapped."""
     kept, removed = remove_repeated_lines(pages)
     heading = _first_heading(kept)
-    text, starts, headings = _join(kept)
-    return PdfText(text, starts, heading, meta_title, removed, headings)
+    text, starts, headings, labels = _join(kept, structural_labels(kept))
+    return PdfText(text, starts, heading, metadata_title, removed, headings, labels)
 
 
 def page_of(page_starts: list[int], offset: int) -> int:
