@@ -36,9 +36,13 @@ class Hit:
     text: str
     n_tokens: int
     page: int | None = None  # page of ``start`` in a paged source (PDF), else None
+    # heading path at ``start`` from the headings / structural labels a loader recorded
+    # (PDF: "Q&A > Operator"; mograg.text.context), else None
+    section: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (the CLI/HTTP contract); ``page`` only for paged sources."""
+        """JSON-ready form (the CLI/HTTP contract); ``page`` only for paged sources,
+        ``section`` only where a loader recorded headings or labels."""
         out: dict[str, Any] = {
             "doc_id": self.doc_id,
             "start": self.start,
@@ -50,6 +54,8 @@ class Hit:
         }
         if self.page is not None:
             out["page"] = self.page
+        if self.section:
+            out["section"] = self.section
         return out
 
 

@@ -105,3 +105,34 @@ def test_adding_context_to_an_old_index_equals_building_with_it(tmp_path: Path) 
         assert np.allclose(va, vb, atol=1e-5)
     for q in ("How did revenue grow in Q2 2023?", "outlook"):
         assert fresh.search(q, budget=24).to_dict() == moved.search(q, budget=24).to_dict()
+
+
+def test_a_hit_says_which_recorded_section_and_label_it_is_in(tmp_path: Path) -> None:
+    text = ("Presentation\nWelcome to the call.\n\nRevenue grew 40 percent to 500 million.\n\n"
+            "Which regions grew fastest?")
+    meta = {"title": "Acme call", "source": "call.pdf", "headings": [[0, 12]],
+            "labels": [[13, "Operator"], [text.index("Revenue"), "Ann Lee – CFO"],
+                       [text.index("Which"), "Bo Chen – Analyst"]]}
+    ctx = document_context(text, meta)
+    assert ctx.section_at(text.index("Welcome")) == "Presentation > Operator"
+    assert ctx.section_at(text.index("Revenue")) == "Ann Lee – CFO"
+    assert chunk_context(ctx, text.index("Which")) == "Acme call | Bo Chen – Analyst"
+    topics = ["cloud storage pricing", "hiring engineers in Europe", "the new data center",
+              "customer churn in retail", "partner marketplace growth", "currency headwinds"]
+    speakers = ["Ann Lee – CFO", "Bo Chen – Analyst", "Cy Diaz – CEO"]
+    text, labels = "", []
+    for i, topic in enumerate(topics):
+        labels.append([len(text), speakers[i % 3]])
+        text += f"We discussed {topic} with the board today. It matters for our plans.\n\n"
+    ix = Index.create(tmp_path / "ix", context=True)
+    ix.add([Document("call.pdf", text, {"title": "Acme call", "labels": labels})])
+    hits = ix.search("What about the new data center?", budget=64).hits
+    assert any("data center" in h.text for h in hits)
+    for h in hits:  # the speaker of the text a hit starts in
+        assert h.text == text[h.start:h.end]
+        said_by = [name for at, name in labels if at <= h.start][-1]
+        assert h.section == said_by and h.to_dict()["section"] == said_by
+    plain = Index.create(tmp_path / "plain")
+    plain.add([Document("notes.txt", "Revenue grew 40 percent.", {"title": "notes"})])
+    hit = plain.search("revenue", budget=16).hits[0]
+    assert hit.section is None and "section" not in hit.to_dict()

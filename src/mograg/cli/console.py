@@ -134,6 +134,8 @@ def render_result(res: SearchResult | dict[str, Any], shorten: int | None = None
             style="dim",
         )
         out.print(head)
+        if h.get("section"):  # the heading path / speaker the span belongs to
+            out.print(Text(f"   § {h['section']}", style="dim"))
         # lines (table rows) stay lines; runs of spaces and blank lines shrink
         text = "\n".join(" ".join(line.split()) for line in h["text"].split("\n")
                          if line.strip())

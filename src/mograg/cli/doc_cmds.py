@@ -69,7 +69,8 @@ def show(
         raise MogragError(unknown_message(snap.doc_ids, doc, str(index)))
     d = snap.doc_index[doc_id]
     text = snap.text(d)
-    meta = {k: v for k, v in snap.metadata(d).items() if k not in ("page_starts", "headings")}
+    meta = {k: v for k, v in snap.metadata(d).items()
+            if k not in ("page_starts", "headings", "labels")}
     if as_json:
         print_json({"id": doc_id, "metadata": snap.metadata(d), "text": text})
         return

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from mograg.types import SearchResult
 
 # metadata the LLM sees next to each span; the rest (offsets, scores, routing) is for code
-_SHOWN_TO_LLM = ("doc_id", "title", "page")
+_SHOWN_TO_LLM = ("doc_id", "title", "page", "section")
 
 
 class MogragRetriever(BaseRetriever):

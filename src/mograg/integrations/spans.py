@@ -74,9 +74,9 @@ def span_metadata(index: Index, hit: Hit, routing: dict[str, Any]) -> dict[str, 
     """Metadata of one retrieved span: where it is, how it was chosen, its document's fields.
 
     Keys: ``doc_id``, ``start``, ``end`` (character offsets into the document text, end
-    exclusive), ``level`` (chunk size in tokens), ``score``, ``n_tokens``, ``page`` (only
-    when known), ``title``/``source`` (when the document has them) and ``routing`` (the
-    router's decision for the whole query).
+    exclusive), ``level`` (chunk size in tokens), ``score``, ``n_tokens``, ``page`` and
+    ``section`` (only when known), ``title``/``source`` (when the document has them) and
+    ``routing`` (the router's decision for the whole query).
     """
     snap = index.snapshot
     doc_meta = snap.metadata(snap.doc_index[hit.doc_id]) if hit.doc_id in snap.doc_index else {}
@@ -91,6 +91,8 @@ def span_metadata(index: Index, hit: Hit, routing: dict[str, Any]) -> dict[str, 
     page = page_of(doc_meta, hit.start)
     if page is not None:
         out["page"] = page
+    if hit.section:
+        out["section"] = hit.section
     for key in ("title", "source", "url"):
         value = doc_meta.get(key)
         if isinstance(value, str):

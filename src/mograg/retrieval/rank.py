@@ -10,6 +10,7 @@ import numpy as np
 
 from mograg.retrieval.doc_prior import prior_of
 from mograg.store.lexical import tokenize
+from mograg.text.context import recorded_section
 from mograg.text.tokens import MAX_TOKEN_CHARS
 from mograg.types import RRF_K, Hit, LevelRanking, Mode, Pick, Query
 
@@ -156,16 +157,19 @@ class BudgetFiller:
             first, last = snap.atoms[run[0]], snap.atoms[run[-1]]
             doc = int(first["doc"])
             start, end = int(first["start"]), int(last["end"])
-            starts = snap.metadata(doc).get("page_starts")
+            meta = snap.metadata(doc)
+            starts = meta.get("page_starts")
+            text = snap.text(doc)
             hit = Hit(
                 doc_id=snap.doc_ids[doc],
                 start=start,
                 end=end,
                 level=sizes[level],
                 score=float(score),
-                text=snap.text(doc)[start:end],
+                text=text[start:end],
                 n_tokens=int(self._atom_tokens[run].sum()),
                 page=max(1, bisect_right(starts, start)) if starts else None,
+                section=recorded_section(text, meta, start),
             )
             out.append((-score, order, hit))
         out.sort(key=lambda t: (t[0], t[1]))
