@@ -35,15 +35,34 @@ def _qa():
 
 
 def _repeated_lines(ix) -> dict[str, set[str]]:
-    """Per document, its lines (whitespace collapsed, digits as 0) found on >= 3 pages."""
+    """Per document, the lines (whitespace collapsed, digits as 0) of its PDF found on
+    >= 3 pages, read from the PDF itself (pypdfium2, every line of every page: what a
+    reader sees, not what mograg kept), so lines mograg moved out of the text still count.
+    Falls back to the stored text's pages when the source is not a PDF at hand."""
+    import pypdfium2 as pdfium
+
     out: dict[str, set[str]] = {}
     snap = ix.snapshot
     for d, doc_id in enumerate(snap.doc_ids):
-        text = snap.text(d)
-        starts = list(snap.metadata(d).get("page_starts") or [0])
+        meta = snap.metadata(d)
+        source = Path(str(meta.get("source") or ""))
+        if not source.is_file():
+            source = DATA / "docs" / Path(doc_id).name
+        if source.suffix.lower() == ".pdf" and source.is_file():
+            pdf = pdfium.PdfDocument(source.read_bytes())
+            page_texts = []
+            for i in range(len(pdf)):
+                tp = pdf[i].get_textpage()
+                page_texts.append(tp.get_text_bounded().replace("\r\n", "\n").replace("\r", "\n"))
+                tp.close()
+            pdf.close()
+        else:
+            text = snap.text(d)
+            starts = list(meta.get("page_starts") or [0])
+            page_texts = [text[a:b] for a, b in zip(starts, [*starts[1:], len(text)], strict=True)]
         pages: dict[str, set[int]] = {}
-        for p, (a, b) in enumerate(zip(starts, [*starts[1:], len(text)], strict=True)):
-            for ln in text[a:b].split("\n"):
+        for p, page in enumerate(page_texts):
+            for ln in page.split("\n"):
                 if ln.strip():
                     pages.setdefault(_line_key(ln), set()).add(p)
         out[doc_id] = {k for k, ps in pages.items() if len(ps) >= 3}
