@@ -288,6 +288,26 @@ def test_index_reports_time_with_loading(tmp_path: Path) -> None:
     assert "(loading " in out
 
 
+def test_a_pdf_hit_names_its_section_in_json_and_on_screen(tmp_path: Path) -> None:
+    import json
+
+    from clirun import run
+
+    code, _, err = run("index", FIXTURE, "--index", tmp_path / "ix", "--quiet")
+    assert code == 0, err
+    code, out, err = run("search", "What was the probable cause?", "--index", tmp_path / "ix",
+                         "--budget", "128", "--json")
+    assert code == 0, err
+    hits = json.loads(out)["hits"]
+    got = pdf_text(FIXTURE.read_bytes())
+    headings = {got.text[a:b] for a, b in got.headings}
+    assert any(h.get("section") for h in hits)
+    assert all(h["section"] in headings for h in hits if "section" in h)
+    code, out, err = run("search", "What was the probable cause?", "--index", tmp_path / "ix",
+                         "--budget", "128")
+    assert code == 0 and "§ " in out, err
+
+
 def test_mutated_and_truncated_pdfs_load_or_say_why_in_one_line(tmp_path: Path) -> None:
     import random
 
