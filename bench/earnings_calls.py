@@ -120,6 +120,7 @@ def main() -> int:
         repeated = None
     for budget in [int(b) for b in args.budgets.split(",")]:
         tok, fig_all, fig_any, fig_mean, fig_n, src_hit, src_n, used = [], 0, 0, 0.0, 0, 0, 0, []
+        tok_shown: list[float] = []  # with each hit's section (speaker) shown above it
         spans, spans_repeating = 0, 0
         lines_repeating: Counter[str] = Counter()
         for r in rows:
@@ -137,6 +138,11 @@ def main() -> int:
             t = qa.token_recall(ctx, body)
             if t == t:
                 tok.append(t)
+            shown = "\n".join(f"{h.section}\n{h.text}" if getattr(h, "section", None)
+                              else h.text for h in res.hits)
+            t = qa.token_recall(shown, body)
+            if t == t:
+                tok_shown.append(t)
             if qa.answer_figures(body):
                 fig_n += 1
                 share = qa.figure_recall(ctx, body)
@@ -149,6 +155,7 @@ def main() -> int:
                 src_hit += any(qa.names_source(h.doc_id, cited) for h in res.hits)
         result["budgets"][str(budget)] = {
             "token_recall": round(sum(tok) / len(tok), 3),
+            "token_recall_with_sections": round(sum(tok_shown) / len(tok_shown), 3),
             "figures_all_found": f"{fig_all}/{fig_n}",
             "figures_any_found": f"{fig_any}/{fig_n}",
             "figure_recall": round(fig_mean / max(fig_n, 1), 3),

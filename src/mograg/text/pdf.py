@@ -9,10 +9,11 @@ The document text is built from the kept lines of every page, so any span of it 
 an exact slice (no offsets to translate): page furniture is left out (lines that repeat
 at the top or bottom of at least :data:`MIN_REPEATS` pages and half of them, digits
 normalised so "Page 3 of 20" repeats; page numbers; lines carrying the printed page
-number; a chapter's running header on consecutive pages: :func:`remove_repeated_lines`);
-a speaker's name that opens a few pages of a transcript stays as a label, below). A
-hyphen that ended a printed line (pdfium's ``\x02``) is a hyphen again. ``page_starts``
-records where each page begins, so any character range can cite its page (:func:`page_of`).
+number; a chapter's running header on consecutive pages: :func:`remove_repeated_lines`).
+A speaker's name that opens a few pages of a transcript is not furniture but a label
+(below). A hyphen that ended a printed line (pdfium's ``\x02``) is a hyphen again.
+``page_starts`` records where each page begins, so any character range can cite its page
+(:func:`page_of`).
 
 A short line that repeats on :data:`MIN_REPEATS` pages inside the body (a transcript's
 speaker "Operator", a form's field label) is a *structural label*, not content
@@ -264,7 +265,10 @@ def _join(
             if s and pending is not None:
                 marks.append((pos + len(ln) - len(ln.lstrip()), pending))
                 pending = None
-            nxt = next((r for r, lab in rows[i + 1:] if lab is None), "")
+            j = i + 1  # the next line that is not a label
+            while j < len(rows) and rows[j][1] is not None:
+                j += 1
+            nxt = rows[j][0] if j < len(rows) else ""
             # a heading starts after a finished sentence and is followed by text
             if prev_ends_sentence and nxt.strip()[:1].isupper() and _is_heading(ln):
                 lead = len(ln) - len(ln.lstrip())
