@@ -250,12 +250,18 @@ def idf(n_docs: int, df: int) -> float:
 
 
 def top_n(scores: np.ndarray, n: int) -> np.ndarray:
-    """Positions of the n largest scores, best first; ties among the returned ones are
-    ordered by lower position, but which of several chunks tied at the n-th score is
-    returned is ``argpartition``'s choice (not necessarily the lowest position)."""
+    """Positions of the ``n`` largest scores, best first; ties by lower position, also at
+    the ``n``-th score (of several chunks tied there, the lowest positions are kept)."""
     if n >= len(scores):
         return np.argsort(-scores, kind="stable")
+    if n <= 0:
+        return np.zeros(0, np.int64)
     part = np.argpartition(-scores, n - 1)[:n]
+    kth = scores[part[n - 1]]  # argpartition puts the n-th largest at index n - 1
+    at_kth = scores[part] == kth
+    kept = int(at_kth.sum())
+    if kept < int(np.count_nonzero(scores == kth)):  # argpartition chose among ties
+        part = np.concatenate([part[~at_kth], np.flatnonzero(scores == kth)[:kept]])
     return part[np.lexsort((part, -scores[part]))]
 
 
