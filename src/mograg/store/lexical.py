@@ -117,8 +117,11 @@ class TermPostings:
 
     @classmethod
     def load(cls, directory: Path) -> TermPostings:
-        """Read a saved segment level (memory-mapped, except the small vocabulary)."""
-        arrays = {name: np.load(directory / f"{name}.npy", mmap_mode="r") for name in _ARRAYS}
+        """Read a saved segment level (memory-mapped, except the small vocabulary). The maps
+        are held as plain arrays: slicing an ``np.memmap`` costs ~20 us per slice, a
+        plain view of the same pages ~0.2 us (two slices per query term and level)."""
+        arrays = {name: np.load(directory / f"{name}.npy", mmap_mode="r").view(np.ndarray)
+                  for name in _ARRAYS}
         arrays["vocab"] = np.array(arrays["vocab"])
         return cls(**arrays)
 
@@ -137,6 +140,9 @@ class Bm25:
         # the length normalisation of every chunk, K1 * (1 - B + B * length / avgdl)
         self._norm = [K1 * ((1.0 - B) + B * x / self.avgdl) if self.avgdl > 0
                       else np.zeros(len(x)) for x in lengths]
+        # chunk positions as int32 where they fit: a smaller cache entry, and a stable
+        # argsort of int32 takes half the time of int64's
+        self._row_type = np.int32 if self.n_docs < 2**31 else np.int64
         self._cache: OrderedDict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._cached_bytes = 0
         self._lock = threading.Lock()
@@ -168,10 +174,11 @@ class Bm25:
             every[touched] = scores
             ids = top_n(every, n)
             return ids, every[ids], every.__getitem__
-        ids = touched[top_n(scores, n)]
+        ids = touched[top_n(scores, n)].astype(np.int64)
 
         def score_of(chunks: np.ndarray) -> np.ndarray:
-            at = np.minimum(np.searchsorted(touched, chunks), len(touched) - 1)
+            at = np.searchsorted(touched, np.asarray(chunks).astype(touched.dtype))
+            np.minimum(at, len(touched) - 1, out=at)
             return np.where(touched[at] == chunks, scores[at], np.float32(0.0))
 
         return ids, score_of(ids), score_of
@@ -192,7 +199,7 @@ class Bm25:
         found = [self._term(term, times) for term, times in Counter(query_terms).items()]
         found = [f for f in found if len(f[0])]
         if not found:
-            return np.zeros(0, np.int64), np.zeros(0, np.float64)
+            return np.zeros(0, self._row_type), np.zeros(0, np.float64)
         return np.concatenate([r for r, _ in found]), np.concatenate([w for _, w in found])
 
     def _term(self, term: str, times: int) -> tuple[np.ndarray, np.ndarray]:
@@ -216,9 +223,9 @@ class Bm25:
                 for k, rows, counts in hits:
                     if len(rows):
                         tf = counts.astype(np.float64)
-                        rows_of.append(self.offsets[k] + rows)
+                        rows_of.append((self.offsets[k] + rows).astype(self._row_type))
                         shares.append(weight * tf / (self._norm[k][rows] + tf))
-        found = (np.concatenate(rows_of) if rows_of else np.zeros(0, np.int64),
+        found = (np.concatenate(rows_of) if rows_of else np.zeros(0, self._row_type),
                  np.concatenate(shares) if shares else np.zeros(0, np.float64))
         size = found[0].nbytes + found[1].nbytes
         with self._lock:
