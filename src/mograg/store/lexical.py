@@ -223,18 +223,32 @@ class Bm25:
                 for k, rows, counts in hits:
                     if len(rows):
                         tf = counts.astype(np.float64)
-                        rows_of.append((self.offsets[k] + rows).astype(self._row_type))
+                        rows_of.append(_positions(rows, int(self.offsets[k]), self._row_type))
                         shares.append(weight * tf / (self._norm[k][rows] + tf))
-        found = (np.concatenate(rows_of) if rows_of else np.zeros(0, self._row_type),
+        found = (rows_of[0] if len(rows_of) == 1 else
+                 np.concatenate(rows_of) if rows_of else np.zeros(0, self._row_type),
                  np.concatenate(shares) if shares else np.zeros(0, np.float64))
-        size = found[0].nbytes + found[1].nbytes
+        size = _owned_bytes(found[0]) + found[1].nbytes
         with self._lock:
             self._cache[key] = found
             self._cached_bytes += size
             while self._cached_bytes > TERM_CACHE_BYTES and len(self._cache) > 1:
                 _, (r, w) = self._cache.popitem(last=False)
-                self._cached_bytes -= r.nbytes + w.nbytes
+                self._cached_bytes -= _owned_bytes(r) + w.nbytes
         return found
+
+
+def _positions(rows: np.ndarray, offset: int, dtype: type) -> np.ndarray:
+    """A part's rows as positions in the level: the mapped postings themselves (no copy,
+    pages the kernel can drop) when they need no offset or conversion."""
+    if offset == 0 and rows.dtype == dtype:
+        return rows
+    return (offset + rows.astype(np.int64)).astype(dtype)
+
+
+def _owned_bytes(array: np.ndarray) -> int:
+    """Memory an array holds of its own (0 for a view of a memory map)."""
+    return 0 if array.base is not None else array.nbytes
 
 
 def _sum_by_row(rows: np.ndarray, shares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
