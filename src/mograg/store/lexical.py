@@ -249,7 +249,8 @@ class Bm25:
                         tf = counts.astype(np.float64)
                         rows_of.append(_positions(rows, int(self.offsets[k]), self._row_type))
                         shares.append(weight * tf / (self._norm[k][rows] + tf))
-        all_shares = np.concatenate(shares) if shares else np.zeros(0, np.float64)
+        all_shares = (shares[0] if len(shares) == 1 else
+                      np.concatenate(shares) if shares else np.zeros(0, np.float64))
         found = Term(rows_of[0] if len(rows_of) == 1 else
                      np.concatenate(rows_of) if rows_of else np.zeros(0, self._row_type),
                      all_shares, float(all_shares.max()) if len(all_shares) else 0.0)
