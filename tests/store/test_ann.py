@@ -90,12 +90,18 @@ def test_deleted_rows_are_never_returned():
 @given(st.lists(st.sampled_from([0.0, 0.0, 0.5, 1.0, 2.5]), min_size=1, max_size=60),
        st.integers(1, 70))
 def test_bm25_top_among_positive_scores_equals_top_of_all(values, n):
-    # equal up to which of several chunks tied at the n-th score is kept (top_n's
-    # argpartition does not define that either)
     scores = np.array(values, np.float32)
-    got, want = top_positive(scores, n), top_n(scores, n)
-    assert scores[got].tolist() == scores[want].tolist()
-    assert len(set(got.tolist())) == len(got)
+    assert top_positive(scores, n).tolist() == top_n(scores, n).tolist()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([-np.inf, 0.0, 0.5, 1.0, 2.5, np.inf]), max_size=80),
+       st.integers(0, 90))
+def test_top_n_breaks_every_tie_by_lower_position(values, n):
+    # also at the n-th score: of the chunks tied there, the lowest positions are kept
+    scores = np.array(values, np.float32)
+    want = np.lexsort((np.arange(len(scores)), -scores))[:n]
+    assert top_n(scores, n).tolist() == want.tolist()
 
 
 def test_unknown_settings_are_one_line_errors():

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from corpus import FACTS, TOPICS, field_notes
 from mograg.index.core import Index
 from mograg.index.migrate import upgrade
-from mograg.store import lexical
+from mograg.store import lexical, lexical_top
 from mograg.store.lexical import Bm25, TermPostings, is_current, segment_dir, tokenize
 from mograg.types import Document
 
@@ -180,3 +180,50 @@ def test_top_is_the_top_of_every_score_bit_for_bit(docs, cuts, query, n):
         assert ids.tolist() == top_positive(every, n).tolist()  # ties: lower position first
         assert scores.tobytes() == every[ids].tobytes()
         assert score_of(some).tobytes() == every[some].tobytes()
+
+
+_COMMON_AND_RARE = st.tuples(
+    st.integers(0, 3), st.integers(0, 2),
+    st.sampled_from(["", "", "", "", "", "moon", "crater", "lava", "moon lava", "lava lava"]),
+).map(lambda d: f"{'river ' * d[0]}{'delta ' * d[1]}{d[2]}")
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    docs=st.lists(_COMMON_AND_RARE, min_size=10, max_size=80),
+    cuts=st.lists(st.integers(min_value=0, max_value=80), max_size=2),
+    query=st.lists(st.sampled_from(["river", "delta", "moon", "crater", "lava", "unknown"]),
+                   min_size=2, max_size=5),
+    n=st.integers(1, 12),
+)
+def test_top_with_terms_set_aside_is_the_top_of_every_score_bit_for_bit(docs, cuts, query, n):
+    # frequent words make terms whose shares cannot reach the n-th best (set aside)
+    from mograg.store.local_backend import top_positive
+
+    bounds = sorted({0, len(docs), *(min(c, len(docs)) for c in cuts)})
+    bm25 = Bm25([TermPostings.from_texts(docs[a:b]) for a, b in itertools.pairwise(bounds)])
+    terms = tokenize([" ".join(query)])[0]
+    every = bm25.scores(terms)
+    with mock.patch.object(lexical, "SPARSE_SHARE", 0):  # sum over touched chunks
+        ids, scores, score_of = bm25.top(terms, n)
+    assert ids.tolist() == top_positive(every, n).tolist()
+    assert scores.tobytes() == every[ids].tobytes()
+    everyone = np.arange(len(docs))
+    assert score_of(everyone).tobytes() == every.tobytes()
+
+
+def test_terms_that_cannot_reach_the_top_are_set_aside():
+    # "river" is in every chunk once: its largest share is below the n-th best score of
+    # the chunks that also have "lava", so it is only added to those
+    docs = [f"river {'lava ' * (i % 3 + 1)}" if i % 4 == 0 else f"river delta{i}"
+            for i in range(400)]
+    bm25 = Bm25([TermPostings.from_texts(docs)])
+    terms = tokenize(["river lava"])[0]
+    found = bm25._terms(terms)
+    kept = lexical_top.prune(found, 10, bm25.n_docs)
+    assert kept is not None and len(kept[0]) == 100  # the chunks with "lava" only
+    every = bm25.scores(terms)
+    with mock.patch.object(lexical, "SPARSE_SHARE", 0):  # sum over touched chunks
+        ids, scores, _ = bm25.top(terms, 10)
+    assert ids.tolist() == np.lexsort((np.arange(400), -every))[:10].tolist()
+    assert scores.tobytes() == every[ids].tobytes()
