@@ -15,7 +15,7 @@ from clirun import run
 from corpus import FACTS, field_notes
 from mograg.eval.evaluate import collect, evaluate
 from mograg.eval.questions import Question
-from mograg.eval.tune import synthetic_questions
+from mograg.eval.synthetic import synthetic_questions
 from mograg.index.core import Index
 from mograg.retrieval.fusion import RRF_LEVELS, rrf_picks
 from mograg.retrieval.granularity_model import (
@@ -252,3 +252,4 @@ def test_spans_fall_back_to_blend_for_other_levels(tmp_path, shared_embedder):
     other.add(docs()[:2])
     res = other.search("moon", budget=40, strategy="spans")
     assert sum(h.n_tokens for h in res.hits) <= 40 and res.hits
+

@@ -1,8 +1,8 @@
 """`mograg tune`: adapt the shipped granularity model to a corpus without labels.
 
-Synthetic questions are written from the corpus itself, offline: a sampled sentence's
-key words (with its document's title, when it has one) become a keyword query whose
-evidence is that sentence. They are scored with the same recall-at-budget code as
+Synthetic questions are written from the corpus itself, offline (:mod:`mograg.eval.synthetic`):
+a sampled sentence's key words (with its document's title, when it has one) become a keyword
+query whose evidence is that sentence. They are scored with the same recall-at-budget code as
 `mograg eval`. The shipped per-query model's per-granularity prior and the span model's
 per-level offsets are moved towards what this corpus's questions got, each shrunk towards
 the shipped model (``KAPPA`` pseudo-questions, ``SPAN_KAPPA`` pseudo-candidates), so a few
@@ -21,7 +21,6 @@ one source and coarse ones from the other.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -30,6 +29,7 @@ import numpy as np
 
 from mograg.errors import MogragError
 from mograg.eval.questions import Question
+from mograg.eval.synthetic import MIN_SENTENCE_TOKENS, synthetic_questions
 from mograg.retrieval.granularity_model import MODEL_VERSION, GranularityModel, shipped_router
 from mograg.retrieval.routing import granularity_picks
 from mograg.retrieval.sources import index_sources
@@ -43,49 +43,6 @@ KAPPA = 200.0
 # span offsets: measured leave-one-set-out, synthetic sentence questions did not improve the
 # span model (bench/transfer.py, "tuned"), so they move it only a little
 SPAN_KAPPA = 10000.0
-MIN_SENTENCE_TOKENS = 8
-QUERY_WORDS = 6
-_WORD = re.compile(r"[^\W_][\w'-]*")
-COMMON = frozenset({
-    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is",
-    "it", "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there",
-    "these", "they", "this", "to", "was", "will", "with", "from", "has", "have", "had",
-    "were", "been", "which", "who", "whom", "what", "when", "where", "why", "how", "its",
-    "his", "her", "he", "she", "we", "you", "your", "our", "can", "could", "would",
-    "should", "may", "also", "more", "most", "other", "some", "than", "very", "all", "any",
-    "each", "so", "only", "over", "after", "before", "about", "between",
-})
-
-
-def synthetic_questions(index: Index, n: int = 200, seed: int = 0,
-                        docs: np.ndarray | None = None) -> list[Question]:
-    """Up to ``n`` keyword questions, each with one sentence of the corpus (of the documents
-    in the boolean mask ``docs``, default all) as evidence."""
-    snap = index.snapshot
-    atoms = snap.atoms
-    long_enough = atoms["n_tokens"] >= MIN_SENTENCE_TOKENS
-    ok = np.flatnonzero(long_enough if docs is None else long_enough & docs[atoms["doc"]])
-    if len(ok) == 0:
-        return []
-    rng = np.random.default_rng(seed)
-    chosen = np.sort(rng.choice(ok, size=min(n * 2, len(ok)), replace=False))
-    rng.shuffle(chosen)
-    out: list[Question] = []
-    for a in chosen.tolist():
-        doc, start, end = int(atoms[a]["doc"]), int(atoms[a]["start"]), int(atoms[a]["end"])
-        words = [w for w in _WORD.findall(snap.text(doc)[start:end]) if w.lower() not in COMMON]
-        if len(words) < 3:
-            continue
-        keep = np.sort(rng.choice(len(words), size=min(QUERY_WORDS, len(words)), replace=False))
-        title = str(snap.metadata(doc).get("title") or "")
-        text = " ".join([title, *(words[k] for k in keep.tolist())]).strip()
-        out.append(Question(id=f"synthetic-{a}", question=text,
-                            evidence=[(snap.doc_ids[doc], start, end)]))
-        if len(out) == n:
-            break
-    return out
-
-
 def adapt(base: GranularityModel, x: np.ndarray, scores: np.ndarray,
           kappa: float = KAPPA) -> GranularityModel:
     """The base model with its prior moved towards these questions' centred scores."""
