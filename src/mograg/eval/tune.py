@@ -13,7 +13,7 @@ shrunk towards the shipped model by ``KAPPA`` pseudo-questions. Only the differe
 this corpus and the ones the model was trained on is learned, not the bias they share. The
 span model is kept as shipped (``SPAN_OFFSETS_FROM_SYNTHETIC``): its per-level offsets fitted
 to synthetic evidence lost points leave-one-set-out, and even fitted to the test set's *real*
-labels they lose 0.2 points on average (bench/tune_loso.py). Saved in the index like a
+labels they lose 0.16 points on average (bench/tune_loso.py). Saved in the index like a
 trained router and used by every search that does not name another.
 
 With ``--per-source``, an index of several knowledge sources (:mod:`mograg.retrieval.sources`)
