@@ -20,9 +20,10 @@ import os
 import sys
 from pathlib import Path
 
+from mograg.eval.tune import SYNTHETIC_SHIFT, synthetic_shift
 from mograg.retrieval.granularity_model import SHIPPED_FILE, fit_default
 from mograg.retrieval.spans import SHIPPED_SPAN_FILE, fit_default_spans
-from transfer_data import EVALSETS, SETS, data_dir, dump_set, load_set, load_spans
+from transfer_data import EVALSETS, SETS, data_dir, dump_set, load_set, load_spans, load_synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,6 +46,11 @@ def main() -> None:
         data.append(load_set(name))
     model = fit_default([d["x"] for d in data], [d["scores"] for d in data],
                         data[0]["meta"]["names"], sets)
+    # the bias of `mograg tune`'s synthetic questions on the training corpora, which tune
+    # subtracts from what a new corpus's synthetic questions say
+    syn = [load_synthetic(name, shape="sentence") for name in sets]
+    model.meta[SYNTHETIC_SHIFT] = synthetic_shift(model, [z["x"] for z in syn],
+                                                  [z["scores"] for z in syn])
     spans = [load_spans(name) for name in sets]
     span_model = fit_default_spans([s["x"][s["keep"]] for s in spans],
                                    [s["y"][s["keep"]] for s in spans], sets)

@@ -9,7 +9,7 @@ the LOSO model tuned on the test corpus's synthetic questions (``mograg tune``, 
 labels), and 5-fold cross-validated routers trained on the set's own labels.
 Per-question data come from ``bench/transfer_data.py`` (made on first use).
 
-Usage: python bench/transfer.py [--sets a,b,...] [--only a,b] [--out FILE]
+Usage: python bench/transfer.py [--sets a,b,...] [--only a,b] [--groups g,h] [--out FILE]
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from _transfer_eval import SetRunner
-from mograg.eval.tune import adapt, adapt_spans
-from mograg.retrieval.granularity_model import fit_default
+from mograg.eval.synthetic import Shape
+from mograg.eval.tune import SPAN_OFFSETS_FROM_SYNTHETIC, adapt, adapt_spans, synthetic_shift
+from mograg.retrieval.granularity_model import GranularityModel, fit_default
 from mograg.retrieval.routers import EntropyRouter, features
 from mograg.retrieval.routing import blend_picks
 from mograg.retrieval.spans import (
@@ -61,58 +62,68 @@ def _mean(v: np.ndarray) -> float:
     return round(float(np.nanmean(v)), 4)
 
 
+GROUPS = ("fixed", "rrf-levels", "entropy+blend", "shipped-blend-loso", "default-loso",
+          "tuned-loso", "spans-5fold", "cv")
+
+
 def evaluate_set(test: str, data: dict[str, dict], data_spans: dict[str, dict],
-                 folds: int = 5) -> dict:
-    """Every system's recall on ``test`` (models trained without its labels where stated)."""
+                 folds: int = 5, groups: tuple[str, ...] = GROUPS,
+                 previous: dict | None = None) -> dict:
+    """Every system's recall on ``test`` (models trained without its labels where stated);
+    only ``groups`` are computed, the others' values come from ``previous``."""
     from mograg.eval.evaluate import cross_validated_weights
+
+    def want(group: str) -> bool:
+        return group in groups or previous is None
 
     runner = SetRunner(test)
     d = data[test]
     names, recall, scores = runner.names, d["recall"], d["scores"]
     rows = np.arange(runner.n)
-    s: dict[str, Any] = {n: _mean(recall[:, g]) for g, n in enumerate(names)}
+    s: dict[str, Any] = dict(previous or {})
+    s.update({n: _mean(recall[:, g]) for g, n in enumerate(names)})
     levels = [n for n in names if n.startswith("level:")]
     best_level = max(levels, key=lambda n: s[n])
     best_gran = max(names, key=lambda n: s[n])
     s["best_fixed_level"] = {"name": best_level, "recall": s[best_level]}
     s["best_fixed_granularity"] = {"name": best_gran, "recall": s[best_gran]}
     s["oracle"] = _mean(recall[rows, scores.argmax(axis=1)])
-    s["rrf-levels"] = _mean(runner.rrf_recall())
-    entropy = EntropyRouter(runner.budget)
-    w = np.array([entropy.weights(runner.index, runner.query(int(i))[0],
-                                  runner.query(int(i))[1], names) for i in rows])
-    s["entropy+blend"] = _mean(runner.blend_recall(w))
+    if want("rrf-levels"):
+        s["rrf-levels"] = _mean(runner.rrf_recall())
+    if want("entropy+blend"):
+        entropy = EntropyRouter(runner.budget)
+        w = np.array([entropy.weights(runner.index, runner.query(int(i))[0],
+                                      runner.query(int(i))[1], names) for i in rows])
+        s["entropy+blend"] = _mean(runner.blend_recall(w))
     train = [t for t in data if t != test]
     # the shipped recipe trained on the other sets: per-query blend weights and span selection
     model = fit_default([data[t]["x"] for t in train], [data[t]["scores"] for t in train],
                         names, train)
-    w = model.weights_for(d["x"], names)
-    s["shipped-blend-loso"] = _mean(runner.blend_recall(w))
+    if want("shipped-blend-loso"):
+        s["shipped-blend-loso"] = _mean(runner.blend_recall(model.weights_for(d["x"], names)))
     spans = data_spans[test]
     span_model = fit_default_spans([data_spans[t]["x"][data_spans[t]["keep"]] for t in train],
                                    [data_spans[t]["y"][data_spans[t]["keep"]] for t in train],
                                    train)
     hedge = model.predict(d["x"]).argmax(axis=1)
-    s["default-loso"] = _mean(runner.picks_recall(_span_order(spans, span_model, runner, hedge)))
-    # ... tuned on the test corpus's synthetic questions (no labels), as `mograg tune` does
-    syn = load_synthetic(test)
-    n_feat = len(SPAN_FEATURES)
-    syn_cands = [Candidates(np.argmax(syn["span_x"][:, n_feat:n_feat + N_LEVELS], axis=1),
-                            np.zeros(len(syn["span_x"]), np.int64),
-                            syn["span_x"].astype(np.float64))]
-    tuned = adapt_spans(span_model, syn_cands, [syn["span_y"]], N_LEVELS)
-    tuned_hedge = adapt(model, syn["x"], syn["scores"]).predict(d["x"]).argmax(axis=1)
-    s["tuned-loso"] = _mean(runner.picks_recall(_span_order(spans, tuned, runner, tuned_hedge)))
-    # span selection trained on this set's own labels (5-fold), the labelled reference
-    s["spans-5fold"] = _mean(_span_folds(runner, spans, folds))
-    col = _Collected(runner)
-    for kind in ("prior", "ridge"):
-        w, _ = cross_validated_weights(col, folds, kind)  # type: ignore[arg-type]
-        s[f"cv-{kind}+blend"] = _mean(runner.blend_recall(w))
+    if want("default-loso"):
+        s["default-loso"] = _mean(runner.picks_recall(_span_order(spans, span_model, runner,
+                                                                  hedge)))
+    if want("tuned-loso"):
+        s["tuned-loso"] = _mean(runner.picks_recall(_tuned_order(test, train, spans, runner,
+                                                                 model, span_model)))
+    if want("spans-5fold"):  # span selection trained on this set's own labels (5-fold)
+        s["spans-5fold"] = _mean(_span_folds(runner, spans, folds))
+    if want("cv"):
+        col = _Collected(runner)
+        for kind in ("prior", "ridge"):
+            w, _ = cross_validated_weights(col, folds, kind)  # type: ignore[arg-type]
+            s[f"cv-{kind}+blend"] = _mean(runner.blend_recall(w))
     return s
 
 
 N_LEVELS = 5
+SHAPE: Shape = "sentence"  # what `mograg tune` writes
 
 
 def _span_order(spans: dict, model: SpanModel, runner: SetRunner,
@@ -135,6 +146,25 @@ def _span_order(spans: dict, model: SpanModel, runner: SetRunner,
                            np.array([1.0 - HEDGE_SHARE, HEDGE_SHARE]))
 
     return make
+
+
+def _tuned_order(test: str, train: list[str], spans: dict, runner: SetRunner,
+                 model: GranularityModel, span_model: SpanModel) -> Callable[[int], list]:
+    """The LOSO models tuned on ``test``'s synthetic questions as `mograg tune` does: the
+    prior calibrated by the training sets' synthetic shift (their own synthetic questions
+    under the same LOSO model)."""
+    syn = {t: load_synthetic(t, shape=SHAPE) for t in [test, *train]}
+    baseline = np.array(synthetic_shift(model, [syn[t]["x"] for t in train],
+                                        [syn[t]["scores"] for t in train]))
+    tuned = adapt(model, syn[test]["x"], syn[test]["scores"], baseline=baseline)
+    if SPAN_OFFSETS_FROM_SYNTHETIC:
+        n_feat = len(SPAN_FEATURES)
+        x = syn[test]["span_x"].astype(np.float64)
+        cands = Candidates(np.argmax(x[:, n_feat:n_feat + N_LEVELS], axis=1),
+                           np.zeros(len(x), np.int64), x)
+        span_model = adapt_spans(span_model, [cands], [syn[test]["span_y"]], N_LEVELS)
+    hedge = tuned.predict(runner.data["x"]).argmax(axis=1)
+    return _span_order(spans, span_model, runner, hedge)
 
 
 def _span_folds(runner: SetRunner, spans: dict, folds: int, seed: int = 0) -> np.ndarray:
@@ -173,8 +203,12 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "transfer-256.json"))
     ap.add_argument("--only", default="", help="compute only these sets now; the others' rows "
                     "come from earlier runs (a long table in several shorter runs)")
+    ap.add_argument("--groups", default=",".join(GROUPS),
+                    help="compute only these groups of systems; the others' values come from "
+                         "the row an earlier run saved (" + ", ".join(GROUPS) + ")")
     args = ap.parse_args()
     sets = args.sets.split(",")
+    groups = tuple(args.groups.split(","))
     t0 = time.perf_counter()
     for name in sets:
         if not (data_dir() / f"{name}-256.npz").exists():
@@ -188,7 +222,9 @@ def main() -> None:
             if args.only and name not in args.only.split(","):
                 table[name] = json.loads(row_file.read_text())  # computed by an earlier --only
                 continue
-            table[name] = evaluate_set(name, data, spans)
+            previous = (json.loads(row_file.read_text())
+                        if groups != GROUPS and row_file.exists() else None)
+            table[name] = evaluate_set(name, data, spans, groups=groups, previous=previous)
             row_file.write_text(json.dumps(table[name]))
             print(json.dumps({name: table[name]}), file=sys.stderr, flush=True)
     result = {"budget": 256, "mode": "hybrid", "sets": table, **summarise(table),

@@ -26,6 +26,7 @@ from threadpoolctl import threadpool_limits
 from mograg.eval.commands import doc_lengths, index_docs_cached
 from mograg.eval.evaluate import collect
 from mograg.eval.questions import load_questions
+from mograg.eval.synthetic import Shape
 from mograg.index.core import Index
 from mograg.retrieval.rank import make_query
 from mograg.retrieval.signals import graph_context, named_doc_count, transfer_features
@@ -136,20 +137,23 @@ if __name__ == "__main__":
     main()
 
 
-def dump_synthetic(name: str, budget: int = 256, n: int = 200, seed: int = 0) -> Path:
+def dump_synthetic(name: str, budget: int = 256, n: int = 200, seed: int = 0,
+                   shape: Shape = "sentence") -> Path:
     """Collect ``mograg tune``'s synthetic questions for one set: query features and
-    scores, and their span candidates with evidence shares."""
-    from mograg.eval.tune import synthetic_questions
+    scores, and their span candidates (``span_q``: their question) with evidence shares."""
+    from mograg.eval.synthetic import synthetic_questions
     from mograg.retrieval.granularity_model import ModelRouter, shipped_model
     from mograg.retrieval.routing import granularity_picks
     from mograg.retrieval.spans import evidence_share, query_candidates
 
     ix = open_set(name)
-    qs = synthetic_questions(ix, n, seed)
+    qs = synthetic_questions(ix, n, seed, shape=shape)
     model = shipped_model()
     assert model is not None, "the shipped model is missing"
     router = ModelRouter(model)  # only its feature code is used
-    sx, sy = [], []
+    sx: list[np.ndarray] = []
+    sy: list[np.ndarray] = []
+    sq: list[np.ndarray] = []
     with threadpool_limits(1, user_api="blas"):
         col = collect(ix, qs, budget)
         x = np.array([router.features(ix, q, r)
@@ -159,9 +163,11 @@ def dump_synthetic(name: str, budget: int = 256, n: int = 200, seed: int = 0) ->
             cands = query_candidates(ix, q, r, per)
             sx.append(cands.x.astype(np.float32))
             sy.append(evidence_share(ix.snapshot, cands, question.evidence))
-    out = data_dir() / f"{name}-synthetic-{budget}.npz"
+            sq.append(np.full(len(cands.level), len(sq)))
+    out = data_dir() / f"{name}-{synthetic_kind(shape)}-{budget}.npz"
     np.savez_compressed(out, x=x, scores=col.scores(), span_x=np.concatenate(sx),
-                        span_y=np.concatenate(sy))
+                        span_y=np.concatenate(sy), span_q=np.concatenate(sq),
+                        evidence_tokens=np.array([_evidence_tokens(ix, q) for q in qs]))
     return out
 
 
@@ -173,9 +179,23 @@ def _load_or_dump(kind: str, name: str, budget: int, dump: Callable[[str, int], 
         return {k: np.array(z[k]) for k in z.files}
 
 
-def load_synthetic(name: str, budget: int = 256) -> dict:
-    """Features and scores of a set's synthetic questions (made if missing)."""
-    return _load_or_dump("synthetic", name, budget, dump_synthetic)
+def synthetic_kind(shape: Shape) -> str:
+    """File-name part of one shape's synthetic data (``sentence``: the first, unsuffixed)."""
+    return "synthetic" if shape == "sentence" else f"synthetic-{shape}"
+
+
+def _evidence_tokens(ix: Index, q: Any) -> int:
+    snap = ix.snapshot
+    (doc_id, start, end), = q.evidence
+    atoms = snap.atoms
+    m = (atoms["doc"] == snap.doc_index[doc_id]) & (atoms["start"] >= start) & (atoms["end"] <= end)
+    return int(atoms["n_tokens"][m].sum())
+
+
+def load_synthetic(name: str, budget: int = 256, shape: Shape = "sentence") -> dict:
+    """Features and scores of a set's synthetic questions of one shape (made if missing)."""
+    return _load_or_dump(synthetic_kind(shape), name, budget,
+                         lambda n, b: dump_synthetic(n, b, shape=shape))
 
 
 def dump_spans(name: str, budget: int = 256) -> Path:

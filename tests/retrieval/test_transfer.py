@@ -15,7 +15,8 @@ from clirun import run
 from corpus import FACTS, field_notes
 from mograg.eval.evaluate import collect, evaluate
 from mograg.eval.questions import Question
-from mograg.eval.tune import synthetic_questions
+from mograg.eval.synthetic import synthetic_questions
+from mograg.eval.tune import SYNTHETIC_SHIFT, adapt, prior_shift, synthetic_shift
 from mograg.index.core import Index
 from mograg.retrieval.fusion import RRF_LEVELS, rrf_picks
 from mograg.retrieval.granularity_model import (
@@ -183,7 +184,9 @@ def test_tune_end_to_end(tmp_path, shared_embedder):
     res = ix.search("Who walked on the Moon?", budget=64)
     assert res.routing["router"] == "tuned" and res.routing["strategy"] == "spans"
     tuned = load_router(ix, "tuned")
-    assert len(tuned.span_model.level_offset) == len(LEVELS)
+    # synthetic questions keep the span model as shipped and calibrate the prior
+    assert np.array_equal(tuned.span_model.level_offset, np.zeros(len(LEVELS)))
+    assert tuned.model.meta["calibrated"] and summary["prior_shift"]
     assert ix.manifest["routers"]["tuned"]["span_file"] == "routers/tuned-span.npz"
     assert ix.search("Who walked on the Moon?", budget=64, strategy="blend").routing[
         "strategy"] == "blend"
@@ -252,3 +255,29 @@ def test_spans_fall_back_to_blend_for_other_levels(tmp_path, shared_embedder):
     other.add(docs()[:2])
     res = other.search("moon", budget=40, strategy="spans")
     assert sum(h.n_tokens for h in res.hits) <= 40 and res.hits
+
+
+def test_tune_learns_only_what_departs_from_the_training_corpora_synthetic_bias():
+    rng = np.random.default_rng(0)
+    names = ["level:32", "level:64", "level:128"]
+    xs = [rng.normal(size=(n, 4)) for n in (30, 300)]
+    ys = [rng.uniform(size=(len(x), 3)) for x in xs]
+    model = fit_model(xs, ys, names, [32, 64, 128])
+    x, scores = rng.normal(size=(50, 4)), rng.uniform(size=(50, 3))
+    shift = prior_shift(model, x, scores)
+    # a corpus whose synthetic questions depart exactly as the training corpora's did: no change
+    same = adapt(model, x, scores, baseline=shift)
+    assert np.allclose(same.intercept, model.intercept) and same.meta["calibrated"]
+    # uncalibrated, the prior moves by the shrunk shift
+    moved = adapt(model, x, scores, kappa=50.0)
+    assert np.allclose(moved.intercept - model.intercept, shift * 50 / 100)
+    # the baseline averages corpora, each counting the same however many questions it has
+    per = [prior_shift(model, a, b) for a, b in zip(xs, ys, strict=True)]
+    assert np.allclose(synthetic_shift(model, xs, ys), (per[0] + per[1]) / 2, atol=1e-6)
+
+
+def test_shipped_model_carries_the_synthetic_bias_tune_subtracts():
+    model = shipped_model()
+    assert model is not None
+    shift = model.meta[SYNTHETIC_SHIFT]
+    assert len(shift) == len(model.names) and np.all(np.isfinite(shift))
