@@ -36,7 +36,7 @@ def shingles(text: str) -> set[tuple[str, ...]]:
     words = _WORD.findall(text.lower())
     if len(words) < SHINGLE:
         return {tuple(words)} if words else set()
-    return {tuple(words[i : i + SHINGLE]) for i in range(len(words) - SHINGLE + 1)}
+    return set(zip(*(words[i:] for i in range(SHINGLE)), strict=False))  # windows of 4
 
 
 def _near_duplicate(a: set[tuple[str, ...]], b: set[tuple[str, ...]]) -> bool:
@@ -109,27 +109,26 @@ def clean_indexed(
 
 
 class _Kept:
-    """Shingle sets of the yielded spans, indexed by shingle: a new span is compared
-    only with the other documents' spans it shares a shingle with (the same answer as
-    comparing it with every one, since a near-duplicate shares at least one)."""
+    """Shingle sets of the yielded spans and their union: a new span is compared only
+    with the other documents' spans holding one of its shingles found in the union (the
+    same answer as comparing it with every one, since a near-duplicate shares at least
+    one), found with set operations instead of a loop over shingles."""
 
     def __init__(self) -> None:
         self.docs: list[int] = []
         self.sets: list[set[tuple[str, ...]]] = []
-        self.by_shingle: dict[tuple[str, ...], list[int]] = {}
+        self.union: set[tuple[str, ...]] = set()
 
     def repeats(self, doc: int, sh: set[tuple[str, ...]]) -> bool:
         """True if ``sh`` nearly repeats a kept span of another document."""
-        if not sh:
+        shared = sh & self.union
+        if not shared:
             return False
-        docs, by_shingle = self.docs, self.by_shingle
-        others = {k for g in sh for k in by_shingle.get(g, ()) if docs[k] != doc}
-        return any(_near_duplicate(sh, self.sets[k]) for k in others)
+        return any(d != doc and not kept.isdisjoint(shared) and _near_duplicate(sh, kept)
+                   for d, kept in zip(self.docs, self.sets, strict=True))
 
     def add(self, doc: int, sh: set[tuple[str, ...]]) -> None:
         """Keep one more span's shingles."""
-        k = len(self.docs)
         self.docs.append(doc)
         self.sets.append(sh)
-        for g in sh:
-            self.by_shingle.setdefault(g, []).append(k)
+        self.union |= sh

@@ -50,8 +50,10 @@ class Snapshot:
             (si, li) for si, s in enumerate(self.segments) for li in range(len(s.doc_ids))
         ]
         self.atoms, self.levels = self._concat()
+        # plain views of the memory maps: indexing a np.memmap costs ~3x more (per-view
+        # bookkeeping), and a search reads a few dozen small slices
         self.vectors: list[list[np.ndarray]] = [
-            [s.vectors[j] for s in self.segments] for j in range(n_levels)
+            [np.asarray(s.vectors[j]) for s in self.segments] for j in range(n_levels)
         ]
         self.children = children_ranges(self.levels)
         self._texts: dict[int, str] = {}
