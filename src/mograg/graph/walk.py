@@ -74,8 +74,7 @@ def named_seeds(snap: Snapshot, graph: Graph, query: Query, j: int) -> list[int]
     """
     if not len(graph.targets):
         return []
-    # a question typed without capitals carries no case: match titles ignoring it
-    docs = title_matcher(snap, graph).find(query.text, ignore_case=query.text == query.text.lower())
+    docs = title_matcher(snap, graph).named_in_question(query.text)
     if not docs:
         return []
     bounds = snap.doc_bounds(j)
@@ -89,18 +88,23 @@ def named_seeds(snap: Snapshot, graph: Graph, query: Query, j: int) -> list[int]
     return [c for _, c in sorted(best, key=lambda t: -t[0])]
 
 
-def graph_picks(snap: Snapshot, query: Query, ranking: LevelRanking, radius: int) -> list[Pick]:
+def graph_picks(
+    snap: Snapshot, query: Query, ranking: LevelRanking, radius: int,
+    named: list[int] | None = None, limit: int | None = None,
+) -> list[Pick]:
     """Candidates of ``graph:<size>:r=<radius>``: seeds, each followed by what it links to.
 
-    Seeds are the chunks of the documents the question names by title, then the
-    level's ranking. The finest chunks a seed reaches in up to ``radius`` hops are
-    lifted to the seed's level; they follow it best path first, then by similarity to
-    the query. Every chunk appears once.
+    Seeds are the chunks of the documents the question names by title (``named``, when
+    the caller has :func:`named_seeds` already), then the level's ranking. The finest
+    chunks a seed reaches in up to ``radius`` hops are lifted to the seed's level; they
+    follow it best path first, then by similarity to the query. Every chunk appears
+    once. ``limit``: only the first that many.
     """
     graph = load_graph(snap)
     j = ranking.level
     top = float(ranking.scores.max()) if len(ranking.scores) else 1.0
-    named = named_seeds(snap, graph, query, j)
+    if named is None:
+        named = named_seeds(snap, graph, query, j)
     seeds = [(c, top) for c in named]
     seeds += list(zip(ranking.ids.tolist(), ranking.scores.tolist(), strict=True))
     lifted = lift_seeds(snap.ancestors[j], graph.adj, [c for c, _ in seeds], radius)
@@ -108,6 +112,8 @@ def graph_picks(snap: Snapshot, query: Query, ranking: LevelRanking, radius: int
     picks: list[Pick] = []
     placed: set[int] = set()
     for (c, score), (cand, weight), sim in zip(seeds, lifted, sims, strict=True):
+        if limit is not None and len(picks) >= limit:
+            break
         if c not in placed:
             placed.add(c)
             picks.append(Pick(j, c, score, linked=c in named))
@@ -120,7 +126,7 @@ def graph_picks(snap: Snapshot, query: Query, ranking: LevelRanking, radius: int
         for i in np.lexsort((-sim, -weight)).tolist():
             placed.add(int(cand[i]))
             picks.append(Pick(j, int(cand[i]), score * float(weight[i]), linked=True))
-    return picks
+    return picks if limit is None else picks[:limit]
 
 
 Lifted = tuple[np.ndarray, np.ndarray]  # level chunks and best path weights, first reached first

@@ -51,14 +51,7 @@ def rank_level(
         scores = np.asarray(s.bm25_scores, np.float32)
         return LevelRanking(j, s.bm25_ids.astype(np.int64), scores,
                             dense=np.zeros(0, np.float32), bm25=scores.copy())
-    fused: dict[int, float] = {}
-    for r, i in enumerate(s.dense_ids.tolist()):
-        fused[i] = 1.0 / (RRF_K + r + 1)
-    for r, (i, b) in enumerate(zip(s.bm25_ids.tolist(), s.bm25_scores.tolist(), strict=True)):
-        if b > 0:
-            fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + r + 1)
-    cand = np.fromiter(fused.keys(), dtype=np.int64, count=len(fused))
-    vals = np.fromiter(fused.values(), dtype=np.float64, count=len(fused))
+    cand, vals = rrf_fuse(s.dense_ids, s.bm25_ids, s.bm25_scores)
     prior = prior_of(snap)
     weights = prior.doc_weights(query) if prior is not None else None
     if prior is not None and weights is not None:  # the document level: one more vote
@@ -73,6 +66,32 @@ def rank_level(
         dense=np.asarray(dense_c[order], np.float32),
         bm25=np.asarray(s.bm25_of(ids), np.float32),
     )
+
+
+def rrf_fuse(
+    dense_ids: np.ndarray, bm25_ids: np.ndarray, bm25_scores: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reciprocal-rank fusion of a dense and a BM25 ranking (only positive BM25 scores
+    count): the chunks, dense ones first then BM25's others in rank order, and their
+    summed ``1 / (RRF_K + rank)``."""
+    d_ids = np.asarray(dense_ids, np.int64)
+    ranks = np.flatnonzero(np.asarray(bm25_scores) > 0)
+    b_ids = np.asarray(bm25_ids, np.int64)[ranks]
+    b_vals = 1.0 / (RRF_K + ranks + 1.0)
+    vals = 1.0 / (RRF_K + np.arange(len(d_ids)) + 1.0)
+    pos, in_dense = positions_in(d_ids, b_ids)
+    vals[pos[in_dense]] += b_vals[in_dense]
+    cand = np.concatenate([d_ids, b_ids[~in_dense]])
+    return cand, np.concatenate([vals, b_vals[~in_dense]])
+
+
+def positions_in(ids: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each key's position in ``ids`` (distinct) and whether it is there at all."""
+    if not len(ids):
+        return np.zeros(len(keys), np.int64), np.zeros(len(keys), bool)
+    order = np.argsort(ids, kind="stable")
+    at = np.minimum(np.searchsorted(ids[order], keys), len(ids) - 1)
+    return order[at], ids[order[at]] == keys
 
 
 class BudgetFiller:
@@ -229,9 +248,9 @@ class Leftovers:
         if not len(atoms):
             return False
         left = filler.remaining
-        taken = np.fromiter(filler.taken, np.int64, len(filler.taken))
+        taken = np.sort(np.fromiter(filler.taken, np.int64, len(filler.taken)))
         tokens = filler._atom_tokens
-        open_ = (tokens[atoms] <= left) & ~np.isin(atoms, taken)
+        open_ = (tokens[atoms] <= left) & ~_member(atoms, taken)
         if left >= filler._min_isolated or not open_.any():
             return bool(open_.any())
         atoms = atoms[open_]
@@ -240,9 +259,18 @@ class Leftovers:
         prev = np.maximum(atoms - 1, 0)
         nxt = np.minimum(atoms + 1, n_atoms - 1)
         starts_doc = (atoms == 0) | (doc[prev] != doc[atoms])
-        after_taken = (atoms > 0) & (doc[prev] == doc[atoms]) & np.isin(prev, taken)
-        before_taken = (atoms + 1 < n_atoms) & (doc[nxt] == doc[atoms]) & np.isin(nxt, taken)
+        after_taken = (atoms > 0) & (doc[prev] == doc[atoms]) & _member(prev, taken)
+        before_taken = (atoms + 1 < n_atoms) & (doc[nxt] == doc[atoms]) & _member(nxt, taken)
         return bool((starts_doc | after_taken | before_taken).any())
+
+
+def _member(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """``np.isin(values, sorted_set)`` for a sorted ``sorted_set`` (a binary search:
+    ``isin`` costs tens of microseconds on arrays this small)."""
+    if not len(sorted_set):
+        return np.zeros(len(values), bool)
+    at = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
+    return sorted_set[at] == values
 
 
 def picks_from_ranking(ranking: LevelRanking) -> list[Pick]:

@@ -88,9 +88,14 @@ def _rank_agreement(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman correlation of two score lists over the same candidates (0 if undefined)."""
     if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return 0.0
-    ra = np.argsort(np.argsort(-a, kind="stable"), kind="stable").astype(np.float64)
-    rb = np.argsort(np.argsort(-b, kind="stable"), kind="stable").astype(np.float64)
-    return float(np.corrcoef(ra, rb)[0, 1])
+    return float(np.corrcoef(_ranks(a), _ranks(b))[0, 1])
+
+
+def _ranks(v: np.ndarray) -> np.ndarray:
+    """Each value's rank, best (largest) first, ties in order (the inverse of the sort)."""
+    ranks = np.empty(len(v), np.float64)
+    ranks[np.argsort(-v, kind="stable")] = np.arange(len(v))
+    return ranks
 
 
 def level_features(
@@ -123,7 +128,7 @@ def level_features(
         spread = len(set(docs.tolist())) / len(top)
         fa = anc[j][fine_top] if len(fine_top) else np.zeros(0, np.int64)
         in1 = float((fa == ids[0]).mean()) if len(fa) else 0.0
-        in3 = float(np.isin(fa, ids[:3]).mean()) if len(fa) else 0.0
+        in3 = float((fa[:, None] == ids[None, :3]).any(axis=1).mean()) if len(fa) else 0.0
         clusters = len(set(fa.tolist())) / max(len(fa), 1)
         if j + 1 < n_lv and len(rankings[j + 1].ids):
             lo = snap.finest_range(j, int(ids[0]))[0]
@@ -171,4 +176,4 @@ def named_doc_count(snap: Snapshot, graph: Graph | None, query: Query) -> int:
     if graph is None or not len(graph.targets):
         return 0
     matcher = title_matcher(snap, graph)
-    return len(matcher.find(query.text, ignore_case=query.text == query.text.lower()))
+    return len(matcher.named_in_question(query.text))

@@ -24,6 +24,7 @@ import numpy as np
 
 from mograg.errors import MogragError
 from mograg.retrieval.pooled import package_data, pooled_ridge
+from mograg.retrieval.rank import positions_in
 from mograg.types import LevelRanking, Pick, Query, Span, merge_intervals
 
 if TYPE_CHECKING:
@@ -114,14 +115,15 @@ def candidate_features(
         x[m, 3] = sims[m] - (float(d.max()) if len(d) else 0.0)
         fmax = float(rk.scores.max()) if len(rk.scores) else 0.0
         bmax = float(rk.bm25.max()) if len(rk.bm25) else 0.0
-        rank_of = {int(cc): r for r, cc in enumerate(rk.ids.tolist())}
-        for i in np.flatnonzero(m).tolist():
-            r = rank_of.get(int(chunks[i]))
-            x[i, 5] = float(r is not None)
-            x[i, 0] = np.log1p(r if r is not None else len(rk.ids))
-            if r is not None:
-                x[i, 1] = rk.scores[r] / fmax if fmax > 0 else 0.0
-                x[i, 4] = rk.bm25[r] / bmax if bmax > 0 and len(rk.bm25) else 0.0
+        rows = np.flatnonzero(m)
+        r, ranked = positions_in(rk.ids, c)
+        x[rows, 5] = ranked
+        x[rows, 0] = np.log1p(np.where(ranked, r, len(rk.ids)))
+        hit = rows[ranked]
+        if fmax > 0:
+            x[hit, 1] = rk.scores[r[ranked]] / fmax
+        if bmax > 0 and len(rk.bm25):
+            x[hit, 4] = rk.bm25[r[ranked]] / bmax
     overlap = (top_lo[None] < hi[:, None, None]) & (lo[:, None, None] < top_hi[None])
     agree = np.asarray(overlap.any(axis=2))  # (candidates, levels)
     agree[np.arange(n), levels] = False
@@ -237,10 +239,11 @@ def span_picks(cands: Candidates, scores: np.ndarray) -> list[Pick]:
 
 def query_candidates(
     index: IndexView, query: Query, rankings: Sequence[LevelRanking],
-    per_granularity: Sequence[Sequence[Pick]],
+    per_granularity: Sequence[Sequence[Pick]], named_seeds: Sequence[list[int]] | None = None,
 ) -> Candidates:
-    """Candidates of one query as a search sees them (named documents from the graph)."""
-    from mograg.graph.walk import named_seeds
+    """Candidates of one query as a search sees them (named documents from the graph;
+    ``named_seeds``: each level's, when the caller has them already)."""
+    from mograg.graph.walk import named_seeds as seeds_of
     from mograg.retrieval.signals import graph_context, named_doc_count, question_features
 
     snap = index.snapshot
@@ -248,7 +251,8 @@ def query_candidates(
     named: set[tuple[int, int]] = set()
     if graph is not None:
         for j in range(len(rankings)):
-            named.update((j, c) for c in named_seeds(snap, graph, query, j))
+            seeds = named_seeds[j] if named_seeds is not None else seeds_of(snap, graph, query, j)
+            named.update((j, c) for c in seeds)
     qf = np.array(question_features(query.text, named_doc_count(snap, graph, query),
                                     query.n_tokens))
     return candidate_features(snap, query.vector, rankings, per_granularity, named, qf)
@@ -290,6 +294,7 @@ def span_model_for(index: IndexView) -> SpanModel | None:
 def span_selection(
     index: IndexView, query: Query, rankings: Sequence[LevelRanking],
     per_granularity: Sequence[Sequence[Pick]], model: SpanModel | None = None,
+    named_seeds: Sequence[list[int]] | None = None,
 ) -> list[Pick] | None:
     """Picks in estimated-density order (``model``, default the shipped one), or None when
     no span model fits the index. (Routing hedges them with ``HEDGE_SHARE`` of the best
@@ -297,7 +302,7 @@ def span_selection(
     model = model or span_model_for(index)
     if model is None:
         return None
-    cands = query_candidates(index, query, rankings, per_granularity)
+    cands = query_candidates(index, query, rankings, per_granularity, named_seeds)
     if not len(cands.level):
         return []
     return span_picks(cands, model.score(cands, model_doc_rows(index.snapshot, model)))
