@@ -105,28 +105,30 @@ def graph_picks(
     top = float(ranking.scores.max()) if len(ranking.scores) else 1.0
     if named is None:
         named = named_seeds(snap, graph, query, j)
-    seeds = [(c, top) for c in named]
-    seeds += list(zip(ranking.ids.tolist(), ranking.scores.tolist(), strict=True))
-    lifted = lift_seeds(snap.ancestors[j], graph.adj, [c for c, _ in seeds], radius)
-    sims = _similarities(snap, query, j, lifted)
-    picks: list[Pick] = []
-    placed: set[int] = set()
-    for (c, score), (cand, weight), sim in zip(seeds, lifted, sims, strict=True):
-        if limit is not None and len(picks) >= limit:
-            break
-        if c not in placed:
-            placed.add(c)
-            picks.append(Pick(j, c, score, linked=c in named))
-        if not len(cand):
-            continue
-        fresh = [i for i, a in enumerate(cand.tolist()) if a not in placed]
-        if not fresh:
-            continue
-        cand, weight, sim = cand[fresh], weight[fresh], sim[fresh]
-        for i in np.lexsort((-sim, -weight)).tolist():
-            placed.add(int(cand[i]))
-            picks.append(Pick(j, int(cand[i]), score * float(weight[i]), linked=True))
-    return picks if limit is None else picks[:limit]
+    seed_ids = np.array([*named, *ranking.ids.tolist()], np.int64)
+    if not len(seed_ids):
+        return []
+    seed_scores = np.concatenate([np.full(len(named), top), ranking.scores.astype(np.float64)])
+    lifted = lift_seeds(snap.ancestors[j], graph.adj, seed_ids.tolist(), radius)
+    # each seed, then what it lifted (best path first, then most similar), then the next
+    # seed; a chunk already placed is skipped
+    owner = np.repeat(np.arange(len(seed_ids)), [len(c) for c, _ in lifted])
+    cand = np.concatenate([c for c, _ in lifted])
+    weight = np.concatenate([w for _, w in lifted])
+    sim = (snap.chunk_vectors(j, cand) @ query.vector if len(cand)
+           else np.zeros(0, np.float32))  # one vector read for all seeds
+    after = np.lexsort((-sim, -weight, owner))
+    seq_owner = np.concatenate([np.arange(len(seed_ids)), owner[after]])
+    seq_lifted = np.concatenate([np.zeros(len(seed_ids), bool), np.ones(len(after), bool)])
+    seq = np.lexsort((seq_lifted, seq_owner))  # stable: the lifted keep their order
+    chunk = np.concatenate([seed_ids, cand[after]])[seq]
+    score = np.concatenate([seed_scores, seed_scores[owner[after]] * weight[after]])[seq]
+    linked = np.concatenate([np.isin(seed_ids, np.asarray(named, np.int64)),
+                             np.ones(len(after), bool)])[seq]
+    _, first = np.unique(chunk, return_index=True)
+    keep = np.sort(first)[:limit]
+    return [Pick(j, c, s, linked=lk) for c, s, lk in zip(
+        chunk[keep].tolist(), score[keep].tolist(), linked[keep].tolist(), strict=True)]
 
 
 Lifted = tuple[np.ndarray, np.ndarray]  # level chunks and best path weights, first reached first
@@ -176,13 +178,3 @@ def _lift(anc: np.ndarray, reached: dict[int, float]) -> Lifted:
             lifted[a] = w
     return (np.fromiter(lifted.keys(), np.int64, len(lifted)),
             np.fromiter(lifted.values(), np.float64, len(lifted)))
-
-
-def _similarities(snap: Snapshot, query: Query, j: int, lifted: list[Lifted]) -> list[np.ndarray]:
-    """Query similarity of every lifted chunk, one vector read for all seeds."""
-    if not lifted:
-        return []
-    cands = np.concatenate([c for c, _ in lifted])
-    sims = snap.chunk_vectors(j, cands) @ query.vector if len(cands) else np.zeros(0)
-    bounds = np.cumsum([0] + [len(c) for c, _ in lifted])
-    return [sims[lo:hi] for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]

@@ -59,21 +59,8 @@ def candidate_features(
 ) -> Candidates:
     """Features of every distinct candidate in the first picks of each granularity."""
     n_lv = len(rankings)
-    first: dict[tuple[int, int], int] = {}  # candidate -> best position in any list
-    rel: dict[tuple[int, int], float] = {}  # candidate -> best score relative to its list's top
-    linked: set[tuple[int, int]] = set()
-    for picks in per_granularity:
-        top = max(picks[0].score, 1e-12) if picks else 1.0
-        for k, p in enumerate(picks[:PER_GRANULARITY]):
-            key = (p.level, p.chunk)
-            if k < first.get(key, 1 << 30):
-                first[key] = k
-            if p.linked:
-                linked.add(key)
-            rel[key] = max(rel.get(key, 0.0), p.score / top)
-    keys = sorted(first)
-    levels = np.array([k[0] for k in keys], np.int64)
-    chunks = np.array([k[1] for k in keys], np.int64)
+    levels, chunks, first, rel, linked = _distinct_candidates(per_granularity)
+    keys = list(zip(levels.tolist(), chunks.tolist(), strict=True))
     n = len(keys)
     x = np.zeros((n, len(SPAN_FEATURES)), np.float64)
     if n == 0:
@@ -135,12 +122,49 @@ def candidate_features(
     x[:, 10] = fill
     x[:, 11] = np.log1p([doc_rank.get(int(d), len(doc_rank)) for d in docs.tolist()])
     x[:, 12] = lead
-    order = np.array([first[k] for k in keys], np.float64)
+    order = first.astype(np.float64)
     x[:, 13] = np.log1p(order)
-    x[:, 14] = [rel[k] for k in keys]
+    x[:, 14] = rel
     x[:, 15] = x[:, 6] / (1.0 + order)
     return Candidates(levels, chunks, design(x, levels, n_lv, q_features), frozenset(linked),
                       docs)
+
+
+def _distinct_candidates(
+    per_granularity: Sequence[Sequence[Pick]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, set[tuple[int, int]]]:
+    """The distinct ``(level, chunk)`` among each granularity's first picks, in order;
+    each one's best position in any list, best score relative to its list's top (at
+    least 0), and those some list reached through the graph."""
+    level: list[int] = []
+    chunk: list[int] = []
+    pos: list[int] = []
+    graph: list[bool] = []
+    rel: list[np.ndarray] = []
+    for picks in per_granularity:
+        head = picks[:PER_GRANULARITY]
+        if not head:
+            continue
+        level += [p.level for p in head]
+        chunk += [p.chunk for p in head]
+        graph += [p.linked for p in head]
+        pos += range(len(head))
+        rel.append(np.array([p.score for p in head]) / max(head[0].score, 1e-12))
+    if not level:
+        none = np.zeros(0, np.int64)
+        return none, none, none, np.zeros(0), set()
+    lv, ch = np.array(level, np.int64), np.array(chunk, np.int64)
+    size = int(ch.max()) + 1
+    uniq, inv = np.unique(lv * size + ch, return_inverse=True)  # sorted as (level, chunk)
+    first = np.full(len(uniq), 1 << 30, np.int64)
+    np.minimum.at(first, inv, np.array(pos, np.int64))
+    best = np.zeros(len(uniq))
+    np.maximum.at(best, inv, np.concatenate(rel))
+    levels, chunks = uniq // size, uniq % size
+    reached = np.zeros(len(uniq), bool)
+    reached[inv[np.array(graph, bool)]] = True
+    return levels, chunks, first, best, set(zip(levels[reached].tolist(),
+                                                chunks[reached].tolist(), strict=True))
 
 
 def design(x: np.ndarray, levels: np.ndarray, n_levels: int,
