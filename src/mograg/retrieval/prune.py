@@ -109,26 +109,34 @@ def clean_indexed(
 
 
 class _Kept:
-    """Shingle sets of the yielded spans and their union: a new span is compared only
-    with the other documents' spans holding one of its shingles found in the union (the
-    same answer as comparing it with every one, since a near-duplicate shares at least
-    one), found with set operations instead of a loop over shingles."""
+    """Shingle sets of the yielded spans, with their union overall and per document: a
+    new span is compared only with the other documents' spans holding enough of its
+    shingles found in those unions (the same answer as comparing it with every one: a
+    near-duplicate shares at least ``DUPLICATE_SHARE`` of the smaller set's shingles),
+    found with set operations instead of a loop over shingles."""
 
     def __init__(self) -> None:
-        self.docs: list[int] = []
-        self.sets: list[set[tuple[str, ...]]] = []
         self.union: set[tuple[str, ...]] = set()
+        self.by_doc: dict[int, tuple[set[tuple[str, ...]], list[set[tuple[str, ...]]]]] = {}
 
     def repeats(self, doc: int, sh: set[tuple[str, ...]]) -> bool:
         """True if ``sh`` nearly repeats a kept span of another document."""
         shared = sh & self.union
         if not shared:
             return False
-        return any(d != doc and not kept.isdisjoint(shared) and _near_duplicate(sh, kept)
-                   for d, kept in zip(self.docs, self.sets, strict=True))
+        n_shared, n = len(shared), len(sh)
+        for d, (union, spans) in self.by_doc.items():
+            if d == doc or union.isdisjoint(shared):
+                continue
+            for kept in spans:
+                if (n_shared >= DUPLICATE_SHARE * min(n, len(kept))
+                        and _near_duplicate(sh, kept)):
+                    return True
+        return False
 
     def add(self, doc: int, sh: set[tuple[str, ...]]) -> None:
         """Keep one more span's shingles."""
-        self.docs.append(doc)
-        self.sets.append(sh)
         self.union |= sh
+        union, spans = self.by_doc.setdefault(doc, (set(), []))
+        union |= sh
+        spans.append(sh)

@@ -130,6 +130,8 @@ class BudgetFiller:
         # anything taken from inside costs at least its cheapest new sentence: prune early
         if pick.level == 0 or int(new_tokens.min()) > self.remaining:
             return
+        if not self._part_fits(pick, new):
+            return
         lo, hi = self.snap.children[pick.level][pick.chunk : pick.chunk + 2]
         kids = np.arange(lo, hi, dtype=np.int64)
         sims = self.snap.chunk_vectors(pick.level - 1, kids) @ self.query.vector
@@ -137,6 +139,19 @@ class BudgetFiller:
             self.offer(Pick(pick.level - 1, k, pick.score, pick.linked))
             if self.remaining <= 0:
                 break
+
+    def _part_fits(self, pick: Pick, new: list[int]) -> bool:
+        """False when no finest chunk inside ``pick`` has untaken sentences costing at
+        most the remaining budget: a finest chunk is taken whole or not at all, and a
+        coarser one only when all of its finest chunks would fit, so splitting the pick
+        would take nothing (and change nothing for its siblings)."""
+        lo, hi = self.snap.finest_range(pick.level, pick.chunk)
+        starts = self.snap.levels[0]["first_atom"][lo:hi]
+        atoms = np.asarray(new, np.int64)
+        group = np.searchsorted(starts, atoms, "right") - 1
+        cost = np.bincount(group, weights=self._atom_tokens[atoms], minlength=hi - lo)
+        present = np.bincount(group, minlength=hi - lo) > 0
+        return bool((cost[present] <= self.remaining).any())
 
     def _isolated(self, atoms: list[int]) -> bool:
         """True unless the atoms touch taken text or make up a whole document."""
