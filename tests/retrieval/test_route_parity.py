@@ -14,9 +14,17 @@ from hypothesis import strategies as st
 from corpus import FACTS, TOPICS, field_notes
 from mograg.graph.build import GraphSettings
 from mograg.graph.titles import TitleMatcher
+from mograg.graph.walk import graph_picks, lift_seeds, named_seeds
 from mograg.index.core import Index
 from mograg.retrieval import prune
-from mograg.retrieval.rank import RRF_K, assemble, positions_in, rrf_fuse
+from mograg.retrieval.rank import (
+    RRF_K,
+    assemble,
+    positions_in,
+    rank_level,
+    rank_levels,
+    rrf_fuse,
+)
 from mograg.retrieval.routers import load_router
 from mograg.retrieval.routing import (
     blend_picks,
@@ -170,3 +178,65 @@ def test_shingles_are_the_word_four_grams(text):
     want = ({tuple(words[i:i + 4]) for i in range(len(words) - 3)} if len(words) >= 4
             else ({tuple(words)} if words else set()))
     assert prune.shingles(text) == want
+
+
+def test_one_pass_dense_similarities_equal_each_levels_own(rix, tmp_path, shared_embedder):
+    """Pooled levels' similarities from the level below's: the same up to float32 rounding;
+    an index whose coarse vectors are embedded is read level by level, bit for bit."""
+    snap = rix.snapshot
+    every = list(range(len(rix.levels)))
+    embedded = Index.create(tmp_path / "embedded", level_vectors="embed")
+    embedded.add([Document(f"d{i}", text) for i, text in enumerate(PAGES.values())])
+    assert all(snap._pooled_norms(j) is not None for j in every[1:])  # derived, not read
+    assert all(embedded.snapshot._pooled_norms(j) is None for j in every)
+    for query in rix.encode_queries(QUESTIONS):
+        one_pass = snap.dense_levels(query.vector, every)
+        for j in every:
+            alone = snap.dense_scores(j, query.vector)
+            np.testing.assert_allclose(one_pass[j], alone, rtol=0, atol=2e-6)
+            if j == 0:
+                assert one_pass[j].tolist() == alone.tolist()
+        own = embedded.snapshot.dense_levels(query.vector, every)
+        for j in every:
+            assert own[j].tolist() == embedded.snapshot.dense_scores(j, query.vector).tolist()
+        # a level ranked alone reads its own vectors: a fixed granularity's search
+        alone_rank = rank_levels(rix.backend, [2], query)[0]
+        assert alone_rank.ids.tolist() == rank_level(rix.backend, 2, query).ids.tolist()
+        assert alone_rank.dense.tolist() == rank_level(rix.backend, 2, query).dense.tolist()
+
+
+def _graph_picks_loop(snap, query, ranking, radius):  # the walk seed by seed, as it was
+    graph = snap.graph
+    j = ranking.level
+    top = float(ranking.scores.max()) if len(ranking.scores) else 1.0
+    named = named_seeds(snap, graph, query, j)
+    seeds = [(c, top) for c in named]
+    seeds += list(zip(ranking.ids.tolist(), ranking.scores.tolist(), strict=True))
+    lifted = lift_seeds(snap.ancestors[j], graph.adj, [c for c, _ in seeds], radius)
+    cands = np.concatenate([c for c, _ in lifted]) if lifted else np.zeros(0, np.int64)
+    flat = snap.chunk_vectors(j, cands) @ query.vector if len(cands) else np.zeros(0)
+    bounds = np.cumsum([0] + [len(c) for c, _ in lifted])
+    picks, placed = [], set()
+    for k, ((c, score), (cand, weight)) in enumerate(zip(seeds, lifted, strict=True)):
+        sim = flat[bounds[k]:bounds[k + 1]]
+        if c not in placed:
+            placed.add(c)
+            picks.append(Pick(j, c, score, linked=c in named))
+        fresh = [i for i, a in enumerate(cand.tolist()) if a not in placed]
+        cand, weight, sim = cand[fresh], weight[fresh], sim[fresh]
+        for i in np.lexsort((-sim, -weight)).tolist():
+            placed.add(int(cand[i]))
+            picks.append(Pick(j, int(cand[i]), score * float(weight[i]), linked=True))
+    return picks
+
+
+def test_graph_walk_of_all_seeds_at_once_equals_the_seed_by_seed_loop(rix):
+    snap = rix.snapshot
+    linked = 0
+    for query in rix.encode_queries([*QUESTIONS, "Coffee Trade and Great Rivers"]):
+        for mode in ("hybrid", "dense", "bm25"):
+            for ranking in rix.rank(query, mode, n=8):
+                want = _graph_picks_loop(snap, query, ranking, 1)
+                assert graph_picks(snap, query, ranking, 1) == want
+                linked += sum(p.linked for p in want)
+    assert linked > 20  # the graph was walked, named seeds and links

@@ -105,18 +105,25 @@ def graph_picks(
     top = float(ranking.scores.max()) if len(ranking.scores) else 1.0
     if named is None:
         named = named_seeds(snap, graph, query, j)
-    seed_ids = np.array([*named, *ranking.ids.tolist()], np.int64)
+    # every seed is placed by its turn: the first ``limit`` picks need no later seed
+    # than the ``limit``-th distinct one (a named seed may be ranked too)
+    cut = None if limit is None else len(named) + limit
+    seed_ids = np.array([*named, *ranking.ids.tolist()], np.int64)[:cut]
     if not len(seed_ids):
         return []
-    seed_scores = np.concatenate([np.full(len(named), top), ranking.scores.astype(np.float64)])
+    seed_scores = np.concatenate([np.full(len(named), top),
+                                  ranking.scores.astype(np.float64)])[:cut]
     lifted = lift_seeds(snap.ancestors[j], graph.adj, seed_ids.tolist(), radius)
     # each seed, then what it lifted (best path first, then most similar), then the next
     # seed; a chunk already placed is skipped
     owner = np.repeat(np.arange(len(seed_ids)), [len(c) for c, _ in lifted])
     cand = np.concatenate([c for c, _ in lifted])
     weight = np.concatenate([w for _, w in lifted])
-    sim = (snap.chunk_vectors(j, cand) @ query.vector if len(cand)
-           else np.zeros(0, np.float32))  # one vector read for all seeds
+    # one vector read for all seeds; each row's product alone (einsum), so that a chunk's
+    # similarity does not depend on how many seeds were walked (BLAS's matrix-vector
+    # product rounds the last rows differently, which reorders equal texts)
+    sim = (np.einsum("ij,j->i", snap.chunk_vectors(j, cand), query.vector) if len(cand)
+           else np.zeros(0, np.float32))
     after = np.lexsort((-sim, -weight, owner))
     seq_owner = np.concatenate([np.arange(len(seed_ids)), owner[after]])
     seq_lifted = np.concatenate([np.zeros(len(seed_ids), bool), np.ones(len(after), bool)])

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mograg.retrieval.doc_prior import prior_of
+from mograg.store.backend import DENSE_LEVELS
 from mograg.store.lexical import tokenize
 from mograg.text.tokens import MAX_TOKEN_CHARS
 from mograg.types import RRF_K, Hit, LevelRanking, Mode, Pick, Query
@@ -39,10 +40,32 @@ def rank_level(
     Hybrid mode fuses the backend's dense and BM25 top-``n`` by reciprocal rank (only
     chunks with a positive BM25 score count); ties go to the higher dense similarity.
     """
+    return _fuse(backend, j, query, mode, n, None)
+
+
+def rank_levels(
+    backend: SearchBackend, levels: Sequence[int], query: Query, mode: Mode = "hybrid",
+    n: int = DEFAULT_CANDIDATES,
+) -> list[LevelRanking]:
+    """:func:`rank_level` of each of ``levels``; a backend that can
+    (:data:`~mograg.store.backend.DENSE_LEVELS`) computes the dense similarities of all
+    of them in one pass down the level tree."""
+    dense: dict[int, np.ndarray] = {}
+    snap = backend.snapshot
+    if snap is not None and mode != "bm25" and DENSE_LEVELS in backend.capabilities:
+        exact = [j for j in levels if snap.n_chunks(j) and not snap.uses_ann(j)]
+        if len(exact) > 1:
+            dense = snap.dense_levels(query.vector, exact)
+    return [_fuse(backend, j, query, mode, n, dense.get(j)) for j in levels]
+
+
+def _fuse(
+    backend: SearchBackend, j: int, query: Query, mode: Mode, n: int, dense: np.ndarray | None,
+) -> LevelRanking:
     snap = backend.snapshot
     if snap is None or snap.n_chunks(j) == 0:
         return LevelRanking(j, np.zeros(0, np.int64), np.zeros(0, np.float32))
-    s = backend.score_level(j, query, mode, n)
+    s = backend.score_level(j, query, mode, n, dense)
     if mode == "dense":
         scores = np.asarray(s.dense_scores, np.float32)
         return LevelRanking(j, s.dense_ids.astype(np.int64), scores, dense=scores.copy(),
