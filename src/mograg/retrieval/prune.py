@@ -18,7 +18,7 @@ any way of choosing and ordering candidates):
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -67,9 +67,13 @@ def clean_picks(
 
 
 def clean_indexed(
-    snap: Any, query: Any, picks: Sequence[Any], stats: dict[str, int] | None = None
+    snap: Any, query: Any, picks: Sequence[Any], stats: dict[str, int] | None = None,
+    useful: Callable[[Any], bool] | None = None,
 ) -> Iterator[tuple[int, Any]]:
-    """:func:`clean_picks` with each candidate's position in ``picks``."""
+    """:func:`clean_picks` with each candidate's position in ``picks``. ``useful``: a
+    candidate it rejects (one that could add nothing to the context) is skipped before
+    the near-duplicate check, so it is neither counted nor kept for later comparisons
+    (what a context already holds decides what repeats it)."""
     stats = stats if stats is not None else {}
     stats.setdefault("below_floor", 0)
     stats.setdefault("folded", 0)
@@ -86,6 +90,8 @@ def clean_indexed(
         top = best[p.level]
         if top > 0 and s < FLOOR * top and not p.linked:
             stats["below_floor"] += 1
+            continue
+        if useful is not None and not useful(p):
             continue
         span = snap.chunk_span(p.level, p.chunk)
         if span in seen:

@@ -163,6 +163,23 @@ class BudgetFiller:
             if self.remaining <= 0:
                 break
 
+    def could_take(self, pick: Pick) -> bool:
+        """False when offering ``pick`` would certainly take nothing: its sentences are
+        taken already, or neither it nor any of its finest chunks fits the rest of the
+        budget. (True may still take nothing: a short piece on its own.)"""
+        if self.remaining <= 0:
+            return False
+        ch = self.snap.levels[pick.level][pick.chunk]
+        new = [a for a in range(int(ch["first_atom"]), int(ch["last_atom"]) + 1)
+               if a not in self.taken]
+        if not new:
+            return False
+        tokens = self._atom_tokens[new]
+        if int(tokens.sum()) <= self.remaining:
+            return True
+        return (pick.level > 0 and int(tokens.min()) <= self.remaining
+                and self._part_fits(pick, new))
+
     def _part_fits(self, pick: Pick, new: list[int]) -> bool:
         """False when no finest chunk inside ``pick`` has untaken sentences costing at
         most the remaining budget: a finest chunk is taken whole or not at all, and a
@@ -235,13 +252,14 @@ def assemble(
 ) -> list[Hit]:
     """Fill up to ``budget`` tokens from ``picks`` in the given order, skipping candidates
     below the relevance floor and near-duplicates of another document's
-    (:mod:`mograg.retrieval.prune`); ``stats`` receives how many were skipped (of the
-    candidates examined before the budget could take nothing more)."""
+    (:mod:`mograg.retrieval.prune`; only candidates that could still add text are
+    compared, and kept for later comparisons); ``stats`` receives how many were skipped
+    (of the candidates examined before the budget could take nothing more)."""
     from mograg.retrieval.prune import clean_indexed
 
     filler = BudgetFiller(snap, query, budget)
     rest: Leftovers | None = None
-    for i, p in clean_indexed(snap, query, picks, stats):
+    for i, p in clean_indexed(snap, query, picks, stats, filler.could_take):
         before = filler.remaining
         filler.offer(p)
         if filler.remaining <= 0:

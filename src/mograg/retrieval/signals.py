@@ -168,7 +168,10 @@ def graph_context(index: IndexView) -> tuple[Graph | None, np.ndarray | None]:
     graph = index.snapshot.graph
     if graph is None:
         return None, None
-    return graph, np.diff(graph.adj.indptr).astype(np.float64)
+    links = graph.cache.get("out_degree")
+    if links is None:  # once per graph: every routed search asks
+        links = graph.cache["out_degree"] = np.diff(graph.adj.indptr).astype(np.float64)
+    return graph, links
 
 
 def named_doc_count(snap: Snapshot, graph: Graph | None, query: Query) -> int:
