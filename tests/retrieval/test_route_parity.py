@@ -240,3 +240,12 @@ def test_graph_walk_of_all_seeds_at_once_equals_the_seed_by_seed_loop(rix):
                 assert graph_picks(snap, query, ranking, 1) == want
                 linked += sum(p.linked for p in want)
     assert linked > 20  # the graph was walked, named seeds and links
+
+
+def test_finest_ranges_from_the_cached_bounds(rix):
+    snap = rix.snapshot
+    for j in range(len(rix.levels)):
+        anc = snap.ancestors[j]
+        for c in [*range(snap.n_chunks(j)), snap.n_chunks(j), -1]:
+            want = int(np.searchsorted(anc, c, "left")), int(np.searchsorted(anc, c, "right"))
+            assert snap.finest_range(j, c) == want

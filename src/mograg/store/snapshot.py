@@ -277,8 +277,18 @@ class Snapshot:
 
     def finest_range(self, j: int, c: int) -> tuple[int, int]:
         """``[lo, hi)``: the finest chunks inside chunk ``c`` of level ``j``."""
+        bounds = self._finest_bounds[j]
+        if 0 <= c < len(bounds) - 1:
+            return int(bounds[c]), int(bounds[c + 1])
         anc = self.ancestors[j]
         return int(np.searchsorted(anc, c, "left")), int(np.searchsorted(anc, c, "right"))
+
+    @cached_property
+    def _finest_bounds(self) -> list[np.ndarray]:
+        """Per level: the first finest chunk inside each chunk, and the total at the end
+        (a search asks for finest ranges dozens of times)."""
+        return [np.searchsorted(anc, np.arange(len(lv) + 1), "left")
+                for anc, lv in zip(self.ancestors, self.levels, strict=True)]
 
     def doc_bounds(self, j: int) -> np.ndarray:
         """``n_docs + 1`` offsets: the level-``j`` chunks of document ``d`` are
