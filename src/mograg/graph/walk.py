@@ -130,7 +130,8 @@ def graph_picks(
     seq = np.lexsort((seq_lifted, seq_owner))  # stable: the lifted keep their order
     chunk = np.concatenate([seed_ids, cand[after]])[seq]
     score = np.concatenate([seed_scores, seed_scores[owner[after]] * weight[after]])[seq]
-    linked = np.concatenate([np.isin(seed_ids, np.asarray(named, np.int64)),
+    # named seeds come first: a ranked seed that is named too is never a first occurrence
+    linked = np.concatenate([np.arange(len(seed_ids)) < len(named),
                              np.ones(len(after), bool)])[seq]
     _, first = np.unique(chunk, return_index=True)
     keep = np.sort(first)[:limit]
