@@ -80,13 +80,14 @@ def candidate_features(
     # each level's top chunks as finest ranges, for agreement between levels
     top_lo = np.full((n_lv, AGREE_TOP), -1, np.int64)
     top_hi = np.full((n_lv, AGREE_TOP), -1, np.int64)
+    at = np.searchsorted(levels, np.arange(n_lv + 1))  # candidates come level by level
     for j, rk in enumerate(rankings):
         t = rk.ids[:AGREE_TOP]
         top_lo[j, : len(t)] = np.searchsorted(anc[j], t, "left")
         top_hi[j, : len(t)] = np.searchsorted(anc[j], t, "right")
-        m = levels == j
-        if not m.any():
+        if at[j] == at[j + 1]:
             continue
+        m = slice(int(at[j]), int(at[j + 1]))
         c = chunks[m]
         lo[m] = np.searchsorted(anc[j], c, "left")
         hi[m] = np.searchsorted(anc[j], c, "right")
@@ -102,7 +103,7 @@ def candidate_features(
         x[m, 3] = sims[m] - (float(d.max()) if len(d) else 0.0)
         fmax = float(rk.scores.max()) if len(rk.scores) else 0.0
         bmax = float(rk.bm25.max()) if len(rk.bm25) else 0.0
-        rows = np.flatnonzero(m)
+        rows = np.arange(m.start, m.stop)
         r, ranked = positions_in(rk.ids, c)
         x[rows, 5] = ranked
         x[rows, 0] = np.log1p(np.where(ranked, r, len(rk.ids)))
