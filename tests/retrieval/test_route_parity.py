@@ -249,3 +249,28 @@ def test_finest_ranges_from_the_cached_bounds(rix):
         for c in [*range(snap.n_chunks(j)), snap.n_chunks(j), -1]:
             want = int(np.searchsorted(anc, c, "left")), int(np.searchsorted(anc, c, "right"))
             assert snap.finest_range(j, c) == want
+
+
+@given(st.lists(st.floats(-3, 3, width=32), min_size=2, max_size=80))
+def test_score_shape_is_numpys_mean_and_std(values):
+    from mograg.retrieval.signals import TOP, _z
+
+    v = np.array(values, np.float32)
+    s = np.sort(v.astype(np.float64))[::-1]
+    sd = float(s.std()) or 1.0
+    k = min(TOP, len(s)) - 1
+    want = (float((s[0] - s.mean()) / sd), float((s[0] - s[1]) / sd), float((s[0] - s[k]) / sd))
+    assert _z(v) == want  # bit for bit
+
+
+@given(st.lists(st.tuples(st.sampled_from([0.0, 0.5, 1.0, 2.5]), st.floats(-1, 1, width=32)),
+                min_size=3, max_size=60))
+def test_rank_agreement_is_the_ranks_correlation(pairs):
+    from mograg.retrieval.signals import _rank_agreement, _ranks
+
+    b, a = (np.array(x, np.float32) for x in zip(*pairs, strict=True))
+    got = _rank_agreement(a, b)
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        assert got == 0.0
+    else:
+        assert got == pytest.approx(float(np.corrcoef(_ranks(a), _ranks(b))[0, 1]), abs=1e-12)

@@ -79,16 +79,24 @@ def _z(v: np.ndarray) -> tuple[float, float, float]:
     if len(v) < 2:
         return 0.0, 0.0, 0.0
     s = np.sort(v.astype(np.float64))[::-1]
-    sd = float(s.std()) or 1.0
+    # s.mean() and s.std() with their own operations, the mean computed once
+    mean = np.add.reduce(s) / len(s)
+    dev = s - mean
+    sd = float(np.sqrt(np.add.reduce(np.multiply(dev, dev, out=dev)) / len(s))) or 1.0
     k = min(TOP, len(s)) - 1
-    return (float((s[0] - s.mean()) / sd), float((s[0] - s[1]) / sd), float((s[0] - s[k]) / sd))
+    return (float((s[0] - mean) / sd), float((s[0] - s[1]) / sd), float((s[0] - s[k]) / sd))
 
 
 def _rank_agreement(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman correlation of two score lists over the same candidates (0 if undefined)."""
-    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+    if len(a) < 3 or bool((a == a[0]).all()) or bool((b == b[0]).all()):  # constant
         return 0.0
-    return float(np.corrcoef(_ranks(a), _ranks(b))[0, 1])
+    # ranks are a permutation of 0..n-1 (ties keep their order), so Pearson's correlation
+    # of the ranks is Spearman's closed form (np.corrcoef gives it to the last bits, at
+    # ~30 times the cost)
+    d = _ranks(a) - _ranks(b)
+    n = len(d)
+    return 1.0 - 6.0 * float(d @ d) / (n * (n * n - 1))
 
 
 def _ranks(v: np.ndarray) -> np.ndarray:
