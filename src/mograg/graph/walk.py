@@ -154,11 +154,13 @@ def lift_seeds(anc: np.ndarray, adj: Adjacency, seeds: list[int], radius: int) -
         return [_lift(anc, reach(adj, range(lo, hi), radius))
                 for lo, hi in zip(los.tolist(), his.tolist(), strict=True)]
     # one hop from every seed at once: a seed's out-edges are one contiguous slice
-    indptr = np.asarray(adj.indptr, np.int64)
-    e_lo, e_hi = indptr[los], indptr[his]
-    lens = e_hi - e_lo
+    e_lo = np.asarray(adj.indptr[los], np.int64)
+    lens = np.asarray(adj.indptr[his], np.int64) - e_lo
     starts = np.zeros(len(seeds) + 1, np.int64)
     np.cumsum(lens, out=starts[1:])
+    if not starts[-1]:  # no seed links anywhere
+        none = (np.zeros(0, np.int64), np.zeros(0, np.float64))
+        return [none] * len(seeds)
     edge = np.repeat(e_lo - starts[:-1], lens) + np.arange(starts[-1])
     owner = np.repeat(np.arange(len(seeds)), lens)
     v = np.asarray(adj.indices[edge], np.int64)
