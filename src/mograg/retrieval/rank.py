@@ -133,14 +133,13 @@ class BudgetFiller:
         self._order = 0
         self._atom_tokens = snap.atoms["n_tokens"]
         self._min_isolated = int(MIN_ISOLATED_SHARE * snap.sizes[0]) if snap.sizes else 0
+        self._asked: tuple[Pick, list[int]] | None = None  # could_take's last answer
 
     def offer(self, pick: Pick) -> None:
         """Take the chunk (or its best parts) if it fits the remaining budget."""
         if self.remaining <= 0:
             return
-        ch = self.snap.levels[pick.level][pick.chunk]
-        first, last = int(ch["first_atom"]), int(ch["last_atom"])
-        new = [a for a in range(first, last + 1) if a not in self.taken]
+        new = self._new_atoms(pick)
         if not new:
             return
         cost = int(self._atom_tokens[new].sum())
@@ -169,9 +168,8 @@ class BudgetFiller:
         budget. (True may still take nothing: a short piece on its own.)"""
         if self.remaining <= 0:
             return False
-        ch = self.snap.levels[pick.level][pick.chunk]
-        new = [a for a in range(int(ch["first_atom"]), int(ch["last_atom"]) + 1)
-               if a not in self.taken]
+        new = self._new_atoms(pick)
+        self._asked = (pick, new)  # offered next, before anything else is taken
         if not new:
             return False
         tokens = self._atom_tokens[new]
@@ -179,6 +177,16 @@ class BudgetFiller:
             return True
         return (pick.level > 0 and int(tokens.min()) <= self.remaining
                 and self._part_fits(pick, new))
+
+    def _new_atoms(self, pick: Pick) -> list[int]:
+        """The pick's sentences not taken yet."""
+        asked = self._asked
+        if asked is not None and asked[0] is pick:
+            self._asked = None
+            return asked[1]
+        ch = self.snap.levels[pick.level][pick.chunk]
+        return [a for a in range(int(ch["first_atom"]), int(ch["last_atom"]) + 1)
+                if a not in self.taken]
 
     def _part_fits(self, pick: Pick, new: list[int]) -> bool:
         """False when no finest chunk inside ``pick`` has untaken sentences costing at
@@ -204,6 +212,7 @@ class BudgetFiller:
         return not ((before and lo - 1 in self.taken) or (after and hi + 1 in self.taken))
 
     def _take(self, atoms: list[int], pick: Pick) -> None:
+        self._asked = None  # what was asked no longer holds
         self._order += 1
         for a in atoms:
             self.taken[a] = (pick.score, pick.level, self._order)

@@ -257,9 +257,10 @@ def fit_span_model(xs: Sequence[np.ndarray], ys: Sequence[np.ndarray],
 def span_picks(cands: Candidates, scores: np.ndarray) -> list[Pick]:
     """Candidates best estimated density first (ties: finer level first)."""
     order = np.lexsort((cands.level, -scores))
-    return [Pick(int(cands.level[i]), int(cands.chunk[i]), float(scores[i]),
-                 (int(cands.level[i]), int(cands.chunk[i])) in cands.linked)
-            for i in order.tolist()]
+    linked = cands.linked
+    return [Pick(j, c, s, (j, c) in linked) for j, c, s in zip(
+        cands.level[order].tolist(), cands.chunk[order].tolist(),
+        np.asarray(scores, np.float64)[order].tolist(), strict=True)]
 
 
 def query_candidates(
