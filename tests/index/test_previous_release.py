@@ -16,6 +16,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mograg.index.core import Index
@@ -59,13 +60,19 @@ def test_pruned_searches_keep_the_best_span(old: Index) -> None:
 
 
 def test_rankings_are_identical(old: Index) -> None:
+    """The same chunks and BM25 scores; dense similarities within float32 rounding:
+    all levels are ranked in one pass, pooled levels' similarities from the level
+    below's (issue 14), so a value may round the other way at the sixth decimal."""
     for case in EXPECTED["rankings"]:
         query = old.encode_queries([case["query"]])[0]
-        got = [{"ids": r.ids.tolist(), "scores": [round(float(s), 6) for s in r.scores],
-                "dense": [round(float(s), 6) for s in r.dense],
-                "bm25": [round(float(s), 6) for s in r.bm25]}
-               for r in old.rank(query, case["mode"])]
-        assert got == case["levels"], (case["query"], case["mode"])
+        got = old.rank(query, case["mode"])
+        for r, want in zip(got, case["levels"], strict=True):
+            assert r.ids.tolist() == want["ids"], (case["query"], case["mode"])
+            assert [round(float(s), 6) for s in r.bm25] == want["bm25"]
+            # fused scores are exact; in dense mode they are the similarities
+            assert np.allclose(r.scores, want["scores"], rtol=0, atol=2e-6)
+            assert np.allclose(r.dense, want["dense"], rtol=0, atol=2e-6)
+        assert len(got) == len(case["levels"])
 
 
 def test_info_is_unchanged(old: Index) -> None:

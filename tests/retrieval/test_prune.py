@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -83,8 +84,9 @@ def test_search_reports_folded(ix: Index, tmp_path: Path) -> None:
     assert res.routing.get("folded", 0) >= 1
 
 
-def _clean_all_pairs(snap, query, picks):  # the reference
-    """The candidates clean_picks keeps, comparing each with every kept one."""
+def _clean_all_pairs(snap, query, picks, useful=None):  # the reference
+    """The candidates clean_picks keeps, comparing each with every kept one (``useful``:
+    candidates it rejects are skipped first, neither compared nor kept)."""
     sims = prune._similarities(snap, query.vector, picks)
     best: dict[int, float] = {}
     for p, s in zip(picks, sims.tolist(), strict=True):
@@ -92,6 +94,8 @@ def _clean_all_pairs(snap, query, picks):  # the reference
     kept: list = []
     for p, s in zip(picks, sims.tolist(), strict=True):
         if best[p.level] > 0 and s < prune.FLOOR * best[p.level] and not p.linked:
+            continue
+        if useful is not None and not useful(p):
             continue
         doc, start, end = snap.chunk_span(p.level, p.chunk)
         sh = prune.shingles(snap.text(doc)[start:end])
@@ -106,7 +110,8 @@ def _clean_all_pairs(snap, query, picks):  # the reference
 def test_indexed_folding_and_early_stop_change_no_hit(ix: Index, seed: int, budget: int,
                                                       link: bool) -> None:
     """Folding through the shingle index and stopping once nothing more fits give the
-    hits of comparing every pair and offering every candidate."""
+    hits of comparing every pair (of the candidates that could still add text) and
+    offering every candidate."""
     from dataclasses import replace
 
     import numpy as np
@@ -124,9 +129,58 @@ def test_indexed_folding_and_early_stop_change_no_hit(ix: Index, seed: int, budg
     if link:
         picks = [replace(p, linked=bool(rng.random() < 0.3)) for p in picks]
     ref = BudgetFiller(snap, q, budget)
-    for p in _clean_all_pairs(snap, q, picks):
+    for p in _clean_all_pairs(snap, q, picks, ref.could_take):  # lazy: asks as it fills
         ref.offer(p)
         if ref.remaining <= 0:
             break
     assert list(prune.clean_picks(snap, q, picks)) == list(_clean_all_pairs(snap, q, picks))
     assert assemble(snap, q, picks, budget) == ref.hits(snap.sizes)
+
+
+def _duplicate_pair(snap):
+    """Chunks of q1 and q2 that nearly repeat each other (the shared paragraph)."""
+    for j in range(len(snap.sizes)):
+        texts = snap.level_texts(j)
+        spans = [snap.chunk_span(j, c) for c in range(len(texts))]
+        q1 = [c for c, sp in enumerate(spans) if snap.doc_ids[sp[0]] == "q1.txt"]
+        q2 = [c for c, sp in enumerate(spans) if snap.doc_ids[sp[0]] == "q2.txt"]
+        for a in q1:
+            for b in q2:
+                if prune._near_duplicate(prune.shingles(texts[a]), prune.shingles(texts[b])):
+                    return j, a, b
+    raise AssertionError("no near-duplicate pair")
+
+
+def test_candidates_that_could_add_nothing_are_neither_compared_nor_kept(ix: Index) -> None:
+    """What a context holds decides what repeats it: a candidate the budget could not
+    take is not kept for comparisons, so another document's copy is not folded."""
+    from mograg.types import Pick
+
+    snap = ix.snapshot
+    q = ix.encode_queries(["What was net revenue retention?"])[0]
+    j, a, b = _duplicate_pair(snap)
+    picks = [Pick(j, a, 1.0, linked=True), Pick(j, b, 0.5, linked=True)]
+    stats: dict[str, int] = {}
+    assert list(prune.clean_picks(snap, q, picks, stats)) == picks[:1]
+    assert stats["folded"] == 1
+    stats = {}
+    kept = [p for _, p in prune.clean_indexed(snap, q, picks, stats, lambda p: p.chunk != a)]
+    assert kept == picks[1:] and stats["folded"] == 0
+
+
+def test_the_filler_knows_what_it_could_not_take(ix: Index) -> None:
+    from mograg.retrieval.rank import BudgetFiller
+    from mograg.types import Pick
+
+    snap = ix.snapshot
+    q = ix.encode_queries(["What was net revenue retention?"])[0]
+    tokens = snap.levels[0]["n_tokens"]
+    small, big = int(np.argmin(tokens)), int(np.argmax(tokens))
+    filler = BudgetFiller(snap, q, int(tokens[small]) + 1)
+    assert not filler.could_take(Pick(0, big, 1.0))  # a finest chunk is not split
+    assert filler.could_take(Pick(0, small, 1.0))
+    filler.offer(Pick(0, small, 1.0))
+    assert filler.remaining == 1
+    assert not filler.could_take(Pick(0, small, 1.0))  # taken already
+    coarse = int(snap.ancestors[len(snap.sizes) - 1][small])
+    assert not filler.could_take(Pick(len(snap.sizes) - 1, coarse, 1.0))

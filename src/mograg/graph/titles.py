@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from mograg.store.snapshot import Snapshot
 
 MIN_TITLE_CHARS = 4
+ASKED_CACHE = 1024  # questions whose named documents a matcher remembers
 _WORD_RE = re.compile(r"\w+")
 _DISAMBIGUATION_RE = re.compile(r"\s*\([^()]*\)\s*$")
 
@@ -45,6 +46,8 @@ class TitleMatcher:
 
     def __init__(self, titles: Iterable[tuple[int, str | None]]) -> None:
         self._by_first: dict[str, list[tuple[tuple[str, ...], int]]] = defaultdict(list)
+        # questions' answers (a search asks once per level and granularity)
+        self._asked: dict[str, tuple[int, ...]] = {}
         self._folded: dict[str, list[tuple[tuple[str, ...], int]]] = defaultdict(list)
         self.docs: list[int] = []  # the documents with a linkable title
         for d, title in titles:
@@ -57,6 +60,17 @@ class TitleMatcher:
 
     def __bool__(self) -> bool:
         return bool(self._by_first)
+
+    def named_in_question(self, question: str) -> list[int]:
+        """:meth:`find` for a question: a question typed without capitals carries no
+        case, so it is matched ignoring case. Remembered for the last questions."""
+        found = self._asked.get(question)
+        if found is None:
+            found = tuple(self.find(question, ignore_case=question == question.lower()))
+            if len(self._asked) >= ASKED_CACHE:
+                self._asked.clear()
+            self._asked[question] = found
+        return list(found)
 
     def find(self, text: str, ignore_case: bool = False) -> list[int]:
         """Documents named in ``text``, in order of first mention."""

@@ -74,8 +74,7 @@ def named_seeds(snap: Snapshot, graph: Graph, query: Query, j: int) -> list[int]
     """
     if not len(graph.targets):
         return []
-    # a question typed without capitals carries no case: match titles ignoring it
-    docs = title_matcher(snap, graph).find(query.text, ignore_case=query.text == query.text.lower())
+    docs = title_matcher(snap, graph).named_in_question(query.text)
     if not docs:
         return []
     bounds = snap.doc_bounds(j)
@@ -89,38 +88,55 @@ def named_seeds(snap: Snapshot, graph: Graph, query: Query, j: int) -> list[int]
     return [c for _, c in sorted(best, key=lambda t: -t[0])]
 
 
-def graph_picks(snap: Snapshot, query: Query, ranking: LevelRanking, radius: int) -> list[Pick]:
+def graph_picks(
+    snap: Snapshot, query: Query, ranking: LevelRanking, radius: int,
+    named: list[int] | None = None, limit: int | None = None,
+) -> list[Pick]:
     """Candidates of ``graph:<size>:r=<radius>``: seeds, each followed by what it links to.
 
-    Seeds are the chunks of the documents the question names by title, then the
-    level's ranking. The finest chunks a seed reaches in up to ``radius`` hops are
-    lifted to the seed's level; they follow it best path first, then by similarity to
-    the query. Every chunk appears once.
+    Seeds are the chunks of the documents the question names by title (``named``, when
+    the caller has :func:`named_seeds` already), then the level's ranking. The finest
+    chunks a seed reaches in up to ``radius`` hops are lifted to the seed's level; they
+    follow it best path first, then by similarity to the query. Every chunk appears
+    once. ``limit``: only the first that many.
     """
     graph = load_graph(snap)
     j = ranking.level
     top = float(ranking.scores.max()) if len(ranking.scores) else 1.0
-    named = named_seeds(snap, graph, query, j)
-    seeds = [(c, top) for c in named]
-    seeds += list(zip(ranking.ids.tolist(), ranking.scores.tolist(), strict=True))
-    lifted = lift_seeds(snap.ancestors[j], graph.adj, [c for c, _ in seeds], radius)
-    sims = _similarities(snap, query, j, lifted)
-    picks: list[Pick] = []
-    placed: set[int] = set()
-    for (c, score), (cand, weight), sim in zip(seeds, lifted, sims, strict=True):
-        if c not in placed:
-            placed.add(c)
-            picks.append(Pick(j, c, score, linked=c in named))
-        if not len(cand):
-            continue
-        fresh = [i for i, a in enumerate(cand.tolist()) if a not in placed]
-        if not fresh:
-            continue
-        cand, weight, sim = cand[fresh], weight[fresh], sim[fresh]
-        for i in np.lexsort((-sim, -weight)).tolist():
-            placed.add(int(cand[i]))
-            picks.append(Pick(j, int(cand[i]), score * float(weight[i]), linked=True))
-    return picks
+    if named is None:
+        named = named_seeds(snap, graph, query, j)
+    # every seed is placed by its turn: the first ``limit`` picks need no later seed
+    # than the ``limit``-th distinct one (a named seed may be ranked too)
+    cut = None if limit is None else len(named) + limit
+    seed_ids = np.array([*named, *ranking.ids.tolist()], np.int64)[:cut]
+    if not len(seed_ids):
+        return []
+    seed_scores = np.concatenate([np.full(len(named), top),
+                                  ranking.scores.astype(np.float64)])[:cut]
+    lifted = lift_seeds(snap.ancestors[j], graph.adj, seed_ids.tolist(), radius)
+    # each seed, then what it lifted (best path first, then most similar), then the next
+    # seed; a chunk already placed is skipped
+    owner = np.repeat(np.arange(len(seed_ids)), [len(c) for c, _ in lifted])
+    cand = np.concatenate([c for c, _ in lifted])
+    weight = np.concatenate([w for _, w in lifted])
+    # one vector read for all seeds; each row's product alone (einsum), so that a chunk's
+    # similarity does not depend on how many seeds were walked (BLAS's matrix-vector
+    # product rounds the last rows differently, which reorders equal texts)
+    sim = (np.einsum("ij,j->i", snap.chunk_vectors(j, cand), query.vector) if len(cand)
+           else np.zeros(0, np.float32))
+    after = np.lexsort((-sim, -weight, owner))
+    seq_owner = np.concatenate([np.arange(len(seed_ids)), owner[after]])
+    seq_lifted = np.concatenate([np.zeros(len(seed_ids), bool), np.ones(len(after), bool)])
+    seq = np.lexsort((seq_lifted, seq_owner))  # stable: the lifted keep their order
+    chunk = np.concatenate([seed_ids, cand[after]])[seq]
+    score = np.concatenate([seed_scores, seed_scores[owner[after]] * weight[after]])[seq]
+    # named seeds come first: a ranked seed that is named too is never a first occurrence
+    linked = np.concatenate([np.arange(len(seed_ids)) < len(named),
+                             np.ones(len(after), bool)])[seq]
+    _, first = np.unique(chunk, return_index=True)
+    keep = np.sort(first)[:limit]
+    return [Pick(j, c, s, linked=lk) for c, s, lk in zip(
+        chunk[keep].tolist(), score[keep].tolist(), linked[keep].tolist(), strict=True)]
 
 
 Lifted = tuple[np.ndarray, np.ndarray]  # level chunks and best path weights, first reached first
@@ -138,11 +154,13 @@ def lift_seeds(anc: np.ndarray, adj: Adjacency, seeds: list[int], radius: int) -
         return [_lift(anc, reach(adj, range(lo, hi), radius))
                 for lo, hi in zip(los.tolist(), his.tolist(), strict=True)]
     # one hop from every seed at once: a seed's out-edges are one contiguous slice
-    indptr = np.asarray(adj.indptr, np.int64)
-    e_lo, e_hi = indptr[los], indptr[his]
-    lens = e_hi - e_lo
+    e_lo = np.asarray(adj.indptr[los], np.int64)
+    lens = np.asarray(adj.indptr[his], np.int64) - e_lo
     starts = np.zeros(len(seeds) + 1, np.int64)
     np.cumsum(lens, out=starts[1:])
+    if not starts[-1]:  # no seed links anywhere
+        none = (np.zeros(0, np.int64), np.zeros(0, np.float64))
+        return [none] * len(seeds)
     edge = np.repeat(e_lo - starts[:-1], lens) + np.arange(starts[-1])
     owner = np.repeat(np.arange(len(seeds)), lens)
     v = np.asarray(adj.indices[edge], np.int64)
@@ -170,13 +188,3 @@ def _lift(anc: np.ndarray, reached: dict[int, float]) -> Lifted:
             lifted[a] = w
     return (np.fromiter(lifted.keys(), np.int64, len(lifted)),
             np.fromiter(lifted.values(), np.float64, len(lifted)))
-
-
-def _similarities(snap: Snapshot, query: Query, j: int, lifted: list[Lifted]) -> list[np.ndarray]:
-    """Query similarity of every lifted chunk, one vector read for all seeds."""
-    if not lifted:
-        return []
-    cands = np.concatenate([c for c, _ in lifted])
-    sims = snap.chunk_vectors(j, cands) @ query.vector if len(cands) else np.zeros(0)
-    bounds = np.cumsum([0] + [len(c) for c, _ in lifted])
-    return [sims[lo:hi] for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]

@@ -25,7 +25,7 @@ from mograg.index.segments import (
 )
 from mograg.index.settings import IndexSettings
 from mograg.retrieval.granularity_model import describe_search_router
-from mograg.retrieval.rank import DEFAULT_CANDIDATES, make_query, rank_level
+from mograg.retrieval.rank import DEFAULT_CANDIDATES, make_query, rank_levels
 from mograg.retrieval.routing import fixed_search, route_search
 from mograg.retrieval.sources import describe_sources
 from mograg.store.ann import AnnSettings
@@ -336,11 +336,11 @@ class Index:
         self, query: Query, mode: Mode = "hybrid", n: int = DEFAULT_CANDIDATES,
         levels: Sequence[int] | None = None,
     ) -> list[LevelRanking]:
-        """Ranked candidates of every level (or the given level positions)."""
+        """Ranked candidates of every level (or the given level positions), the dense
+        similarities of all of them in one pass (:func:`mograg.retrieval.rank.rank_levels`)."""
         check_mode(mode)
-        backend = self.backend
         todo = range(len(self.levels)) if levels is None else levels
-        return [rank_level(backend, j, query, mode, n) for j in todo]
+        return rank_levels(self.backend, list(todo), query, mode, n)
 
     def search(
         self,

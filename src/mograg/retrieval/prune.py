@@ -18,7 +18,7 @@ any way of choosing and ordering candidates):
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,7 +36,7 @@ def shingles(text: str) -> set[tuple[str, ...]]:
     words = _WORD.findall(text.lower())
     if len(words) < SHINGLE:
         return {tuple(words)} if words else set()
-    return {tuple(words[i : i + SHINGLE]) for i in range(len(words) - SHINGLE + 1)}
+    return set(zip(*(words[i:] for i in range(SHINGLE)), strict=False))  # windows of 4
 
 
 def _near_duplicate(a: set[tuple[str, ...]], b: set[tuple[str, ...]]) -> bool:
@@ -67,9 +67,13 @@ def clean_picks(
 
 
 def clean_indexed(
-    snap: Any, query: Any, picks: Sequence[Any], stats: dict[str, int] | None = None
+    snap: Any, query: Any, picks: Sequence[Any], stats: dict[str, int] | None = None,
+    useful: Callable[[Any], bool] | None = None,
 ) -> Iterator[tuple[int, Any]]:
-    """:func:`clean_picks` with each candidate's position in ``picks``."""
+    """:func:`clean_picks` with each candidate's position in ``picks``. ``useful``: a
+    candidate it rejects (one that could add nothing to the context) is skipped before
+    the near-duplicate check, so it is neither counted nor kept for later comparisons
+    (what a context already holds decides what repeats it)."""
     stats = stats if stats is not None else {}
     stats.setdefault("below_floor", 0)
     stats.setdefault("folded", 0)
@@ -86,6 +90,8 @@ def clean_indexed(
         top = best[p.level]
         if top > 0 and s < FLOOR * top and not p.linked:
             stats["below_floor"] += 1
+            continue
+        if useful is not None and not useful(p):
             continue
         span = snap.chunk_span(p.level, p.chunk)
         if span in seen:
@@ -109,27 +115,34 @@ def clean_indexed(
 
 
 class _Kept:
-    """Shingle sets of the yielded spans, indexed by shingle: a new span is compared
-    only with the other documents' spans it shares a shingle with (the same answer as
-    comparing it with every one, since a near-duplicate shares at least one)."""
+    """Shingle sets of the yielded spans, with their union overall and per document: a
+    new span is compared only with the other documents' spans holding enough of its
+    shingles found in those unions (the same answer as comparing it with every one: a
+    near-duplicate shares at least ``DUPLICATE_SHARE`` of the smaller set's shingles),
+    found with set operations instead of a loop over shingles."""
 
     def __init__(self) -> None:
-        self.docs: list[int] = []
-        self.sets: list[set[tuple[str, ...]]] = []
-        self.by_shingle: dict[tuple[str, ...], list[int]] = {}
+        self.union: set[tuple[str, ...]] = set()
+        self.by_doc: dict[int, tuple[set[tuple[str, ...]], list[set[tuple[str, ...]]]]] = {}
 
     def repeats(self, doc: int, sh: set[tuple[str, ...]]) -> bool:
         """True if ``sh`` nearly repeats a kept span of another document."""
-        if not sh:
+        shared = sh & self.union
+        if not shared:
             return False
-        docs, by_shingle = self.docs, self.by_shingle
-        others = {k for g in sh for k in by_shingle.get(g, ()) if docs[k] != doc}
-        return any(_near_duplicate(sh, self.sets[k]) for k in others)
+        n_shared, n = len(shared), len(sh)
+        for d, (union, spans) in self.by_doc.items():
+            if d == doc or union.isdisjoint(shared):
+                continue
+            for kept in spans:
+                if (n_shared >= DUPLICATE_SHARE * min(n, len(kept))
+                        and _near_duplicate(sh, kept)):
+                    return True
+        return False
 
     def add(self, doc: int, sh: set[tuple[str, ...]]) -> None:
         """Keep one more span's shingles."""
-        k = len(self.docs)
-        self.docs.append(doc)
-        self.sets.append(sh)
-        for g in sh:
-            self.by_shingle.setdefault(g, []).append(k)
+        self.union |= sh
+        union, spans = self.by_doc.setdefault(doc, (set(), []))
+        union |= sh
+        spans.append(sh)

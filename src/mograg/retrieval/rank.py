@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mograg.retrieval.doc_prior import prior_of
+from mograg.store.backend import DENSE_LEVELS
 from mograg.store.lexical import tokenize
 from mograg.text.context import recorded_section
 from mograg.text.tokens import MAX_TOKEN_CHARS
@@ -40,10 +41,32 @@ def rank_level(
     Hybrid mode fuses the backend's dense and BM25 top-``n`` by reciprocal rank (only
     chunks with a positive BM25 score count); ties go to the higher dense similarity.
     """
+    return _fuse(backend, j, query, mode, n, None)
+
+
+def rank_levels(
+    backend: SearchBackend, levels: Sequence[int], query: Query, mode: Mode = "hybrid",
+    n: int = DEFAULT_CANDIDATES,
+) -> list[LevelRanking]:
+    """:func:`rank_level` of each of ``levels``; a backend that can
+    (:data:`~mograg.store.backend.DENSE_LEVELS`) computes the dense similarities of all
+    of them in one pass down the level tree."""
+    dense: dict[int, np.ndarray] = {}
+    snap = backend.snapshot
+    if snap is not None and mode != "bm25" and DENSE_LEVELS in backend.capabilities:
+        exact = [j for j in levels if snap.n_chunks(j) and not snap.uses_ann(j)]
+        if len(exact) > 1:
+            dense = snap.dense_levels(query.vector, exact)
+    return [_fuse(backend, j, query, mode, n, dense.get(j)) for j in levels]
+
+
+def _fuse(
+    backend: SearchBackend, j: int, query: Query, mode: Mode, n: int, dense: np.ndarray | None,
+) -> LevelRanking:
     snap = backend.snapshot
     if snap is None or snap.n_chunks(j) == 0:
         return LevelRanking(j, np.zeros(0, np.int64), np.zeros(0, np.float32))
-    s = backend.score_level(j, query, mode, n)
+    s = backend.score_level(j, query, mode, n, dense)
     if mode == "dense":
         scores = np.asarray(s.dense_scores, np.float32)
         return LevelRanking(j, s.dense_ids.astype(np.int64), scores, dense=scores.copy(),
@@ -52,14 +75,7 @@ def rank_level(
         scores = np.asarray(s.bm25_scores, np.float32)
         return LevelRanking(j, s.bm25_ids.astype(np.int64), scores,
                             dense=np.zeros(0, np.float32), bm25=scores.copy())
-    fused: dict[int, float] = {}
-    for r, i in enumerate(s.dense_ids.tolist()):
-        fused[i] = 1.0 / (RRF_K + r + 1)
-    for r, (i, b) in enumerate(zip(s.bm25_ids.tolist(), s.bm25_scores.tolist(), strict=True)):
-        if b > 0:
-            fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + r + 1)
-    cand = np.fromiter(fused.keys(), dtype=np.int64, count=len(fused))
-    vals = np.fromiter(fused.values(), dtype=np.float64, count=len(fused))
+    cand, vals = rrf_fuse(s.dense_ids, s.bm25_ids, s.bm25_scores)
     prior = prior_of(snap)
     weights = prior.doc_weights(query) if prior is not None else None
     if prior is not None and weights is not None:  # the document level: one more vote
@@ -74,6 +90,32 @@ def rank_level(
         dense=np.asarray(dense_c[order], np.float32),
         bm25=np.asarray(s.bm25_of(ids), np.float32),
     )
+
+
+def rrf_fuse(
+    dense_ids: np.ndarray, bm25_ids: np.ndarray, bm25_scores: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reciprocal-rank fusion of a dense and a BM25 ranking (only positive BM25 scores
+    count): the chunks, dense ones first then BM25's others in rank order, and their
+    summed ``1 / (RRF_K + rank)``."""
+    d_ids = np.asarray(dense_ids, np.int64)
+    ranks = np.flatnonzero(np.asarray(bm25_scores) > 0)
+    b_ids = np.asarray(bm25_ids, np.int64)[ranks]
+    b_vals = 1.0 / (RRF_K + ranks + 1.0)
+    vals = 1.0 / (RRF_K + np.arange(len(d_ids)) + 1.0)
+    pos, in_dense = positions_in(d_ids, b_ids)
+    vals[pos[in_dense]] += b_vals[in_dense]
+    cand = np.concatenate([d_ids, b_ids[~in_dense]])
+    return cand, np.concatenate([vals, b_vals[~in_dense]])
+
+
+def positions_in(ids: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each key's position in ``ids`` (distinct) and whether it is there at all."""
+    if not len(ids):
+        return np.zeros(len(keys), np.int64), np.zeros(len(keys), bool)
+    order = np.argsort(ids, kind="stable")
+    at = np.minimum(np.searchsorted(ids[order], keys), len(ids) - 1)
+    return order[at], ids[order[at]] == keys
 
 
 class BudgetFiller:
@@ -92,14 +134,13 @@ class BudgetFiller:
         self._order = 0
         self._atom_tokens = snap.atoms["n_tokens"]
         self._min_isolated = int(MIN_ISOLATED_SHARE * snap.sizes[0]) if snap.sizes else 0
+        self._asked: tuple[Pick, list[int]] | None = None  # could_take's last answer
 
     def offer(self, pick: Pick) -> None:
         """Take the chunk (or its best parts) if it fits the remaining budget."""
         if self.remaining <= 0:
             return
-        ch = self.snap.levels[pick.level][pick.chunk]
-        first, last = int(ch["first_atom"]), int(ch["last_atom"])
-        new = [a for a in range(first, last + 1) if a not in self.taken]
+        new = self._new_atoms(pick)
         if not new:
             return
         cost = int(self._atom_tokens[new].sum())
@@ -112,6 +153,8 @@ class BudgetFiller:
         # anything taken from inside costs at least its cheapest new sentence: prune early
         if pick.level == 0 or int(new_tokens.min()) > self.remaining:
             return
+        if not self._part_fits(pick, new):
+            return
         lo, hi = self.snap.children[pick.level][pick.chunk : pick.chunk + 2]
         kids = np.arange(lo, hi, dtype=np.int64)
         sims = self.snap.chunk_vectors(pick.level - 1, kids) @ self.query.vector
@@ -119,6 +162,45 @@ class BudgetFiller:
             self.offer(Pick(pick.level - 1, k, pick.score, pick.linked))
             if self.remaining <= 0:
                 break
+
+    def could_take(self, pick: Pick) -> bool:
+        """False when offering ``pick`` would certainly take nothing: its sentences are
+        taken already, or neither it nor any of its finest chunks fits the rest of the
+        budget. (True may still take nothing: a short piece on its own.)"""
+        if self.remaining <= 0:
+            return False
+        new = self._new_atoms(pick)
+        self._asked = (pick, new)  # offered next, before anything else is taken
+        if not new:
+            return False
+        tokens = self._atom_tokens[new]
+        if int(tokens.sum()) <= self.remaining:
+            return True
+        return (pick.level > 0 and int(tokens.min()) <= self.remaining
+                and self._part_fits(pick, new))
+
+    def _new_atoms(self, pick: Pick) -> list[int]:
+        """The pick's sentences not taken yet."""
+        asked = self._asked
+        if asked is not None and asked[0] is pick:
+            self._asked = None
+            return asked[1]
+        ch = self.snap.levels[pick.level][pick.chunk]
+        return [a for a in range(int(ch["first_atom"]), int(ch["last_atom"]) + 1)
+                if a not in self.taken]
+
+    def _part_fits(self, pick: Pick, new: list[int]) -> bool:
+        """False when no finest chunk inside ``pick`` has untaken sentences costing at
+        most the remaining budget: a finest chunk is taken whole or not at all, and a
+        coarser one only when all of its finest chunks would fit, so splitting the pick
+        would take nothing (and change nothing for its siblings)."""
+        lo, hi = self.snap.finest_range(pick.level, pick.chunk)
+        starts = self.snap.levels[0]["first_atom"][lo:hi]
+        atoms = np.asarray(new, np.int64)
+        group = np.searchsorted(starts, atoms, "right") - 1
+        cost = np.bincount(group, weights=self._atom_tokens[atoms], minlength=hi - lo)
+        present = np.bincount(group, minlength=hi - lo) > 0
+        return bool((cost[present] <= self.remaining).any())
 
     def _isolated(self, atoms: list[int]) -> bool:
         """True unless the atoms touch taken text or make up a whole document."""
@@ -131,6 +213,7 @@ class BudgetFiller:
         return not ((before and lo - 1 in self.taken) or (after and hi + 1 in self.taken))
 
     def _take(self, atoms: list[int], pick: Pick) -> None:
+        self._asked = None  # what was asked no longer holds
         self._order += 1
         for a in atoms:
             self.taken[a] = (pick.score, pick.level, self._order)
@@ -182,13 +265,14 @@ def assemble(
 ) -> list[Hit]:
     """Fill up to ``budget`` tokens from ``picks`` in the given order, skipping candidates
     below the relevance floor and near-duplicates of another document's
-    (:mod:`mograg.retrieval.prune`); ``stats`` receives how many were skipped (of the
-    candidates examined before the budget could take nothing more)."""
+    (:mod:`mograg.retrieval.prune`; only candidates that could still add text are
+    compared, and kept for later comparisons); ``stats`` receives how many were skipped
+    (of the candidates examined before the budget could take nothing more)."""
     from mograg.retrieval.prune import clean_indexed
 
     filler = BudgetFiller(snap, query, budget)
     rest: Leftovers | None = None
-    for i, p in clean_indexed(snap, query, picks, stats):
+    for i, p in clean_indexed(snap, query, picks, stats, filler.could_take):
         before = filler.remaining
         filler.offer(p)
         if filler.remaining <= 0:
@@ -233,9 +317,9 @@ class Leftovers:
         if not len(atoms):
             return False
         left = filler.remaining
-        taken = np.fromiter(filler.taken, np.int64, len(filler.taken))
+        taken = np.sort(np.fromiter(filler.taken, np.int64, len(filler.taken)))
         tokens = filler._atom_tokens
-        open_ = (tokens[atoms] <= left) & ~np.isin(atoms, taken)
+        open_ = (tokens[atoms] <= left) & ~_member(atoms, taken)
         if left >= filler._min_isolated or not open_.any():
             return bool(open_.any())
         atoms = atoms[open_]
@@ -244,9 +328,18 @@ class Leftovers:
         prev = np.maximum(atoms - 1, 0)
         nxt = np.minimum(atoms + 1, n_atoms - 1)
         starts_doc = (atoms == 0) | (doc[prev] != doc[atoms])
-        after_taken = (atoms > 0) & (doc[prev] == doc[atoms]) & np.isin(prev, taken)
-        before_taken = (atoms + 1 < n_atoms) & (doc[nxt] == doc[atoms]) & np.isin(nxt, taken)
+        after_taken = (atoms > 0) & (doc[prev] == doc[atoms]) & _member(prev, taken)
+        before_taken = (atoms + 1 < n_atoms) & (doc[nxt] == doc[atoms]) & _member(nxt, taken)
         return bool((starts_doc | after_taken | before_taken).any())
+
+
+def _member(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """``np.isin(values, sorted_set)`` for a sorted ``sorted_set`` (a binary search:
+    ``isin`` costs tens of microseconds on arrays this small)."""
+    if not len(sorted_set):
+        return np.zeros(len(values), bool)
+    at = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
+    return sorted_set[at] == values
 
 
 def picks_from_ranking(ranking: LevelRanking) -> list[Pick]:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mograg.errors import MogragError
-from mograg.graph.walk import graph_picks, graph_radii
+from mograg.graph.walk import graph_picks, graph_radii, named_seeds
 from mograg.retrieval.fusion import RRF_LEVELS, rrf_picks
 from mograg.retrieval.rank import assemble, picks_from_ranking
 from mograg.retrieval.routers import load_router
@@ -51,16 +51,32 @@ def granularity_names(index: IndexView) -> list[str]:
 
 
 def granularity_picks(
-    index: IndexView, query: Query, rankings: Sequence[LevelRanking], name: str
+    index: IndexView, query: Query, rankings: Sequence[LevelRanking], name: str,
+    named: Sequence[list[int]] | None = None, limit: int | None = None,
 ) -> list[Pick]:
-    """Ordered candidates of one granularity."""
+    """Ordered candidates of one granularity (``limit``: only the first that many).
+
+    ``named``: each level's :func:`~mograg.graph.walk.named_seeds` when the caller has
+    them already.
+    """
     g = Granularity.parse(name)
     if g is None:
         raise MogragError(f"unknown granularity {name!r}")
-    ranking = rankings[index.level_index(g.size)]
+    j = index.level_index(g.size)
+    ranking = rankings[j]
     if g.is_graph:
-        return graph_picks(index.snapshot, query, ranking, g.radius)
-    return picks_from_ranking(ranking)
+        return graph_picks(index.snapshot, query, ranking, g.radius,
+                           named[j] if named is not None else None, limit)
+    picks = picks_from_ranking(ranking)
+    return picks if limit is None else picks[:limit]
+
+
+def named_by_level(index: IndexView, query: Query) -> list[list[int]] | None:
+    """Each level's chunks of the documents the question names (None without a graph)."""
+    graph = index.snapshot.graph
+    if graph is None:
+        return None
+    return [named_seeds(index.snapshot, graph, query, j) for j in range(len(index.levels))]
 
 
 def mix_picks(
@@ -104,14 +120,32 @@ def blend_picks(
     if not keep:
         keep = [int(np.argmax(weights))]
     w = weights[keep] / weights[keep].sum()
-    keyed: list[tuple[float, int, int, Pick]] = []
+    picks: list[Pick] = []
+    due, neg_w, pos = [], [], []  # sort keys: tokens used before / weight, -weight, position
     for wi, g in zip(w.tolist(), keep, strict=True):
-        used = 0
-        for k, p in enumerate(per_granularity[g]):
-            keyed.append((used / max(wi, 1e-9), -wi, k, p))
-            used += int(snap.levels[p.level][p.chunk]["n_tokens"])
-    keyed.sort(key=lambda t: (t[0], t[1], t[2]))
-    return [p for *_, p in keyed]
+        gp = per_granularity[g]
+        tokens = pick_tokens(snap, gp)
+        used = np.zeros(len(gp), np.int64)
+        np.cumsum(tokens[:-1], out=used[1:])
+        due.append(used / max(wi, 1e-9))
+        neg_w.append(np.full(len(gp), -wi))
+        pos.append(np.arange(len(gp)))
+        picks.extend(gp)
+    if not picks:
+        return []
+    order = np.lexsort((np.concatenate(pos), np.concatenate(neg_w), np.concatenate(due)))
+    return [picks[i] for i in order.tolist()]
+
+
+def pick_tokens(snap: Snapshot, picks: Sequence[Pick]) -> np.ndarray:
+    """Each pick's length in tokens."""
+    level = np.fromiter((p.level for p in picks), np.int64, len(picks))
+    chunk = np.fromiter((p.chunk for p in picks), np.int64, len(picks))
+    out = np.zeros(len(picks), np.int64)
+    for j in np.unique(level).tolist():
+        at = level == j
+        out[at] = snap.levels[j]["n_tokens"][chunk[at]]
+    return out
 
 
 def routed_hits(
@@ -148,17 +182,22 @@ def routed_hits(
         picks = mix_picks(snap, rankings, lw)
         chosen = [names[j] for j in np.flatnonzero(lw > 0).tolist()]
         return assemble(snap, query, picks, budget, stats), chosen
-    per = [granularity_picks(index, query, rankings, n) for n in names]
     if strategy == "spans":
-        from mograg.retrieval.spans import HEDGE_SHARE, span_selection
+        from mograg.retrieval.spans import HEDGE_SHARE, PER_GRANULARITY, span_selection
 
-        ordered = span_selection(index, query, rankings, per, span_model)
+        named = named_by_level(index, query)
+        # the span model sees each granularity's first picks; the hedge, all of the best's
+        per = [granularity_picks(index, query, rankings, n, named,
+                                 None if g == best else PER_GRANULARITY)
+               for g, n in enumerate(names)]
+        ordered = span_selection(index, query, rankings, per, span_model, named)
         if ordered is not None:
             # hedge: the granularity the per-query weights rate best keeps a share
             mixed = blend_picks(snap, [ordered, per[best]],
                                 np.array([1.0 - HEDGE_SHARE, HEDGE_SHARE]))
             hits = assemble(snap, query, mixed, budget, stats)
             return hits, sorted({f"level:{h.level}" for h in hits}, key=lambda n: int(n[6:]))
+    per = [granularity_picks(index, query, rankings, n) for n in names]
     picks = blend_picks(snap, per, np.asarray(weights, np.float64))
     chosen = [n for n, w in zip(names, weights, strict=True) if w >= BLEND_MIN_WEIGHT]
     return assemble(snap, query, picks, budget, stats), chosen or [names[best]]

@@ -24,6 +24,7 @@ import numpy as np
 
 from mograg.errors import MogragError
 from mograg.retrieval.pooled import package_data, pooled_ridge
+from mograg.retrieval.rank import positions_in
 from mograg.types import LevelRanking, Pick, Query, Span, merge_intervals
 
 if TYPE_CHECKING:
@@ -58,21 +59,8 @@ def candidate_features(
 ) -> Candidates:
     """Features of every distinct candidate in the first picks of each granularity."""
     n_lv = len(rankings)
-    first: dict[tuple[int, int], int] = {}  # candidate -> best position in any list
-    rel: dict[tuple[int, int], float] = {}  # candidate -> best score relative to its list's top
-    linked: set[tuple[int, int]] = set()
-    for picks in per_granularity:
-        top = max(picks[0].score, 1e-12) if picks else 1.0
-        for k, p in enumerate(picks[:PER_GRANULARITY]):
-            key = (p.level, p.chunk)
-            if k < first.get(key, 1 << 30):
-                first[key] = k
-            if p.linked:
-                linked.add(key)
-            rel[key] = max(rel.get(key, 0.0), p.score / top)
-    keys = sorted(first)
-    levels = np.array([k[0] for k in keys], np.int64)
-    chunks = np.array([k[1] for k in keys], np.int64)
+    levels, chunks, first, rel, linked = _distinct_candidates(per_granularity)
+    keys = list(zip(levels.tolist(), chunks.tolist(), strict=True))
     n = len(keys)
     x = np.zeros((n, len(SPAN_FEATURES)), np.float64)
     if n == 0:
@@ -92,13 +80,14 @@ def candidate_features(
     # each level's top chunks as finest ranges, for agreement between levels
     top_lo = np.full((n_lv, AGREE_TOP), -1, np.int64)
     top_hi = np.full((n_lv, AGREE_TOP), -1, np.int64)
+    at = np.searchsorted(levels, np.arange(n_lv + 1))  # candidates come level by level
     for j, rk in enumerate(rankings):
         t = rk.ids[:AGREE_TOP]
         top_lo[j, : len(t)] = np.searchsorted(anc[j], t, "left")
         top_hi[j, : len(t)] = np.searchsorted(anc[j], t, "right")
-        m = levels == j
-        if not m.any():
+        if at[j] == at[j + 1]:
             continue
+        m = slice(int(at[j]), int(at[j + 1]))
         c = chunks[m]
         lo[m] = np.searchsorted(anc[j], c, "left")
         hi[m] = np.searchsorted(anc[j], c, "right")
@@ -114,14 +103,15 @@ def candidate_features(
         x[m, 3] = sims[m] - (float(d.max()) if len(d) else 0.0)
         fmax = float(rk.scores.max()) if len(rk.scores) else 0.0
         bmax = float(rk.bm25.max()) if len(rk.bm25) else 0.0
-        rank_of = {int(cc): r for r, cc in enumerate(rk.ids.tolist())}
-        for i in np.flatnonzero(m).tolist():
-            r = rank_of.get(int(chunks[i]))
-            x[i, 5] = float(r is not None)
-            x[i, 0] = np.log1p(r if r is not None else len(rk.ids))
-            if r is not None:
-                x[i, 1] = rk.scores[r] / fmax if fmax > 0 else 0.0
-                x[i, 4] = rk.bm25[r] / bmax if bmax > 0 and len(rk.bm25) else 0.0
+        rows = np.arange(m.start, m.stop)
+        r, ranked = positions_in(rk.ids, c)
+        x[rows, 5] = ranked
+        x[rows, 0] = np.log1p(np.where(ranked, r, len(rk.ids)))
+        hit = rows[ranked]
+        if fmax > 0:
+            x[hit, 1] = rk.scores[r[ranked]] / fmax
+        if bmax > 0 and len(rk.bm25):
+            x[hit, 4] = rk.bm25[r[ranked]] / bmax
     overlap = (top_lo[None] < hi[:, None, None]) & (lo[:, None, None] < top_hi[None])
     agree = np.asarray(overlap.any(axis=2))  # (candidates, levels)
     agree[np.arange(n), levels] = False
@@ -133,12 +123,49 @@ def candidate_features(
     x[:, 10] = fill
     x[:, 11] = np.log1p([doc_rank.get(int(d), len(doc_rank)) for d in docs.tolist()])
     x[:, 12] = lead
-    order = np.array([first[k] for k in keys], np.float64)
+    order = first.astype(np.float64)
     x[:, 13] = np.log1p(order)
-    x[:, 14] = [rel[k] for k in keys]
+    x[:, 14] = rel
     x[:, 15] = x[:, 6] / (1.0 + order)
     return Candidates(levels, chunks, design(x, levels, n_lv, q_features), frozenset(linked),
                       docs)
+
+
+def _distinct_candidates(
+    per_granularity: Sequence[Sequence[Pick]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, set[tuple[int, int]]]:
+    """The distinct ``(level, chunk)`` among each granularity's first picks, in order;
+    each one's best position in any list, best score relative to its list's top (at
+    least 0), and those some list reached through the graph."""
+    level: list[int] = []
+    chunk: list[int] = []
+    pos: list[int] = []
+    graph: list[bool] = []
+    rel: list[np.ndarray] = []
+    for picks in per_granularity:
+        head = picks[:PER_GRANULARITY]
+        if not head:
+            continue
+        level += [p.level for p in head]
+        chunk += [p.chunk for p in head]
+        graph += [p.linked for p in head]
+        pos += range(len(head))
+        rel.append(np.array([p.score for p in head]) / max(head[0].score, 1e-12))
+    if not level:
+        none = np.zeros(0, np.int64)
+        return none, none, none, np.zeros(0), set()
+    lv, ch = np.array(level, np.int64), np.array(chunk, np.int64)
+    size = int(ch.max()) + 1
+    uniq, inv = np.unique(lv * size + ch, return_inverse=True)  # sorted as (level, chunk)
+    first = np.full(len(uniq), 1 << 30, np.int64)
+    np.minimum.at(first, inv, np.array(pos, np.int64))
+    best = np.zeros(len(uniq))
+    np.maximum.at(best, inv, np.concatenate(rel))
+    levels, chunks = uniq // size, uniq % size
+    reached = np.zeros(len(uniq), bool)
+    reached[inv[np.array(graph, bool)]] = True
+    return levels, chunks, first, best, set(zip(levels[reached].tolist(),
+                                                chunks[reached].tolist(), strict=True))
 
 
 def design(x: np.ndarray, levels: np.ndarray, n_levels: int,
@@ -230,17 +257,19 @@ def fit_span_model(xs: Sequence[np.ndarray], ys: Sequence[np.ndarray],
 def span_picks(cands: Candidates, scores: np.ndarray) -> list[Pick]:
     """Candidates best estimated density first (ties: finer level first)."""
     order = np.lexsort((cands.level, -scores))
-    return [Pick(int(cands.level[i]), int(cands.chunk[i]), float(scores[i]),
-                 (int(cands.level[i]), int(cands.chunk[i])) in cands.linked)
-            for i in order.tolist()]
+    linked = cands.linked
+    return [Pick(j, c, s, (j, c) in linked) for j, c, s in zip(
+        cands.level[order].tolist(), cands.chunk[order].tolist(),
+        np.asarray(scores, np.float64)[order].tolist(), strict=True)]
 
 
 def query_candidates(
     index: IndexView, query: Query, rankings: Sequence[LevelRanking],
-    per_granularity: Sequence[Sequence[Pick]],
+    per_granularity: Sequence[Sequence[Pick]], named_seeds: Sequence[list[int]] | None = None,
 ) -> Candidates:
-    """Candidates of one query as a search sees them (named documents from the graph)."""
-    from mograg.graph.walk import named_seeds
+    """Candidates of one query as a search sees them (named documents from the graph;
+    ``named_seeds``: each level's, when the caller has them already)."""
+    from mograg.graph.walk import named_seeds as seeds_of
     from mograg.retrieval.signals import graph_context, named_doc_count, question_features
 
     snap = index.snapshot
@@ -248,7 +277,8 @@ def query_candidates(
     named: set[tuple[int, int]] = set()
     if graph is not None:
         for j in range(len(rankings)):
-            named.update((j, c) for c in named_seeds(snap, graph, query, j))
+            seeds = named_seeds[j] if named_seeds is not None else seeds_of(snap, graph, query, j)
+            named.update((j, c) for c in seeds)
     qf = np.array(question_features(query.text, named_doc_count(snap, graph, query),
                                     query.n_tokens))
     return candidate_features(snap, query.vector, rankings, per_granularity, named, qf)
@@ -290,6 +320,7 @@ def span_model_for(index: IndexView) -> SpanModel | None:
 def span_selection(
     index: IndexView, query: Query, rankings: Sequence[LevelRanking],
     per_granularity: Sequence[Sequence[Pick]], model: SpanModel | None = None,
+    named_seeds: Sequence[list[int]] | None = None,
 ) -> list[Pick] | None:
     """Picks in estimated-density order (``model``, default the shipped one), or None when
     no span model fits the index. (Routing hedges them with ``HEDGE_SHARE`` of the best
@@ -297,7 +328,7 @@ def span_selection(
     model = model or span_model_for(index)
     if model is None:
         return None
-    cands = query_candidates(index, query, rankings, per_granularity)
+    cands = query_candidates(index, query, rankings, per_granularity, named_seeds)
     if not len(cands.level):
         return []
     return span_picks(cands, model.score(cands, model_doc_rows(index.snapshot, model)))

@@ -32,6 +32,9 @@ Scores = Callable[[np.ndarray], np.ndarray]
 
 ALL_BM25_SCORES = "all_bm25_scores"
 """Capability: ``bm25_of`` knows every chunk's BM25 score (else 0 outside the BM25 top-n)."""
+DENSE_LEVELS = "dense_levels"
+"""Capability: ``score_level`` takes dense similarities computed for several levels at
+once (:meth:`~mograg.store.snapshot.Snapshot.dense_levels`, one pass down the level tree)."""
 STAGES_WRITES = "stages_writes"
 """Capability: ``stage`` sends uncommitted segments ahead of the commit (streaming ingestion)."""
 
@@ -59,8 +62,12 @@ class SearchBackend(Protocol):
     capabilities: frozenset[str]
     snapshot: Snapshot | None
 
-    def score_level(self, j: int, query: Query, mode: Mode, n: int) -> LevelScores:
-        """Dense and/or BM25 top-``n`` of level ``j`` (chunk positions of the snapshot)."""
+    def score_level(
+        self, j: int, query: Query, mode: Mode, n: int, dense: np.ndarray | None = None,
+    ) -> LevelScores:
+        """Dense and/or BM25 top-``n`` of level ``j`` (chunk positions of the snapshot);
+        ``dense``: the level's similarities already computed (backends with
+        :data:`DENSE_LEVELS` use them, others ignore them)."""
         ...
 
     def create(self) -> None:

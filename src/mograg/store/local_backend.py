@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mograg.store.ann import AnnSettings, cut_origin, write_level
-from mograg.store.backend import ALL_BM25_SCORES, LevelScores, Progress, Scores
+from mograg.store.backend import (
+    ALL_BM25_SCORES,
+    DENSE_LEVELS,
+    LevelScores,
+    Progress,
+    Scores,
+)
 from mograg.store.lexical import is_current, mark_current, reuse_or_build, top_n
 from mograg.store.manifest import Manifest
 from mograg.store.storage import fsync_tree, new_name
@@ -47,19 +53,25 @@ class LocalBackend:
     past ``ANN_MIN_ROWS`` chunks per segment level) and BM25 postings."""
 
     name = "local"
-    capabilities = frozenset({ALL_BM25_SCORES})
+    capabilities = frozenset({ALL_BM25_SCORES, DENSE_LEVELS})
 
     def __init__(self, manifest: Manifest, snapshot: Snapshot | None) -> None:
         self.manifest = manifest
         self.snapshot = snapshot
 
-    def score_level(self, j: int, query: Query, mode: Mode, n: int) -> LevelScores:
+    def score_level(
+        self, j: int, query: Query, mode: Mode, n: int, dense: np.ndarray | None = None,
+    ) -> LevelScores:
         """The dense and/or BM25 top-``n``. Dense: every chunk scored exactly, or, on a
-        level with approximate-search graphs, the graphs' candidates scored exactly."""
+        level with approximate-search graphs, the graphs' candidates scored exactly.
+        ``dense``: level ``j``'s similarities when the caller has them
+        (:meth:`~mograg.store.snapshot.Snapshot.dense_levels`)."""
         snap = self._snap()
         approximate = mode != "bm25" and snap.uses_ann(j)
-        dense = snap.dense_scores(j, query.vector) if mode != "bm25" and not approximate \
-            else None
+        if mode == "bm25" or approximate:
+            dense = None
+        elif dense is None:
+            dense = snap.dense_scores(j, query.vector)
         lexical = snap.lexical[j].scores(query.terms) \
             if mode != "dense" and query.docs is not None else None
         if query.docs is not None:  # a --where filter: only chunks of allowed documents

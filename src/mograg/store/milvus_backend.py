@@ -192,8 +192,12 @@ class MilvusBackend:
         """The Milvus side of the index (cached per collection prefix)."""
         return store_of(self.manifest)
 
-    def score_level(self, j: int, query: Query, mode: Mode, n: int) -> LevelScores:
-        """Dense and/or BM25 top-``n`` from Milvus, as chunk positions of the snapshot."""
+    def score_level(
+        self, j: int, query: Query, mode: Mode, n: int, dense: np.ndarray | None = None,
+    ) -> LevelScores:
+        """Dense and/or BM25 top-``n`` from Milvus, as chunk positions of the snapshot
+        (``dense`` is ignored: Milvus scores its own vectors)."""
+        del dense
         if self.snapshot is None:
             raise ValueError("this backend was opened without a snapshot")
         snap = self.snapshot

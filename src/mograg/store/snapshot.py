@@ -6,7 +6,7 @@ the manifest, so a reader never sees a half-written index.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,10 @@ from mograg.store.lexical import Bm25, TermPostings, is_current, segment_dir
 from mograg.store.manifest import Manifest
 from mograg.store.storage import SegmentReader, concat_tables
 from mograg.text.levels import children_ranges
+
+# how far a stored pooled vector may be from its children's normalised sum (float32
+# rounding of the sum and the division is ~1e-7)
+POOLED_TOL = 1e-5
 
 
 class Snapshot:
@@ -50,11 +54,14 @@ class Snapshot:
             (si, li) for si, s in enumerate(self.segments) for li in range(len(s.doc_ids))
         ]
         self.atoms, self.levels = self._concat()
+        # plain views of the memory maps: indexing a np.memmap costs ~3x more (per-view
+        # bookkeeping), and a search reads a few dozen small slices
         self.vectors: list[list[np.ndarray]] = [
-            [s.vectors[j] for s in self.segments] for j in range(n_levels)
+            [np.asarray(s.vectors[j]) for s in self.segments] for j in range(n_levels)
         ]
         self.children = children_ranges(self.levels)
         self._texts: dict[int, str] = {}
+        self._norms: dict[int, np.ndarray | None] = {}  # see _pooled_norms
         self._doc_bounds: dict[int, np.ndarray] = {}
         self.lexical: list[Bm25] = []
         lex = manifest.get("derived", {}).get("lexical")
@@ -161,6 +168,51 @@ class Snapshot:
         scores = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
         return calibrate_cosine(scores, self.cosine_floor)
 
+    def dense_levels(self, qvec: np.ndarray, levels: Sequence[int]) -> dict[int, np.ndarray]:
+        """:meth:`dense_scores` of each of ``levels`` in one pass down the level tree.
+
+        A level whose vectors are pooled (each chunk's vector is the normalised sum of its
+        children's) takes its similarities from the level below's, when that level is
+        among ``levels``: the sum of its children's similarities over the norm of the sum
+        of their vectors, instead of reading every vector again. The same value up to
+        float32 rounding (a few units in the last place).
+        """
+        raw: dict[int, np.ndarray] = {}
+        out: dict[int, np.ndarray] = {}
+        for j in sorted(levels):
+            norms = self._pooled_norms(j) if j - 1 in raw else None
+            if norms is not None:
+                sums = np.add.reduceat(raw[j - 1].astype(np.float64), self.children[j][:-1])
+                raw[j] = (sums / norms).astype(np.float32)
+            else:
+                parts = [np.asarray(m @ qvec.astype(m.dtype), dtype=np.float32)
+                         for m in self.vectors[j]]
+                raw[j] = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+            out[j] = calibrate_cosine(raw[j], self.cosine_floor)
+        return out
+
+    def _pooled_norms(self, j: int) -> np.ndarray | None:
+        """Norms of the sums of each level-``j`` chunk's children's vectors, when level
+        ``j``'s vectors are those sums normalised (checked once); else None."""
+        if j not in self._norms:
+            self._norms[j] = self._check_pooled(j)
+        return self._norms[j]
+
+    def _check_pooled(self, j: int) -> np.ndarray | None:
+        if (j == 0 or self.manifest.get("level_vectors") != "pool"
+                or self.manifest.get("vector_dtype", "float32") != "float32"):
+            return None
+        lo = self.children[j]
+        if not len(lo) or len(lo) - 1 != self.n_chunks(j) or (np.diff(lo) < 1).any():
+            return None
+        below = np.concatenate([np.asarray(m, np.float64) for m in self.vectors[j - 1]])
+        sums = np.add.reduceat(below, lo[:-1], axis=0)
+        norms = np.linalg.norm(sums, axis=1)
+        stored = np.concatenate([np.asarray(m, np.float64) for m in self.vectors[j]])
+        if (norms <= 1e-12).any() or np.abs(sums / norms[:, None] - stored).max() > POOLED_TOL:
+            return None  # written another way (embedded coarse chunks, an older mograg)
+        return norms
+
     def uses_ann(self, j: int) -> bool:
         """True if some segment searches level ``j`` approximately."""
         return bool(self.ann) and any(a is not None for a in self.ann[j])
@@ -225,8 +277,18 @@ class Snapshot:
 
     def finest_range(self, j: int, c: int) -> tuple[int, int]:
         """``[lo, hi)``: the finest chunks inside chunk ``c`` of level ``j``."""
+        bounds = self._finest_bounds[j]
+        if 0 <= c < len(bounds) - 1:
+            return int(bounds[c]), int(bounds[c + 1])
         anc = self.ancestors[j]
         return int(np.searchsorted(anc, c, "left")), int(np.searchsorted(anc, c, "right"))
+
+    @cached_property
+    def _finest_bounds(self) -> list[np.ndarray]:
+        """Per level: the first finest chunk inside each chunk, and the total at the end
+        (a search asks for finest ranges dozens of times)."""
+        return [np.searchsorted(anc, np.arange(len(lv) + 1), "left")
+                for anc, lv in zip(self.ancestors, self.levels, strict=True)]
 
     def doc_bounds(self, j: int) -> np.ndarray:
         """``n_docs + 1`` offsets: the level-``j`` chunks of document ``d`` are
