@@ -458,3 +458,35 @@ def test_open_reader_survives_concurrent_rewrite(new_index):
     ix.delete(["volcano"])  # rewrites the only segment; GC removes the old directory
     hits = reader.search("what buried Pompeii", budget=40, mode="bm25", router="level:16").hits
     assert hits and hits[0].doc_id == "volcano"
+
+
+def test_line_separators_in_ids_and_metadata_round_trip(new_index):
+    ix = new_index()
+    odd = {"title": "a\u2028b\x85c\x1cd\re", "n": 1}
+    ix.add([Document("x\u2028y", "Rivers carry silt to the sea.", odd),
+            Document("plain", "Glaciers carve valleys.")])
+    again = Index.open(ix.root)
+    assert again.snapshot.doc_ids == ["x\u2028y", "plain"]
+    assert again.snapshot.metadata(0) == odd
+
+
+def test_small_write_reuses_readers_and_reads_no_whole_index_tables(new_index):
+    from unittest import mock
+
+    import mograg.store.snapshot as snapshot_module
+
+    ix = new_index()
+    ix.add(docs("cats", "volcano"))
+    ix.search("cats")  # a reader snapshot is open
+    (seg1,) = ix.manifest["segments"]
+    reader = ix.snapshot.segments[0]
+    with mock.patch.object(snapshot_module, "concat_tables",
+                           wraps=snapshot_module.concat_tables) as concat:
+        ix.add(docs("bread"))
+        assert concat.call_count == 0  # the write needed no concatenated tables
+    assert ix.manifest["segments"][0] == seg1
+    assert ix.snapshot.segments[0] is reader  # the unchanged segment was not read again
+    fresh = Index.open(ix.root)
+    for q in QUERIES:
+        assert hits_of(ix, q) == hits_of(fresh, q)
+    assert ix.info() == fresh.info()

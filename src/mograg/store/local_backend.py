@@ -111,13 +111,11 @@ class LocalBackend:
         cuts = self._cuts(new)
         for j in range(n_levels):
             progress("bm25", j, n_levels)
-            lo = 0
-            for name, seg in zip(names, new.segments, strict=True):
-                hi = lo + len(seg.levels[j])
+            for k, name in enumerate(names):
                 cut = cuts.get(name)
-                reuse_or_build(target, previous, name, j, partial(new.indexed_texts, j, lo, hi),
+                reuse_or_build(target, previous, name, j,
+                               partial(new.segment_indexed_texts, k, j),
                                (cut[0], cut[1][j]) if cut else None)
-                lo = hi
         progress("bm25", n_levels, n_levels)
         mark_current(target)
         derived = {"lexical": target.name}
