@@ -399,7 +399,7 @@ def run_mograg(
     """mograg with the product defaults: index, then the default search end to end."""
     out: dict[str, Any] = {"system": "mograg", "mode": mode, "load_before": load()}
     # the same embedder object as the LlamaIndex side (shared_embedder(None) is it)
-    settings = IndexSettings(**({"level_vectors": level_vectors} if level_vectors else {}))
+    settings = IndexSettings(level_vectors=level_vectors) if level_vectors else IndexSettings()
     ix = Index.create(workdir / "mograg", settings=settings)
     assert ix.embedder is clock.inner
     c0, t0, e0 = time.process_time(), time.perf_counter(), clock.snapshot()
