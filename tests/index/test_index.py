@@ -490,3 +490,18 @@ def test_small_write_reuses_readers_and_reads_no_whole_index_tables(new_index):
     for q in QUERIES:
         assert hits_of(ix, q) == hits_of(fresh, q)
     assert ix.info() == fresh.info()
+
+
+def test_existing_vectors_by_key_equal_the_full_map(new_index):
+    from mograg.index.segments import existing_vectors
+
+    ix = new_index(level_vectors="embed")
+    ix.add(docs("cats", "volcano"))
+    ix.add(docs("bread"))
+    full = existing_vectors(ix.snapshot)
+    keys = list(full)
+    wanted = {*keys[::3], b"\x00" * 16, keys[0][:8] + b"\x01" * 8}  # absent, shared prefix
+    got = existing_vectors(ix.snapshot, wanted)
+    assert set(got) == set(keys[::3])
+    assert all(np.array_equal(got[k], full[k]) for k in got)
+    assert existing_vectors(ix.snapshot, set()) == {}

@@ -269,7 +269,7 @@ class Index:
         with self._writing():
             report = WriteReport()
             builder = SegmentBuilder(self._manifest, self.embedder,
-                                     lambda: existing_vectors(self.snapshot))
+                                     lambda keys: existing_vectors(self.snapshot, keys))
             segment = builder.build(docs, report, progress)
             ids = {d.id for d in docs}
             report.replaced = sum(1 for d in self.snapshot.doc_ids if d in ids)
