@@ -48,7 +48,7 @@ def write_generation(
         if keep.all():
             names.append(name)
         elif keep.any():
-            rewritten.append(seg.load().keep(keep))
+            rewritten.append(seg.keep(keep))
     if segment is not None:
         rewritten.append(segment)
     if len(names) + len(rewritten) > MAX_SEGMENTS:

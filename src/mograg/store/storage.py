@@ -249,6 +249,20 @@ class SegmentReader:
         """Content hashes of level ``j`` chunks."""
         return np.load(self.directory / f"hashes-{j}.npy", mmap_mode="r")
 
+    def keep(self, keep_doc: np.ndarray) -> SegmentData:
+        """The segment restricted to the documents where ``keep_doc`` is True (a delete's
+        rewrite): read from the mapped files, so only the kept rows are copied to memory."""
+        mapped = SegmentData(
+            doc_ids=self.doc_ids,
+            metadata=self.metadata,
+            texts=[self.text(i) if k else "" for i, k in enumerate(keep_doc.tolist())],
+            atoms=self.atoms,
+            levels=list(self.levels),
+            vectors=list(self.vectors),
+            hashes=[self.hashes(j) for j in range(len(self.levels))],
+        )
+        return mapped.keep(keep_doc)
+
     def load(self) -> SegmentData:
         """The whole segment in memory (to rewrite or merge it)."""
         n = len(self.levels)
