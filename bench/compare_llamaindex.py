@@ -61,14 +61,14 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
 from _output import emit  # noqa: E402
-from mograg.embed.embedders import OnnxMiniLM  # noqa: E402
+from mograg.embed.embedders import Embedder, OnnxMiniLM  # noqa: E402
 from mograg.eval.evaluate import evaluate, score_hits, summarize  # noqa: E402
-from mograg.eval.metrics import merge_intervals  # noqa: E402
 from mograg.eval.questions import Question, load_questions  # noqa: E402
-from mograg.index.core import Index  # noqa: E402
+from mograg.index.core import Index, shared_embedder  # noqa: E402
+from mograg.index.settings import IndexSettings  # noqa: E402
 from mograg.text.documents import load_documents  # noqa: E402
 from mograg.text.tokens import count_tokens, token_char_offsets, wordpiece  # noqa: E402
-from mograg.types import Document, Hit  # noqa: E402
+from mograg.types import Document, Hit, merge_intervals  # noqa: E402
 
 METRIC_KEYS = ("recall", "precision", "iou", "answer_recall", "mrr", "p50_ms", "p99_ms")
 
@@ -267,7 +267,7 @@ def fill_budget(
 
 def run_hierarchical(
     docs: list[Document], questions: list[Question], sizes: list[int], overlap: int,
-    top_k: int, budget: int,
+    top_k: int, budget: int, clock: EmbedClock,
 ) -> dict[str, Any]:
     from llama_index.core import Document as LIDocument
     from llama_index.core import StorageContext, VectorStoreIndex
@@ -278,7 +278,7 @@ def run_hierarchical(
     out: dict[str, Any] = {"system": "llamaindex:hierarchical+automerging",
                            "chunk_sizes": sizes, "similarity_top_k": top_k,
                            "chunk_overlap": overlap, "load_before": load()}
-    t0 = time.perf_counter()
+    c0, t0, e0 = time.process_time(), time.perf_counter(), clock.snapshot()
     # no metadata: it would count against chunk_size (and be embedded with the text)
     li_docs = [LIDocument(text=d.text, id_=d.id) for d in docs]
     parser = HierarchicalNodeParser.from_defaults(chunk_sizes=sizes, chunk_overlap=overlap)
@@ -289,6 +289,8 @@ def run_hierarchical(
     t_parse = time.perf_counter() - t0
     index = VectorStoreIndex(leaves, storage_context=storage)
     out["index_seconds"] = round(time.perf_counter() - t0, 2)
+    out["index_cpu_seconds"] = round(time.process_time() - c0, 2)
+    out["index_embed"] = clock.since(e0)
     out["parse_seconds"] = round(t_parse, 2)
     out["nodes"] = len(nodes)
     out["leaf_nodes"] = len(leaves)
@@ -301,6 +303,7 @@ def run_hierarchical(
     lat: list[float] = []
     results = []
     merged = 0
+    c0 = time.process_time()
     for q in questions:
         t = time.perf_counter()
         res = retriever.retrieve(q.question)
@@ -314,6 +317,7 @@ def run_hierarchical(
                                                         r.node.start_char_idx, "late"))
             ordered.append((*sp, float(r.score or 0.0)))
         results.append(ordered)
+    out["cpu_ms_per_query"] = round(1000 * (time.process_time() - c0) / len(questions), 3)
     out["load_after_queries"] = load()
     out["merged_parents_returned_per_query"] = round(merged / len(questions), 3)
     out.update(score_fills(results, questions, by_id, budget, lat))
@@ -389,40 +393,93 @@ def score_fills(
 
 
 def run_mograg(
-    docs: list[Document], questions: list[Question], budget: int, level_vectors: str,
-    workdir: Path, mode: str = "hybrid",
+    docs: list[Document], questions: list[Question], budget: int, level_vectors: str | None,
+    workdir: Path, clock: EmbedClock, mode: str = "hybrid",
 ) -> dict[str, Any]:
-    out: dict[str, Any] = {"system": "mograg", "level_vectors": level_vectors, "mode": mode,
-                           "load_before": load()}
-    ix = Index.create(workdir / "mograg", level_vectors=level_vectors)
-    ix.embedder.embed(["warm up"])
+    """mograg with the product defaults: index, then the default search end to end."""
+    out: dict[str, Any] = {"system": "mograg", "mode": mode, "load_before": load()}
+    # the same embedder object as the LlamaIndex side (shared_embedder(None) is it)
+    settings = IndexSettings(level_vectors=level_vectors) if level_vectors else IndexSettings()
+    ix = Index.create(workdir / "mograg", settings=settings)
+    assert ix.embedder is clock.inner
+    c0, t0, e0 = time.process_time(), time.perf_counter(), clock.snapshot()
     rep = ix.add(docs)
-    out["index_seconds"] = round(rep.seconds, 2)
+    out["index_seconds"] = round(time.perf_counter() - t0, 2)
+    out["index_cpu_seconds"] = round(time.process_time() - c0, 2)
+    out["index_embed"] = clock.since(e0)
+    out["level_vectors"] = ix.info().get("level_vectors")
     out["levels"] = ix.levels
     out["chunks"] = rep.chunks
+    out["embedded_texts"] = rep.embedded
     ix = Index.open(workdir / "mograg")
-    ix.search(questions[0].question, budget=budget)
+    ix.search(questions[0].question, budget=budget)  # warm-up (lazy opens)
     out["load_before_queries"] = load()
+    # the default search, end to end: Index.search("text") embeds the query and routes with
+    # the shipped span model -- timed like LlamaIndex's retrieve(), which embeds too
+    lat, rows = [], []
+    c0 = time.process_time()
+    for q in questions:
+        t = time.perf_counter()
+        res = ix.search(q.question, budget=budget, mode=mode)
+        lat.append(1000 * (time.perf_counter() - t))
+        rows.append(score_hits(res.hits, q))
+    cpu = time.process_time() - c0
+    default = summarize(rows, lat)
+    default["cpu_ms_per_query"] = round(1000 * cpu / len(questions), 3)
+    default["load_after"] = load()
+    out["default_search"] = {k: v for k, v in default.items()
+                             if k in (*METRIC_KEYS, "cpu_ms_per_query", "load_after")}
     embed_ms = []
     for q in questions:
         t = time.perf_counter()
         ix.encode_queries([q.question])
         embed_ms.append(1000 * (time.perf_counter() - t))
     out["query_embed"] = pct(embed_ms)
-    res = evaluate(ix, questions, [budget], mode=mode, strategies=("argmax",)).results[0]
+    res_e = evaluate(ix, questions, [budget], mode=mode, strategies=("argmax",)).results[0]
     out["load_after_queries"] = load()
-    systems = res["systems"]
     keep = {}
-    for name, s in systems.items():
-        if name.startswith("level:") or name in ("best_fixed", "oracle", "router:entropy"):
+    for name, s in res_e["systems"].items():
+        if name.startswith("level:") or name in ("best_fixed", "oracle", "router:entropy",
+                                                 "router:shipped+spans"):
             keep[name] = {k: v for k, v in s.items() if k in (*METRIC_KEYS, "level", "chosen",
                                                                  "gap_closed")}
     out["systems"] = keep
-    out["latency_note"] = ("systems' p50/p99 come from evaluate.collect: ranking + assembly "
-                           "(+ routing) of a pre-encoded query; evaluate() passes pre-encoded "
-                           "queries, so they exclude the query embedding, measured separately "
-                           "in query_embed (LlamaIndex latencies include it)")
+    out["latency_note"] = ("default_search: Index.search(text) per question, end to end "
+                           "(query embedding, ranking, routing, assembly). systems: "
+                           "evaluate(), one batch query embedding amortised; their p50/p99 "
+                           "exclude the per-query embedding, measured alone in query_embed")
     return out
+
+
+class EmbedClock:
+    """Wraps one embedder's ``embed``: texts, WordPieces, wall and CPU seconds spent in it.
+
+    Both sides get this same object, so what each spends embedding is measured alike."""
+
+    def __init__(self, inner: Embedder):
+        self.inner = inner
+        self.calls = self.texts = 0
+        self.seconds = self.cpu = 0.0
+        raw = inner.embed
+
+        def timed(texts: Any) -> np.ndarray:
+            c, t = time.process_time(), time.perf_counter()
+            out = raw(texts)
+            self.seconds += time.perf_counter() - t
+            self.cpu += time.process_time() - c
+            self.calls += 1
+            self.texts += len(texts)
+            return out
+
+        inner.embed = timed  # type: ignore[method-assign]
+
+    def snapshot(self) -> tuple[int, int, float, float]:
+        return self.calls, self.texts, self.seconds, self.cpu
+
+    def since(self, snap: tuple[int, int, float, float]) -> dict[str, Any]:
+        c, n, s, u = snap
+        return {"calls": self.calls - c, "texts": self.texts - n,
+                "seconds": round(self.seconds - s, 2), "cpu_seconds": round(self.cpu - u, 2)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -437,7 +494,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hier-top-k", type=int, default=12)
     ap.add_argument("--window-size", type=int, default=3)
     ap.add_argument("--window-top-k", type=int, default=12)
-    ap.add_argument("--level-vectors", default="embed", choices=("embed", "pool"))
+    ap.add_argument("--sample-questions", type=int, default=None,
+                    help="N questions evenly spaced over the file (after --limit-questions)")
+    ap.add_argument("--sentence-window", action="store_true",
+                    help="also run LlamaIndex's SentenceWindowNodeParser pipeline")
+    ap.add_argument("--level-vectors", default=None, choices=("embed", "pool"),
+                    help="mograg's coarse-level vectors (default: the index default)")
     ap.add_argument("--mograg-mode", default="hybrid", choices=("hybrid", "dense", "bm25"),
                     help="mograg retrieval mode (LlamaIndex's side is dense only)")
     ap.add_argument("--skip-mograg", action="store_true")
@@ -450,7 +512,9 @@ def main(argv: list[str] | None = None) -> int:
     if not docs_path.exists() or not qs_path.exists():
         print(f"eval set not found at {evalset}; skipping", file=sys.stderr)
         return 0
-    emb = OnnxMiniLM()
+    emb = shared_embedder(None)  # the object mograg's Index uses too
+    assert isinstance(emb, OnnxMiniLM)
+    clock = EmbedClock(emb)
     with contextlib.redirect_stdout(sys.stderr):  # "LLM is explicitly disabled" notice
         configured = setup_llama_index(emb)
     if configured is None:
@@ -461,13 +525,19 @@ def main(argv: list[str] | None = None) -> int:
 
     docs, _problems = load_documents([docs_path], strict=True)
     questions, skipped = load_questions(qs_path, {d.id: len(d.text) for d in docs})
+    n_valid = len(questions)
     if args.limit_questions:
         questions = questions[: args.limit_questions]
+    if args.sample_questions and args.sample_questions < len(questions):
+        # evenly spaced over the file, so every article's questions are represented
+        pick = np.linspace(0, len(questions) - 1, args.sample_questions).round().astype(int)
+        questions = [questions[i] for i in pick.tolist()]
     result: dict[str, Any] = {
         "bench": "compare_llamaindex",
         "evalset": evalset.name,
         "documents": len(docs),
         "questions": len(questions),
+        "questions_valid_in_file": n_valid,
         "questions_skipped_invalid": len(skipped),
         "budget": args.budget,
         "embedder": emb.name,
@@ -483,14 +553,23 @@ def main(argv: list[str] | None = None) -> int:
     }
     emb.embed(["warm up"])
     with contextlib.redirect_stdout(sys.stderr):  # llama_index prints warnings to stdout
-        run_all(args, docs, questions, result)
+        run_all(args, docs, questions, result, clock)
     result["loadavg_end"] = load()
     return _finish(result, args)
 
 
 def run_all(args: argparse.Namespace, docs: list[Document], questions: list[Question],
-            result: dict[str, Any]) -> None:
-    """Run every system into ``result["systems"]``."""
+            result: dict[str, Any], clock: EmbedClock) -> None:
+    """Run every system into ``result["systems"]`` (mograg first)."""
+    if not args.skip_mograg:
+        print(f"running mograg (load {load()})", file=sys.stderr)
+        tmp = Path(tempfile.mkdtemp(prefix="mograg-cmp-"))
+        try:
+            result["systems"]["mograg"] = run_mograg(docs, questions, args.budget,
+                                                     args.level_vectors, tmp, clock,
+                                                     mode=args.mograg_mode)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     for variant in args.hier_sizes.split(";"):
         sizes_s, _, overlap_s = variant.partition("/")
         sizes = [int(x) for x in sizes_s.split(",")]
@@ -498,39 +577,54 @@ def run_all(args: argparse.Namespace, docs: list[Document], questions: list[Ques
         key = f"llamaindex:hierarchical[{','.join(map(str, sizes))}/overlap={overlap}]"
         print(f"running {key} (load {load()})", file=sys.stderr)
         result["systems"][key] = run_hierarchical(docs, questions, sizes, overlap,
-                                                  args.hier_top_k, args.budget)
-    print(f"running sentence window (load {load()})", file=sys.stderr)
-    result["systems"]["llamaindex:sentence_window"] = run_sentence_window(
-        docs, questions, args.window_size, args.window_top_k, args.budget)
-    if not args.skip_mograg:
-        print(f"running mograg (load {load()})", file=sys.stderr)
-        tmp = Path(tempfile.mkdtemp(prefix="mograg-cmp-"))
-        try:
-            result["systems"]["mograg"] = run_mograg(docs, questions, args.budget,
-                                                     args.level_vectors, tmp,
-                                                     mode=args.mograg_mode)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+                                                  args.hier_top_k, args.budget, clock)
+    if args.sentence_window:
+        print(f"running sentence window (load {load()})", file=sys.stderr)
+        result["systems"]["llamaindex:sentence_window"] = run_sentence_window(
+            docs, questions, args.window_size, args.window_top_k, args.budget)
 
 
 def summarize_result(result: dict[str, Any]) -> None:
-    """A compact recall/IoU/latency table of all systems."""
-    summary = {}
+    """A compact recall/latency/index-time table, and mograg's ratios to each LlamaIndex run."""
+    summary: dict[str, Any] = {}
+    m = result["systems"].get("mograg")
+    if m:
+        d = m["default_search"]
+        summary["mograg:default_search"] = {
+            "recall": d["recall"], "iou": d["iou"], "p50_ms": d["p50_ms"],
+            "p99_ms": d["p99_ms"], "cpu_ms_per_query": d["cpu_ms_per_query"]}
+        for k in ("best_fixed", "router:entropy", "oracle"):
+            v = m["systems"][k]
+            summary[f"mograg:{k}"] = {
+                "recall": v["recall"], "iou": v["iou"], **({"level": v["level"]}
+                                                            if "level" in v else {}),
+                "p50_ms_incl_query_embed": round(v["p50_ms"] + m["query_embed"]["p50_ms"], 3),
+            }
+        summary["mograg:index"] = {"seconds": m["index_seconds"],
+                                   "cpu_seconds": m["index_cpu_seconds"],
+                                   "embed_seconds": m["index_embed"]["seconds"]}
     for name, s in result["systems"].items():
         if name == "mograg":
-            for k in ("best_fixed", "oracle", "router:entropy"):
-                v = s["systems"][k]
-                summary[f"mograg:{k}"] = {
-                    "recall": v["recall"], "iou": v["iou"],
-                    "p50_ms_incl_query_embed": round(v["p50_ms"]
-                                                     + s["query_embed"]["p50_ms"], 3),
-                }
-            summary["mograg:index_seconds"] = s["index_seconds"]
-        else:
-            for mode in ("raw", "dedup"):
-                summary[f"{name}:{mode}"] = {"recall": s[mode]["recall"], "iou": s[mode]["iou"],
-                                             "p50_ms": s["query"]["p50_ms"]}
-            summary[f"{name}:index_seconds"] = s["index_seconds"]
+            continue
+        row = {"recall_raw": s["raw"]["recall"], "recall_dedup": s["dedup"]["recall"],
+               "iou_dedup": s["dedup"]["iou"], "p50_ms": s["query"]["p50_ms"],
+               "p99_ms": s["query"]["p99_ms"], "cpu_ms_per_query": s.get("cpu_ms_per_query"),
+               "index_seconds": s["index_seconds"],
+               "index_cpu_seconds": s.get("index_cpu_seconds"),
+               "embed_seconds": s.get("index_embed", {}).get("seconds")}
+        if m:
+            d = m["default_search"]
+            row["mograg_index_speedup"] = round(s["index_seconds"] / m["index_seconds"], 2)
+            row["mograg_index_cpu_speedup"] = (
+                round(s["index_cpu_seconds"] / m["index_cpu_seconds"], 2)
+                if s.get("index_cpu_seconds") else None)
+            row["mograg_query_speedup_p50"] = round(s["query"]["p50_ms"] / d["p50_ms"], 2)
+            row["mograg_query_cpu_speedup"] = (
+                round(s["cpu_ms_per_query"] / d["cpu_ms_per_query"], 2)
+                if s.get("cpu_ms_per_query") else None)
+            row["mograg_default_recall_minus_this"] = round(
+                d["recall"] - max(s["raw"]["recall"], s["dedup"]["recall"]), 4)
+        summary[name] = row
     result["summary"] = summary
 
 

@@ -53,7 +53,8 @@ def main() -> int:
         ix = Index.create(tmp / "ix", levels=old.manifest["levels"],
                           level_vectors=old.manifest["level_vectors"], graph=args.graph)
         report = WriteReport()
-        builder = SegmentBuilder(ix.manifest, ix.embedder, lambda: existing_vectors(old.snapshot))
+        builder = SegmentBuilder(ix.manifest, ix.embedder,
+                                 lambda keys: existing_vectors(old.snapshot, keys))
         segment = builder.build(documents, report)
         assert segment is not None
         ix.commit_segment(segment)

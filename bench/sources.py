@@ -85,7 +85,7 @@ def build(name: str, sets: list[str], labelled: bool) -> Index:
     ids = [d.id for d in docs]
     assert len(set(ids)) == len(ids), "document ids collide between the sets"
     ix = Index.create(path, settings=IndexSettings.from_options(graph=True))
-    seg = SegmentBuilder(ix.manifest, ix.embedder, lambda: known).build(docs, WriteReport())
+    seg = SegmentBuilder(ix.manifest, ix.embedder, lambda keys: known).build(docs, WriteReport())
     assert seg is not None
     ix.commit_segment(seg)
     return Index.open(path)

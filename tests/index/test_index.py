@@ -458,3 +458,50 @@ def test_open_reader_survives_concurrent_rewrite(new_index):
     ix.delete(["volcano"])  # rewrites the only segment; GC removes the old directory
     hits = reader.search("what buried Pompeii", budget=40, mode="bm25", router="level:16").hits
     assert hits and hits[0].doc_id == "volcano"
+
+
+def test_line_separators_in_ids_and_metadata_round_trip(new_index):
+    ix = new_index()
+    odd = {"title": "a\u2028b\x85c\x1cd\re", "n": 1}
+    ix.add([Document("x\u2028y", "Rivers carry silt to the sea.", odd),
+            Document("plain", "Glaciers carve valleys.")])
+    again = Index.open(ix.root)
+    assert again.snapshot.doc_ids == ["x\u2028y", "plain"]
+    assert again.snapshot.metadata(0) == odd
+
+
+def test_small_write_reuses_readers_and_reads_no_whole_index_tables(new_index):
+    from unittest import mock
+
+    import mograg.store.snapshot as snapshot_module
+
+    ix = new_index()
+    ix.add(docs("cats", "volcano"))
+    ix.search("cats")  # a reader snapshot is open
+    (seg1,) = ix.manifest["segments"]
+    reader = ix.snapshot.segments[0]
+    with mock.patch.object(snapshot_module, "concat_tables",
+                           wraps=snapshot_module.concat_tables) as concat:
+        ix.add(docs("bread"))
+        assert concat.call_count == 0  # the write needed no concatenated tables
+    assert ix.manifest["segments"][0] == seg1
+    assert ix.snapshot.segments[0] is reader  # the unchanged segment was not read again
+    fresh = Index.open(ix.root)
+    for q in QUERIES:
+        assert hits_of(ix, q) == hits_of(fresh, q)
+    assert ix.info() == fresh.info()
+
+
+def test_existing_vectors_by_key_equal_the_full_map(new_index):
+    from mograg.index.segments import existing_vectors
+
+    ix = new_index(level_vectors="embed")
+    ix.add(docs("cats", "volcano"))
+    ix.add(docs("bread"))
+    full = existing_vectors(ix.snapshot)
+    keys = list(full)
+    wanted = {*keys[::3], b"\x00" * 16, keys[0][:8] + b"\x01" * 8}  # absent, shared prefix
+    got = existing_vectors(ix.snapshot, wanted)
+    assert set(got) == set(keys[::3])
+    assert all(np.array_equal(got[k], full[k]) for k in got)
+    assert existing_vectors(ix.snapshot, set()) == {}

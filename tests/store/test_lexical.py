@@ -227,3 +227,41 @@ def test_terms_that_cannot_reach_the_top_are_set_aside():
         ids, scores, _ = bm25.top(terms, 10)
     assert ids.tolist() == np.lexsort((np.arange(400), -every))[:10].tolist()
     assert scores.tobytes() == every[ids].tobytes()
+
+
+def _arrays(p: TermPostings) -> dict[str, tuple[str, list]]:
+    return {k: (str(np.asarray(getattr(p, k)).dtype), np.asarray(getattr(p, k)).tolist())
+            for k in ("vocab", "indptr", "rows", "counts", "lengths")}
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from([*TEXTS, "", "the of and"]), min_size=1, max_size=12),
+       st.data())
+def test_kept_rows_equal_a_fresh_count(texts, data):
+    keep = np.array(data.draw(st.lists(st.booleans(), min_size=len(texts),
+                                       max_size=len(texts))), dtype=bool)
+    got = TermPostings.from_texts(texts).keep_rows(keep)
+    want = TermPostings.from_texts([t for t, k in zip(texts, keep.tolist(), strict=True) if k])
+    assert _arrays(got) == _arrays(want)
+
+
+@pytest.mark.parametrize("context", [False, True])
+def test_delete_inherits_postings_without_tokenizing(tmp_path, shared_embedder, context):
+    ix = Index.create(tmp_path / "ix", levels=[16, 64], context=context)
+    docs = [Document(k, v, {"title": k.title()}) for k, v in {**TOPICS, **FACTS}.items()]
+    ix.add(docs[:4])
+    ix.add(docs[4:])
+    gone = [docs[1].id, docs[5].id]  # one from each segment
+    with mock.patch.object(lexical, "tokenize", wraps=lexical.tokenize) as counted:
+        ix.delete(gone)
+    assert counted.call_count == 0  # the cut segments' postings were inherited
+    lex = ix.root / "lexical" / ix.manifest["derived"]["lexical"]
+    for j in range(2):
+        lo = 0
+        for name, seg in zip(ix.manifest["segments"], ix.snapshot.segments, strict=True):
+            hi = lo + len(seg.levels[j])
+            stored = TermPostings.load(segment_dir(lex, name, j))
+            fresh = TermPostings.from_texts(ix.snapshot.indexed_texts(j, lo, hi))
+            assert _arrays(stored) == _arrays(fresh)
+            lo = hi
+    assert not {h.doc_id for h in ix.search("cats Moon", mode="bm25", level=16).hits} & set(gone)

@@ -36,10 +36,11 @@ MAX_SEGMENTS = 8
 def write_generation(
     root: Path, old: Manifest, snap: Snapshot, segment: SegmentData | None, remove: set[str],
     progress: Progress,
-) -> Manifest:
+) -> tuple[Manifest, Snapshot]:
     """Commit ``segment`` (if any) and drop the documents in ``remove`` from the generation
     ``old`` (open as ``snap``); rewrite touched segments, merge when there are more than
-    :data:`MAX_SEGMENTS`, rebuild derived data and swap the manifest. Returns the new one."""
+    :data:`MAX_SEGMENTS`, rebuild derived data and swap the manifest. Returns the new
+    manifest and a snapshot of it without derived data (its segment readers are reusable)."""
     names: list[str] = []
     rewritten: list[SegmentData] = []
     for seg, name in zip(snap.segments, old["segments"], strict=True):
@@ -47,7 +48,7 @@ def write_generation(
         if keep.all():
             names.append(name)
         elif keep.any():
-            rewritten.append(seg.load().keep(keep))
+            rewritten.append(seg.keep(keep))
     if segment is not None:
         rewritten.append(segment)
     if len(names) + len(rewritten) > MAX_SEGMENTS:
@@ -73,8 +74,8 @@ def write_generation(
     manifest["generation"] = int(manifest["generation"]) + 1
     manifest["updated"] = time.time()
     next_snap = Snapshot(root, {**manifest, "derived": {}},  # before derived data
-                         readers=dict(zip(old["segments"], snap.segments,
-                                          strict=True)))
+                         readers=dict(zip(old["segments"], snap.segments, strict=True)),
+                         eager=False)
     backend = open_backend(old, snap)
     # the store makes the next generation searchable first (BM25 postings, or rows
     # sent to Milvus and flushed); only then is the manifest swapped in
@@ -84,7 +85,7 @@ def write_generation(
     atomic_write_json(root / MANIFEST, manifest)
     backend.after_commit(next_snap)  # e.g. delete Milvus rows of chunks that left
     collect_garbage(root, manifest)
-    return manifest
+    return manifest, next_snap
 
 
 def _derive_graph(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from mograg.store.snapshot import Snapshot
 from mograg.store.storage import (
     MANIFEST,
     SegmentData,
+    SegmentReader,
     atomic_write_json,
     check_writable,
     read_manifest,
@@ -80,6 +81,8 @@ class Index:
         self._backend: SearchBackend | None = None
         self._embedder = embedder
         self.router_cache: dict[str, Any] = {}
+        # open readers of immutable segments by name, reused by the next snapshot
+        self._readers: dict[str, SegmentReader] = {}
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -196,7 +199,7 @@ class Index:
         An error is raised only if files of the newest generation are unreadable."""
         for _ in range(OPEN_ATTEMPTS - 1):
             try:
-                return Snapshot(self.root, self._manifest)
+                return self._new_snapshot()
             except IndexFormatError:
                 newest = read_manifest(self.root)
                 if newest.get("generation") == self._manifest.get("generation") and \
@@ -205,7 +208,7 @@ class Index:
                     raise  # nothing was collected: the index itself is damaged
                 self._manifest = newest
                 self.router_cache = {}
-        return Snapshot(self.root, self._manifest)
+        return self._new_snapshot()
 
     def level_index(self, size: int) -> int:
         """Position of a level given by its size in tokens."""
@@ -263,11 +266,10 @@ class Index:
         for i, d in enumerate(docs):
             seen[d.id] = i
         docs = [d for i, d in enumerate(docs) if seen[d.id] == i]  # last one wins
-        with writer_lock(self.root):
-            self._reload()
+        with self._writing():
             report = WriteReport()
             builder = SegmentBuilder(self._manifest, self.embedder,
-                                     lambda: existing_vectors(self.snapshot))
+                                     lambda keys: existing_vectors(self.snapshot, keys))
             segment = builder.build(docs, report, progress)
             ids = {d.id for d in docs}
             report.replaced = sum(1 for d in self.snapshot.doc_ids if d in ids)
@@ -280,8 +282,7 @@ class Index:
         """Commit a segment built elsewhere (see :class:`~mograg.index.segments.SegmentBuilder`),
         replacing documents with the same ids; returns how many it replaced."""
         ids = set(segment.doc_ids)
-        with writer_lock(self.root):
-            self._reload()
+        with self._writing():
             replaced = sum(1 for d in self.snapshot.doc_ids if d in ids)
             self._commit(segment, remove=ids, progress=progress or no_progress)
         return replaced
@@ -294,8 +295,7 @@ class Index:
         """Delete documents by id and commit; unknown ids are listed in ``missing``."""
         progress = progress or no_progress
         wanted = list(dict.fromkeys(ids))
-        with writer_lock(self.root):
-            self._reload()
+        with self._writing():
             present = set(self.snapshot.doc_ids)
             report = WriteReport(
                 deleted=sum(1 for i in wanted if i in present),
@@ -305,15 +305,30 @@ class Index:
                 self._commit(None, remove=set(wanted), progress=progress)
         return report
 
-    def _reload(self) -> None:
-        """Read the newest manifest (under the writer lock, before a write)."""
-        self._manifest = read_manifest(self.root)
-        self._snapshot = None
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold the writer lock over the newest generation. The writer's snapshot reads
+        whole-index tables, BM25 and graphs only if the write needs them (a small write to a
+        large index does not), and reuses the segment readers this handle already has."""
+        with writer_lock(self.root):
+            self._manifest = read_manifest(self.root)
+            self._snapshot = self._new_snapshot(eager=False)
+            try:
+                yield
+            finally:
+                self._snapshot = None  # readers open the committed generation in full
+
+    def _new_snapshot(self, eager: bool = True) -> Snapshot:
+        """A snapshot of this handle's manifest, reusing open readers of its segments."""
+        snap = Snapshot(self.root, self._manifest, readers=self._readers, eager=eager)
+        self._readers = dict(zip(self._manifest["segments"], snap.segments, strict=True))
+        return snap
 
     def _commit(self, segment: SegmentData | None, remove: set[str], progress: Progress) -> None:
         """Write the next generation (:func:`mograg.index.commit.write_generation`)."""
-        self._manifest = write_generation(self.root, self._manifest, self.snapshot, segment,
-                                          remove, progress)
+        self._manifest, nxt = write_generation(self.root, self._manifest, self.snapshot,
+                                               segment, remove, progress)
+        self._readers = dict(zip(self._manifest["segments"], nxt.segments, strict=True))
         self._snapshot = None
 
     # ------------------------------------------------------------------ reads

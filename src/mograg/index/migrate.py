@@ -30,8 +30,7 @@ from mograg.store.storage import (
 def upgrade(ix: Index, progress: Progress | None = None) -> None:
     """Commit the same documents again so derived data (BM25 postings, graph) is in
     this version's format; nothing is re-embedded."""
-    with writer_lock(ix.root):
-        ix._reload()
+    with ix._writing():
         ix._commit(None, remove=set(), progress=progress or no_progress)
 
 
@@ -39,8 +38,7 @@ def enable_ann(ix: Index, settings: AnnSettings | None = None,
                progress: Progress | None = None) -> None:
     """Give an existing index approximate search (graphs built from the stored
     vectors, nothing re-embedded); ``settings=None`` uses the defaults."""
-    with writer_lock(ix.root):
-        ix._reload()
+    with ix._writing():
         if ix.manifest.get("store"):
             raise MogragError(f"{ix.root} searches in an external store; "
                               "approximate search there is the store's own")
@@ -114,8 +112,7 @@ def add_context(path: str | Path, progress: Progress | None = None) -> Index:
     if ix.manifest.get("store"):
         raise MogragError(f"{root} uses a search store; rebuild it with context instead")
     emb = ix.embedder
-    with writer_lock(root):
-        ix._reload()
+    with ix._writing():
         parts = [seg.load() for seg in ix.snapshot.segments]
         line_vectors: dict[bytes, np.ndarray] = {}
         for k, data in enumerate(parts):

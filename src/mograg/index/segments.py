@@ -7,7 +7,7 @@ the index directory; committing it is the index's job.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,35 +45,49 @@ class WriteReport:
 
 
 
-def existing_vectors(snap: Snapshot) -> dict[bytes, np.ndarray]:
-    """Vectors already in a snapshot, by content hash (only directly embedded ones)."""
+def existing_vectors(
+    snap: Snapshot, wanted: Collection[bytes] | None = None
+) -> dict[bytes, np.ndarray]:
+    """Vectors already in a snapshot, by content hash (only directly embedded ones); with
+    ``wanted``, only those keys -- found by array lookups, without a dict of every stored
+    chunk (a write of a few documents to a million-chunk index)."""
     cache: dict[bytes, np.ndarray] = {}
+    if wanted is not None and not wanted:
+        return cache
+    prefixes = (np.unique(np.frombuffer(b"".join(k[:8] for k in wanted), dtype=np.uint64))
+                if wanted is not None else None)
     for seg in snap.segments:
         for j in range(len(snap.sizes)):
-            hashes = seg.hashes(j)
+            hashes = np.asarray(seg.hashes(j))
             vecs = seg.vectors[j]
-            nonzero = np.flatnonzero(hashes.any(axis=1))
-            for i in nonzero.tolist():
-                cache[hashes[i].tobytes()] = vecs[i]
+            if prefixes is None:
+                rows = np.flatnonzero(hashes.any(axis=1))
+            else:  # first 8 bytes as one integer, then the whole key
+                first = np.ascontiguousarray(hashes[:, :8]).view(np.uint64).ravel()
+                rows = np.flatnonzero(np.isin(first, prefixes))
+            for i in rows.tolist():
+                key = hashes[i].tobytes()
+                if (wanted is None and any(key)) or (wanted is not None and key in wanted):
+                    cache[key] = vecs[i]
     return cache
 
 
 class SegmentBuilder:
     """Documents -> :class:`SegmentData` for the index settings in ``manifest``.
 
-    ``known_vectors`` returns vectors to reuse by content hash (called once per build,
-    after splitting); the default reuses nothing.
+    ``known_vectors(keys)`` returns the vectors to reuse among the content hashes ``keys``
+    (called once per build, after splitting); the default reuses nothing.
     """
 
     def __init__(
         self,
         manifest: Manifest,
         embedder: Embedder,
-        known_vectors: Callable[[], dict[bytes, np.ndarray]] | None = None,
+        known_vectors: Callable[[set[bytes]], dict[bytes, np.ndarray]] | None = None,
     ) -> None:
         self.manifest = manifest
         self.embedder = embedder
-        self.known_vectors = known_vectors or dict
+        self.known_vectors = known_vectors or (lambda keys: {})
 
     def build(
         self, docs: list[Document], report: WriteReport, progress: Progress = no_progress
@@ -119,11 +133,10 @@ class SegmentBuilder:
         dtype = np.dtype(self.manifest["vector_dtype"])
         pool_all = self.manifest["level_vectors"] == "pool"
         max_tok = int(self.manifest["max_tokens"])
-        cache = self.known_vectors()
         salt = emb.name
         vectors: list[np.ndarray] = []
         hashes: list[np.ndarray] = []
-        jobs: list[tuple[int, np.ndarray, list[str], list[str]]] = []
+        jobs: list[tuple[int, np.ndarray, list[str], list[str], list[bytes]]] = []
         for j, lv in enumerate(levels):
             direct = np.ones(len(lv), bool) if j == 0 else (lv["n_tokens"] <= max_tok)
             if pool_all and j > 0:
@@ -141,20 +154,21 @@ class SegmentBuilder:
             if self.manifest.get("context"):  # mixed with its title/period/section vector
                 ctx = chunk_contexts(first["doc"].tolist(), first["start"].tolist(),
                                      lambda d: docs[d].text, lambda d: docs[d].metadata)
-            jobs.append((j, idx, texts, ctx))
-        total = sum(len(t) for _, _, t, _ in jobs)
-        raw_cache: dict[bytes, np.ndarray] = {}  # chunk and context vectors before mixing
-        done = 0
-        before = len(cache)
-        for j, idx, texts, ctx in jobs:
-            lv = levels[j]
-            vec = np.zeros((len(lv), emb.dim), dtype=np.float32)
-            hsh = np.zeros((len(lv), 16), dtype=np.uint8)
             if ctx:  # the stored key covers the context too: equal text, other context
                 keys = [content_hash(f"{c}\x1f{t}", salt)
                         for c, t in zip(ctx, texts, strict=True)]
             else:
                 keys = [content_hash(t, salt) for t in texts]
+            jobs.append((j, idx, texts, ctx, keys))
+        cache = self.known_vectors({k for *_, keys in jobs for k in keys})
+        total = sum(len(t) for _, _, t, _, _ in jobs)
+        raw_cache: dict[bytes, np.ndarray] = {}  # chunk and context vectors before mixing
+        done = 0
+        before = len(cache)
+        for j, idx, texts, ctx, keys in jobs:
+            lv = levels[j]
+            vec = np.zeros((len(lv), emb.dim), dtype=np.float32)
+            hsh = np.zeros((len(lv), 16), dtype=np.uint8)
             for b in range(0, len(texts), EMBED_BATCH):
                 batch = texts[b : b + EMBED_BATCH]
                 report.reused += sum(1 for key in keys[b : b + EMBED_BATCH] if key in cache)

@@ -109,6 +109,27 @@ class TermPostings:
         counts = np.array([n for _, n in flat], dtype=np.int32)
         return cls(np.array(vocab, dtype=str), indptr, rows, counts, lengths)
 
+    def keep_rows(self, keep: np.ndarray) -> TermPostings:
+        """The postings of the chunks where ``keep`` is True, renumbered in order: what
+        :meth:`from_texts` gives for the kept chunks' texts, without tokenizing them."""
+        keep = np.asarray(keep, dtype=bool)
+        if len(self.vocab) == 0:
+            return TermPostings.from_texts([""] * int(keep.sum()))
+        new_row = (np.cumsum(keep) - 1).astype(np.int32)
+        live = keep[self.rows]
+        # every term has postings (unused ones are dropped), so no reduceat range is empty
+        per_term = np.add.reduceat(live.astype(np.int64), np.asarray(self.indptr[:-1]))
+        used = per_term > 0
+        indptr = np.zeros(int(used.sum()) + 1, dtype=np.int64)
+        indptr[1:] = np.cumsum(per_term[used])
+        return TermPostings(
+            vocab=np.array(np.asarray(self.vocab)[used].tolist(), dtype=str),  # fresh width
+            indptr=indptr,
+            rows=new_row[np.asarray(self.rows)[live]],
+            counts=np.asarray(self.counts)[live].astype(np.int32),
+            lengths=np.asarray(self.lengths)[keep].astype(np.int32),
+        )
+
     def postings(self, term: str) -> tuple[np.ndarray, np.ndarray]:
         """(rows, counts) of the chunks containing ``term``."""
         i = int(np.searchsorted(self.vocab, term))
@@ -292,12 +313,18 @@ def is_current(lexical_dir: Path) -> bool:
 
 def reuse_or_build(
     target: Path, previous: Path | None, segment: str, level: int,
-    texts: Callable[[], Sequence[str]],
+    texts: Callable[[], Sequence[str]], origin: tuple[str, np.ndarray] | None = None,
 ) -> bool:
     """Put a segment's postings into ``target``: hard-linked from ``previous`` if it has
-    them (segments are immutable, so they are still right), else counted from ``texts()``.
-    Returns True if they were reused."""
+    them (segments are immutable, so they are still right); for a segment cut from
+    ``origin = (segment name, kept rows)`` by a delete, that segment's postings restricted
+    to the kept rows; else counted from ``texts()``. Returns True unless counted."""
     dst = segment_dir(target, segment, level)
+    if origin is not None and previous is not None:
+        cut_from = segment_dir(previous, origin[0], level)
+        if cut_from.is_dir():
+            TermPostings.load(cut_from).keep_rows(origin[1]).save(dst)
+            return True
     src = segment_dir(previous, segment, level) if previous is not None else None
     if src is not None and src.is_dir():
         dst.mkdir(parents=True)

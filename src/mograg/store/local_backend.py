@@ -120,21 +120,34 @@ class LocalBackend:
             previous = None  # an older whole-corpus BM25: count every segment once
         n_levels = len(new.sizes)
         names = new.manifest["segments"]
+        cuts = self._cuts(new)
         for j in range(n_levels):
             progress("bm25", j, n_levels)
-            lo = 0
-            for name, seg in zip(names, new.segments, strict=True):
-                hi = lo + len(seg.levels[j])
-                reuse_or_build(target, previous, name, j, partial(new.indexed_texts, j, lo, hi))
-                lo = hi
+            for k, name in enumerate(names):
+                cut = cuts.get(name)
+                reuse_or_build(target, previous, name, j,
+                               partial(new.segment_indexed_texts, k, j),
+                               (cut[0], cut[1][j]) if cut else None)
         progress("bm25", n_levels, n_levels)
         mark_current(target)
         derived = {"lexical": target.name}
         if new.manifest.get("ann"):
-            derived["ann"] = self._write_ann(new, progress)
+            derived["ann"] = self._write_ann(new, cuts, progress)
         return derived
 
-    def _write_ann(self, new: Snapshot, progress: Progress) -> str:
+    def _cuts(self, new: Snapshot) -> dict[str, tuple[str, list[np.ndarray]]]:
+        """New segments that are a current segment minus deleted documents: name ->
+        (that segment's name, per level the rows kept), see :func:`cut_origin`."""
+        old_names = list(self.manifest.get("segments", []))
+        old = list(zip(old_names, self.snapshot.segments, strict=True)) if self.snapshot else []
+        cuts = {}
+        for name, seg in zip(new.manifest["segments"], new.segments, strict=True):
+            if name not in old_names and (cut := cut_origin(seg, old)) is not None:
+                cuts[name] = cut
+        return cuts
+
+    def _write_ann(self, new: Snapshot, cuts: dict[str, tuple[str, list[np.ndarray]]],
+                   progress: Progress) -> str:
         """Approximate-search graphs of the next generation: unchanged segments' are
         hard-linked from the current generation, a segment cut from one by a delete
         inherits its graph with tombstones, only new or merged segments are built."""
@@ -144,12 +157,8 @@ class LocalBackend:
         target.mkdir(parents=True)
         current = self.manifest.get("derived", {}).get("ann")
         previous: Path | None = root / "ann" / current if current else None
-        old_names = list(self.manifest.get("segments", []))
-        old = list(zip(old_names, self.snapshot.segments, strict=True)) if self.snapshot else []
         n_levels = len(new.sizes)
         names = new.manifest["segments"]
-        cuts = {name: cut_origin(seg, old)
-                for name, seg in zip(names, new.segments, strict=True) if name not in old_names}
         for j in range(n_levels):
             progress("ann", j, n_levels)
             for name, seg in zip(names, new.segments, strict=True):

@@ -31,10 +31,15 @@ class Snapshot:
     """Concatenated, globally numbered view over the segments named by a manifest."""
 
     def __init__(
-        self, root: Path, manifest: Manifest, readers: Mapping[str, SegmentReader] | None = None
+        self, root: Path, manifest: Manifest, readers: Mapping[str, SegmentReader] | None = None,
+        eager: bool = True,
     ) -> None:
         """``readers``: segments already open by name (immutable, so a writer's next
-        snapshot reuses the current one's instead of reading them again)."""
+        snapshot reuses the current one's instead of reading them again).
+
+        ``eager=False`` (writers): the concatenated tables, BM25 postings and graphs are
+        read on first use, so a write to a large index pays only for what it touches;
+        readers open everything now, so files collected later cannot break them."""
         self.root = root
         self.manifest = manifest
         self.sizes: list[int] = list(manifest["levels"])
@@ -53,32 +58,61 @@ class Snapshot:
         self._doc_loc: list[tuple[int, int]] = [
             (si, li) for si, s in enumerate(self.segments) for li in range(len(s.doc_ids))
         ]
-        self.atoms, self.levels = self._concat()
         # plain views of the memory maps: indexing a np.memmap costs ~3x more (per-view
         # bookkeeping), and a search reads a few dozen small slices
         self.vectors: list[list[np.ndarray]] = [
             [np.asarray(s.vectors[j]) for s in self.segments] for j in range(n_levels)
         ]
-        self.children = children_ranges(self.levels)
         self._texts: dict[int, str] = {}
         self._norms: dict[int, np.ndarray | None] = {}  # see _pooled_norms
         self._doc_bounds: dict[int, np.ndarray] = {}
-        self.lexical: list[Bm25] = []
-        lex = manifest.get("derived", {}).get("lexical")
-        if lex:
-            self.lexical = self._load_lexical(root / "lexical" / lex, n_levels)
-        # approximate-search graphs (memory-mapped) where the index has them
-        self.ann: list[list[AnnIndex | None]] = []
-        ann_dir = manifest.get("derived", {}).get("ann")
-        ann_settings = manifest.get("ann")
-        if ann_dir and ann_settings and not ann_disabled():
-            self.ann = open_levels(root / "ann" / ann_dir, list(manifest["segments"]), n_levels,
-                                   int(manifest["dim"]), AnnSettings.from_dict(ann_settings))
-        # the MoGG graph is read now so that a later garbage collection of its
-        # directory cannot break this reader
-        self.graph: Graph | None = None
-        if manifest.get("derived", {}).get("graph"):
-            self.graph = read_graph(root / "graph" / manifest["derived"]["graph"])
+        if eager:
+            _ = self.children, self.lexical, self.ann, self.graph
+
+    @cached_property
+    def _tables(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        parts = [(s.atoms, s.levels, len(s.doc_ids)) for s in self.segments]
+        return concat_tables(parts, len(self.sizes))
+
+    @cached_property
+    def atoms(self) -> np.ndarray:
+        """Every sentence piece (doc, start, end, n_tokens), numbered across segments."""
+        return self._tables[0]
+
+    @cached_property
+    def levels(self) -> list[np.ndarray]:
+        """Per level, every chunk's table, numbered across segments."""
+        return self._tables[1]
+
+    @cached_property
+    def children(self) -> list[np.ndarray]:
+        """Per level, where each chunk's children start in the finer level."""
+        return children_ranges(self.levels)
+
+    @cached_property
+    def lexical(self) -> list[Bm25]:
+        """BM25 per level (empty when the generation has no postings yet)."""
+        lex = self.manifest.get("derived", {}).get("lexical")
+        return self._load_lexical(self.root / "lexical" / lex, len(self.sizes)) if lex else []
+
+    @cached_property
+    def ann(self) -> list[list[AnnIndex | None]]:
+        """Approximate-search graphs (memory-mapped) per level and segment, where the
+        index has them."""
+        ann_dir = self.manifest.get("derived", {}).get("ann")
+        ann_settings = self.manifest.get("ann")
+        if not (ann_dir and ann_settings) or ann_disabled():
+            return []
+        return open_levels(self.root / "ann" / ann_dir, list(self.manifest["segments"]),
+                           len(self.sizes), int(self.manifest["dim"]),
+                           AnnSettings.from_dict(ann_settings))
+
+    @cached_property
+    def graph(self) -> Graph | None:
+        """The MoGG graph (read at open by readers, so a later garbage collection of its
+        directory cannot break them)."""
+        name = self.manifest.get("derived", {}).get("graph")
+        return read_graph(self.root / "graph" / name) if name else None
 
     def _load_lexical(self, directory: Path, n_levels: int) -> list[Bm25]:
         if not directory.is_dir():  # collected by a writer after our manifest was read
@@ -98,10 +132,6 @@ class Snapshot:
             raise IndexFormatError(
                 f"BM25 data of {self.root} is unreadable ({exc}); rebuild the index"
             ) from None
-
-    def _concat(self) -> tuple[np.ndarray, list[np.ndarray]]:
-        parts = [(s.atoms, s.levels, len(s.doc_ids)) for s in self.segments]
-        return concat_tables(parts, len(self.sizes))
 
     @property
     def n_docs(self) -> int:
@@ -142,22 +172,36 @@ class Snapshot:
     def level_texts(self, j: int, lo: int = 0, hi: int | None = None) -> list[str]:
         """Texts of the chunks ``lo:hi`` (default all) of level ``j`` in order."""
         lv = self.levels[j][lo:hi]
-        first = self.atoms[lv["first_atom"]]
-        last = self.atoms[lv["last_atom"]]
-        docs, starts, ends = first["doc"].tolist(), first["start"].tolist(), last["end"].tolist()
-        return [self.text(d)[s:e] for d, s, e in zip(docs, starts, ends, strict=True)]
+        return self._texts_of(self.atoms[lv["first_atom"]], self.atoms[lv["last_atom"]], 0,
+                              False)
 
     def indexed_texts(self, j: int, lo: int = 0, hi: int | None = None) -> list[str]:
         """Chunk texts as embedded and BM25-counted: with each chunk's context line
         (title, periods, section) when the index records one (``manifest["context"]``)."""
-        texts = self.level_texts(j, lo, hi)
-        if not self.manifest.get("context"):
+        lv = self.levels[j][lo:hi]
+        return self._texts_of(self.atoms[lv["first_atom"]], self.atoms[lv["last_atom"]], 0,
+                              bool(self.manifest.get("context")))
+
+    def segment_indexed_texts(self, k: int, j: int) -> list[str]:
+        """:meth:`indexed_texts` of segment ``k``'s level-``j`` chunks, read from that
+        segment's own tables (no concatenation of the whole index)."""
+        seg = self.segments[k]
+        lv = seg.levels[j]
+        offset = sum(len(s.doc_ids) for s in self.segments[:k])
+        return self._texts_of(seg.atoms[lv["first_atom"]], seg.atoms[lv["last_atom"]], offset,
+                              bool(self.manifest.get("context")))
+
+    def _texts_of(self, first: np.ndarray, last: np.ndarray, doc_offset: int,
+                  context: bool) -> list[str]:
+        docs = (np.asarray(first["doc"], dtype=np.int64) + doc_offset).tolist()
+        starts = first["start"].tolist()
+        texts = [self.text(d)[s:e]
+                 for d, s, e in zip(docs, starts, last["end"].tolist(), strict=True)]
+        if not context:
             return texts
         from mograg.text.context import with_context
 
-        first = self.atoms[self.levels[j][lo:hi]["first_atom"]]
-        return with_context(texts, first["doc"].tolist(), first["start"].tolist(),
-                            self.text, self.metadata)
+        return with_context(texts, docs, starts, self.text, self.metadata)
 
     def dense_scores(self, j: int, qvec: np.ndarray) -> np.ndarray:
         """Cosine similarity of the query vector to every chunk of level ``j``.
