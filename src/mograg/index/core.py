@@ -15,6 +15,7 @@ from mograg.embed.base import embed_queries
 from mograg.embed.embedders import Embedder, make_embedder
 from mograg.errors import IndexFormatError, MogragError
 from mograg.graph.build import GraphSettings
+from mograg.index.blas_threads import one_blas_thread
 from mograg.index.commit import write_generation
 from mograg.index.segments import (
     Progress,
@@ -386,6 +387,13 @@ class Index:
         if budget < 1:
             raise MogragError(f"budget must be a positive number of tokens, got {budget}")
         mode = check_mode(mode)
+        with one_blas_thread():
+            return self._search(query, budget, level, mode, router, strategy, where)
+
+    def _search(
+        self, query: str | Query, budget: int, level: int | None, mode: Mode,
+        router: str | None, strategy: str, where: Sequence[str] | None,
+    ) -> SearchResult:
         q = query if isinstance(query, Query) else self.encode_queries([query])[0]
         if where:
             from dataclasses import replace
