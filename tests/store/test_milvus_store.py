@@ -234,6 +234,26 @@ def test_add_delete_replace(tmp_path, shared_embedder):
     close_clients()
 
 
+def test_an_unreadable_milvus_lite_file_is_one_clear_error(tmp_path, shared_embedder):
+    # what a SIGKILL in the middle of Milvus Lite's own write leaves: an index file cut short
+    ix = Index.create(tmp_path / "ix", store=f"milvus-lite:{tmp_path / 'm.db'}", levels=LEVELS)
+    ix.add(docs("cats", "volcano"))
+    close_clients()
+    cut = sorted((tmp_path / "m.db").rglob("*.idx"))
+    assert cut, "Milvus Lite's file layout changed: find the file a kill can cut"
+    cut[0].write_bytes(cut[0].read_bytes()[:64])
+    proc = subprocess.run(
+        [sys.executable, "-m", "mograg.cli", "search", "why do cats purr", "--index",
+         str(ix.root), "--no-server"],
+        env={**os.environ, "PYTHONPATH": SRC}, capture_output=True, text=True, timeout=300)
+    # Milvus Lite's in-process server logs its own traceback first; mograg's answer is
+    # the last line, and the exit code says a user-side problem
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert last.startswith("error:") and "cannot load collection" in last
+    assert "killed while it was writing" in last
+
+
 def test_ingest_inline_skips_committed(tmp_path, shared_embedder):
     ix = Index.create(tmp_path / "ix", store=f"milvus-lite:{tmp_path / 'm.db'}", levels=LEVELS)
     rep = ingest(ix, docs("cats", "volcano"), workers=0, batch_docs=1, commit_docs=1)
@@ -264,11 +284,11 @@ def _run(args: list[str], **kw) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
-def test_kill_and_resume_never_duplicates(tmp_path):
-    """SIGKILL ingestion after its first commit; a re-run completes without duplicates."""
-    corpus = tmp_path / "docs.jsonl"
+def _kill_after_second_commit(work: Path) -> tuple[Path, list[str]]:
+    work.mkdir()
+    corpus = work / "docs.jsonl"
     _corpus(corpus, 40)
-    root, db = tmp_path / "ix", tmp_path / "m.db"
+    root, db = work / "ix", work / "m.db"
     args = [str(root), str(corpus), "--store", f"milvus-lite:{db}", "--levels", "16,32",
             "--workers", "1", "--batch-docs", "2", "--commit-docs", "4"]
     proc = _run(args, start_new_session=True)
@@ -282,12 +302,28 @@ def test_kill_and_resume_never_duplicates(tmp_path):
         proc.communicate()[1][-2000:])
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    generation = json.loads(manifest.read_text())["generation"]
-    assert generation >= 2
+    assert json.loads(manifest.read_text())["generation"] >= 2
+    return root, args
 
-    proc = _run(args)
-    out, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err[-3000:]
+
+def test_kill_and_resume_never_duplicates(tmp_path):
+    """SIGKILL ingestion after its first commit; a re-run completes without duplicates.
+
+    The kill also hits Milvus Lite's server; now and then (about 1 run in 10 here) it
+    lands while that server writes a data file, which Milvus Lite cannot load again. The
+    re-run then must end with mograg's one-line error, and the kill is tried again on a
+    fresh database: that file is Milvus Lite's, not mograg's, to keep whole."""
+    for attempt in range(3):
+        root, args = _kill_after_second_commit(tmp_path / f"try{attempt}")
+        proc = _run(args)
+        out, err = proc.communicate(timeout=600)
+        if proc.returncode == 0:
+            break
+        last = err.strip().splitlines()[-1] if err.strip() else ""
+        assert proc.returncode == 2 and "cannot load collection" in last \
+            and "killed while it was writing" in last, err[-3000:]
+    else:
+        pytest.skip("Milvus Lite could not reload its own data file after each of 3 kills")
     rep = json.loads(out.strip().splitlines()[-1])
     assert rep["skipped"] >= 4 and rep["skipped"] + rep["added"] == 40, rep
     assert rep["replaced"] == 0

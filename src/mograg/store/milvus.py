@@ -138,9 +138,23 @@ class MilvusStore:
                 if name in existing and "Loaded" not in str(
                     client.get_load_state(name).get("state", "")
                 ):
-                    client.load_collection(name)
+                    self._load(client, name)
             self._client = client
         return self._client
+
+    def _load(self, client: Any, name: str) -> None:
+        try:
+            client.load_collection(name)
+        except Exception as exc:  # pymilvus's MilvusException (pymilvus is optional)
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            hint = (
+                "; a Milvus Lite file whose process was killed while it was writing can be "
+                "left unreadable: restore the file from a backup, or remove it and the index "
+                "directory and index again" if self.cfg["kind"] == "milvus-lite" else ""
+            )
+            raise MogragError(
+                f"Milvus at {self.cfg['uri']} cannot load collection {name}: {msg}{hint}"
+            ) from exc
 
     def collection(self, j: int) -> str:
         """Collection name of level ``j``."""
