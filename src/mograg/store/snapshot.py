@@ -25,6 +25,7 @@ from mograg.text.levels import children_ranges
 # how far a stored pooled vector may be from its children's normalised sum (float32
 # rounding of the sum and the division is ~1e-7)
 POOLED_TOL = 1e-5
+POOLED_CHECK_ROWS = 4096  # chunks per block when that is checked
 
 
 class Snapshot:
@@ -247,14 +248,20 @@ class Snapshot:
                 or self.manifest.get("vector_dtype", "float32") != "float32"):
             return None
         lo = self.children[j]
-        if not len(lo) or len(lo) - 1 != self.n_chunks(j) or (np.diff(lo) < 1).any():
+        n = self.n_chunks(j)
+        if not len(lo) or len(lo) - 1 != n or (np.diff(lo) < 1).any():
             return None
-        below = np.concatenate([np.asarray(m, np.float64) for m in self.vectors[j - 1]])
-        sums = np.add.reduceat(below, lo[:-1], axis=0)
-        norms = np.linalg.norm(sums, axis=1)
-        stored = np.concatenate([np.asarray(m, np.float64) for m in self.vectors[j]])
-        if (norms <= 1e-12).any() or np.abs(sums / norms[:, None] - stored).max() > POOLED_TOL:
-            return None  # written another way (embedded coarse chunks, an older mograg)
+        norms = np.empty(n, np.float64)
+        for a in range(0, n, POOLED_CHECK_ROWS):  # in blocks: float64 copies stay small
+            b = min(n, a + POOLED_CHECK_ROWS)
+            c0, c1 = int(lo[a]), int(lo[b])
+            below = self.chunk_vectors(j - 1, np.arange(c0, c1)).astype(np.float64)
+            sums = np.add.reduceat(below, lo[a:b] - c0, axis=0)
+            block = np.linalg.norm(sums, axis=1)
+            stored = self.chunk_vectors(j, np.arange(a, b)).astype(np.float64)
+            if (block <= 1e-12).any() or np.abs(sums / block[:, None] - stored).max() > POOLED_TOL:
+                return None  # written another way (embedded coarse chunks, an older mograg)
+            norms[a:b] = block
         return norms
 
     def uses_ann(self, j: int) -> bool:
