@@ -317,9 +317,10 @@ class Leftovers:
         if not len(atoms):
             return False
         left = filler.remaining
+        # sorted once: positions_in's stable argsort of sorted ids is one linear pass
         taken = np.sort(np.fromiter(filler.taken, np.int64, len(filler.taken)))
         tokens = filler._atom_tokens
-        open_ = (tokens[atoms] <= left) & ~_member(atoms, taken)
+        open_ = (tokens[atoms] <= left) & ~positions_in(taken, atoms)[1]
         if left >= filler._min_isolated or not open_.any():
             return bool(open_.any())
         atoms = atoms[open_]
@@ -328,18 +329,11 @@ class Leftovers:
         prev = np.maximum(atoms - 1, 0)
         nxt = np.minimum(atoms + 1, n_atoms - 1)
         starts_doc = (atoms == 0) | (doc[prev] != doc[atoms])
-        after_taken = (atoms > 0) & (doc[prev] == doc[atoms]) & _member(prev, taken)
-        before_taken = (atoms + 1 < n_atoms) & (doc[nxt] == doc[atoms]) & _member(nxt, taken)
+        after_taken = ((atoms > 0) & (doc[prev] == doc[atoms])
+                       & positions_in(taken, prev)[1])
+        before_taken = ((atoms + 1 < n_atoms) & (doc[nxt] == doc[atoms])
+                        & positions_in(taken, nxt)[1])
         return bool((starts_doc | after_taken | before_taken).any())
-
-
-def _member(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
-    """``np.isin(values, sorted_set)`` for a sorted ``sorted_set`` (a binary search:
-    ``isin`` costs tens of microseconds on arrays this small)."""
-    if not len(sorted_set):
-        return np.zeros(len(values), bool)
-    at = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
-    return sorted_set[at] == values
 
 
 def picks_from_ranking(ranking: LevelRanking) -> list[Pick]:
