@@ -11,7 +11,9 @@ Only searches on the main thread are limited: OpenBLAS takes its thread count fr
 made on the main thread (a limit set on another thread has no effect), and searches on the
 main thread cannot overlap, so a limit is never restored while another search relies on
 it. The first search of a process runs as it is: a one-shot ``mograg search`` would pay
-more for importing threadpoolctl (~50 ms) than the threads cost it.
+more for importing threadpoolctl (~50 ms) than the threads cost it. The limit covers the
+BLAS libraries loaded by the second search (numpy's, which a search uses); one a process
+loads later (scipy's own OpenBLAS) keeps its setting.
 """
 
 from __future__ import annotations
