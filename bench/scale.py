@@ -18,7 +18,10 @@ does. Then, in a fresh process per size (so RSS is a server's, not the builder's
 Usage::
 
     PYTHONPATH=src python bench/scale.py --sizes 10000,100000,1000000 \\
-        [--work /tmp/mograg-scale] [--out bench/results/scale.json]
+        [--work /tmp/mograg-scale] [--out bench/results/scale.json] [--memory-cap-mb 2048]
+
+``--memory-cap-mb``: serve inside a memory cgroup with that cap, page cache dropped first
+(``_memcap.py``): whether the server runs within the cap, and at what latency.
 
 Heavy (the 1M build takes minutes): run it under the machine lock, niced.
 """
@@ -58,7 +61,7 @@ def rss_mb() -> float:
 def memory_mb() -> dict[str, float]:
     """Resident memory: total, anonymous (the process's own) and file-backed (mapped
     index files, page cache the kernel can drop and re-read)."""
-    keys = {"VmRSS:": "rss", "RssAnon:": "anon", "RssFile:": "file"}
+    keys = {"VmRSS:": "rss", "RssAnon:": "anon", "RssFile:": "file", "VmHWM:": "peak_rss"}
     out = {}
     with open("/proc/self/status") as f:
         for line in f:
@@ -266,17 +269,27 @@ def dense_recall(snap: Any, queries: list[Any]) -> list[float]:
     return out
 
 
-def run_serve(path: Path, n_queries: int, n_exact: int, exact: bool) -> dict[str, Any]:
+def run_serve(path: Path, n_queries: int, n_exact: int, exact: bool,
+              cap_mb: int | None = None) -> dict[str, Any]:
     env = dict(os.environ)
     env.pop("MOGRAG_ANN", None)
     if exact:
         env["MOGRAG_ANN"] = "off"
     cmd = [sys.executable, __file__, "--serve", str(path), "--queries", str(n_queries),
            "--exact-queries", str(n_exact)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    cap: dict[str, Any] | None = None
+    if cap_mb:
+        from _memcap import run_capped
+
+        done, cap = run_capped(cmd, env, cap_mb)
+    else:
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        return {"error": done.stderr.strip().splitlines()[-1:] or ["failed"]}
-    return json.loads(done.stdout)
+        return {"error": done.stderr.strip().splitlines()[-1:] or ["failed"], "cap": cap}
+    out: dict[str, Any] = json.loads(done.stdout)
+    if cap:
+        out["memory_cap"] = cap
+    return out
 
 
 def main() -> int:
@@ -288,6 +301,9 @@ def main() -> int:
     ap.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--out")
     ap.add_argument("--no-exact", action="store_true", help="skip the exact (MOGRAG_ANN=off) run")
+    ap.add_argument("--memory-cap-mb", type=int,
+                    help="serve in a memory cgroup capped at this many MB, page cache dropped "
+                         "first (Linux, root; see _memcap.py)")
     args = ap.parse_args()
     if args.serve:
         print(json.dumps(serve(args.serve, args.queries, args.exact_queries)))
@@ -300,7 +316,8 @@ def main() -> int:
         if not (path / "manifest.json").exists():
             row["build"] = build(path, n)
         row["bytes_mb"] = {k: dir_mb(path / k) for k in ("segments", "lexical", "ann")}
-        row["approximate"] = run_serve(path, args.queries, args.exact_queries, exact=False)
+        row["approximate"] = run_serve(path, args.queries, args.exact_queries, exact=False,
+                                       cap_mb=args.memory_cap_mb)
         if not args.no_exact:
             row["exact"] = run_serve(path, args.queries, args.exact_queries, exact=True)
         result["rows"].append(row)

@@ -279,7 +279,7 @@ class Snapshot:
             graph = self.ann[j][s] if self.ann else None
             rows: np.ndarray | None = None
             if graph is not None:
-                rows, _ = graph.search(q, n)
+                rows, _ = graph.search(q, graph.fetch_size(n))
                 if len(rows) < min(n, graph.n_rows):
                     # asked for most of a small segment, the graph's walk may not reach
                     # every live row: search that segment exactly instead
