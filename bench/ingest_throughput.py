@@ -62,11 +62,12 @@ def run_cli(sources: list[str], index: Path, extra: list[str]) -> dict[str, Any]
 
 def embedded_texts(index: Path) -> tuple[list[str], int]:
     """Texts the index embedded directly -- its chunk texts and, with document context, the
-    chunks' context lines (embedded apart and mixed in) -- and its total number of chunks."""
+    context lines naming a section (embedded apart and mixed in) -- and its total number of
+    chunks."""
     import numpy as np
 
     from mograg.index.core import Index
-    from mograg.text.context import chunk_contexts
+    from mograg.text.context import MIX_EVERY_LINE, chunk_contexts
 
     ix = Index.open(index)
     snap = ix.snapshot
@@ -81,7 +82,9 @@ def embedded_texts(index: Path) -> tuple[list[str], int]:
         if ix.manifest.get("context"):
             first = snap.atoms[snap.levels[j]["first_atom"][rows]]
             texts.extend(t for t in chunk_contexts(first["doc"].tolist(), first["start"].tolist(),
-                                                   snap.text, snap.metadata) if t)
+                                                   snap.text, snap.metadata,
+                                                   sectioned_only=ix.manifest["context"]
+                                                   not in MIX_EVERY_LINE) if t)
     return texts, sum(snap.n_chunks(j) for j in range(len(ix.levels)))
 
 

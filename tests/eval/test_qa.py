@@ -18,6 +18,7 @@ from mograg.eval.qa import (
     split_answer,
     token_recall,
 )
+from mograg.text.context import CONTEXT_VERSION
 
 ANSWER = ("Product revenue grew 84% year-on-year to $394 million.\n\n"
           "Source: Q1 2023 Earning Call, pg 2")
@@ -154,7 +155,7 @@ def test_index_has_no_context_unless_asked(tmp_path: Path) -> None:
     d.mkdir()
     (d / "Q1 2023 Acme Call.txt").write_text("Acme Q1 2023 results. Revenue grew.",
                                              encoding="utf-8")
-    for flags, expected in (((), None), (("--context",), "title-period-section-1")):
+    for flags, expected in (((), None), (("--context",), CONTEXT_VERSION)):
         ix = tmp_path / f"ix{len(flags)}"
         code, _, err = run("index", d, "--index", ix, "--quiet", *flags)
         assert code == 0, err
@@ -167,7 +168,7 @@ def test_an_index_of_pdfs_gets_context_by_default(tmp_path: Path) -> None:
     d = tmp_path / "pdfs"
     d.mkdir()
     (d / pdf.name).write_bytes(pdf.read_bytes())
-    for flags, expected in (((), "title-period-section-1"), (("--no-context",), None)):
+    for flags, expected in (((), CONTEXT_VERSION), (("--no-context",), None)):
         ix = tmp_path / f"ix{len(flags)}"
         code, _, err = run("index", d, "--index", ix, "--quiet", *flags)
         assert code == 0, err

@@ -83,6 +83,32 @@ def test_context_index_hits_are_exact_slices_and_old_indexes_keep_working(
     assert Index.open(tmp_path / "plain").search("revenue", budget=32).hits
 
 
+def test_only_a_line_naming_a_section_moves_a_chunks_vector(tmp_path: Path) -> None:
+    # a title alone is the same for every chunk of its document: BM25 counts it and the
+    # document prior votes with it, but it does not shift the document's vectors (that
+    # cost chroma-dev and hotpotqa with the graph up to 2 points); a section does
+    docs = [Document("otters.txt", "Otters live in rivers. They swim well and eat fish.",
+                     {"title": "Otters of Europe"}),
+            Document("guide.md", "# Rivers\n\nWater flows downhill to the sea.",
+                     {"title": "River guide"})]
+    ctx = Index.create(tmp_path / "ctx", levels=[8, 16], context=True)
+    ctx.add(docs)
+    plain = Index.create(tmp_path / "plain", levels=[8, 16], context=False)
+    plain.add(docs)
+    a, b = ctx.snapshot, plain.snapshot
+    texts = b.level_texts(0)
+    assert a.level_texts(0) == texts
+    va, vb = (np.concatenate([np.asarray(v, np.float32) for v in s.vectors[0]]) for s in (a, b))
+    lines = a.indexed_texts(0)
+    for i, text in enumerate(texts):
+        assert lines[i].endswith(text) and lines[i] != text  # every chunk BM25-counts its line
+        if "Water" in text:  # under the heading "Rivers"
+            assert not np.allclose(va[i], vb[i], atol=1e-4), text
+        elif "Otters" in text or "swim" in text:
+            assert np.allclose(va[i], vb[i], atol=1e-5), text
+    assert any("Water" in t for t in texts) and any("swim" in t for t in texts)
+
+
 def test_adding_context_to_an_old_index_equals_building_with_it(tmp_path: Path) -> None:
     from mograg.index.migrate import add_context
 

@@ -114,9 +114,9 @@ def eval_cmd(
     ] = True,
     context: Annotated[
         bool,
-        typer.Option("--context/--no-context", help="With --docs: embed and BM25-count "
-                     "chunks with their document context (off by default, as for mograg "
-                     "index)."),
+        typer.Option("--context/--no-context", help="With --docs: BM25-count chunks with "
+                     "their document context, and embed those in a section with it (off by "
+                     "default, as for mograg index)."),
     ] = False,
     generate: Annotated[
         bool, typer.Option("--generate", help="Also generate answers and score EM / F1.")

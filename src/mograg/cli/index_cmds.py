@@ -61,8 +61,9 @@ def index_cmd(
     context: Annotated[
         bool | None,
         typer.Option("--context/--no-context",
-                     help="New index: embed and BM25-count each chunk with its document's "
-                     "title, periods and section heading (returned text is unchanged) "
+                     help="New index: BM25-count each chunk with its document's title, "
+                     "periods and section heading, and embed it with them where it has a "
+                     "section (returned text is unchanged) "
                      "[default: on when every document is a PDF (reports, filings: their "
                      "running headers are removed, the context restores whose and when), "
                      "else off: it hurts linked Wikipedia-style sets such as hotpotqa]."),

@@ -118,13 +118,14 @@ def index_docs_cached(
 ) -> Index:
     """Index a docs.jsonl(.gz) file once; later runs with the same bytes and settings reuse it.
 
-    ``context``: chunks embedded/counted with their document context (mograg.text.context)."""
+    ``context``: chunks counted (and, in a section, embedded) with their document context
+    (mograg.text.context)."""
     path = Path(docs)
     sizes = parse_levels(levels) if levels else DEFAULT_LEVELS
     plain = cached_index_dir(path, sizes, level_vectors)  # the same index without context
     target = cached_index_dir(path, sizes, level_vectors, context)
     if context and not (target / "manifest.json").exists() and (plain / "manifest.json").exists():
-        _derive_with_context(plain, target, progress)  # embeds the context lines only
+        _derive_with_context(plain, target, progress)  # embeds the sectioned lines only
     if (target / "manifest.json").exists():
         ix = Index.open(target)
         lexical = ix.manifest.get("derived", {}).get("lexical")

@@ -104,8 +104,9 @@ class Index:
         """Create an empty index at ``path`` (or open it if ``exist_ok`` and it exists).
 
         Give either ``settings`` or the individual settings (``levels`` ... ``ann``).
-        ``context``: embed and BM25-count every chunk with its document's title, periods
-        and section heading (:mod:`mograg.text.context`); recorded in the manifest. Off by
+        ``context``: BM25-count every chunk with its document's title, periods and section
+        heading, and embed it with them where it has a section (:mod:`mograg.text.context`);
+        recorded in the manifest. Off by
         default (see :class:`IndexSettings`).
         ``ann``: approximate search of large levels, True for the defaults.
         """

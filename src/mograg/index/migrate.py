@@ -12,7 +12,7 @@ import numpy as np
 from mograg.errors import MogragError
 from mograg.graph.build import GraphSettings, build_and_save
 from mograg.index.core import Index
-from mograg.index.segments import no_progress
+from mograg.index.segments import mixed_keys, no_progress
 from mograg.store.ann import AnnSettings
 from mograg.store.backend import Progress
 from mograg.store.milvus import store_of
@@ -95,12 +95,12 @@ def attach_store(path: str | Path, store: str) -> Index:
 def add_context(path: str | Path, progress: Progress | None = None) -> Index:
     """Turn on document context (mograg.text.context) for an index built without it.
 
-    Only the distinct context lines are embedded: each directly embedded chunk's stored
-    vector is mixed with its context line's (as a new build would do), pooled levels are
-    pooled again, and BM25 is recounted with the context lines. Search results are then
-    those of an index built with context.
+    Only the distinct context lines naming a section are embedded: each directly embedded
+    chunk's stored vector is mixed with such a line's (as a new build would do), pooled
+    levels are pooled again, and BM25 is recounted with the context lines. Search results
+    are then those of an index built with context.
     """
-    from mograg.embed.embedders import content_hash, embed_cached
+    from mograg.embed.embedders import embed_cached
     from mograg.store.storage import concat_segments
     from mograg.text.context import CONTEXT_VERSION, CONTEXT_WEIGHT, chunk_contexts
 
@@ -125,17 +125,18 @@ def add_context(path: str | Path, progress: Progress | None = None) -> Index:
                     last = data.atoms[lv["last_atom"][direct]]
                     docs, starts = first["doc"].tolist(), first["start"].tolist()
                     lines = chunk_contexts(docs, starts, lambda d, p=data: p.texts[d],
-                                           lambda d, p=data: p.metadata[d])
+                                           lambda d, p=data: p.metadata[d],
+                                           sectioned_only=True)
                     rows = [i for i, c in enumerate(lines) if c]
                     if rows:
                         cvec = embed_cached(emb, [lines[i] for i in rows], line_vectors)
                         vec[direct[rows]] += CONTEXT_WEIGHT * cvec
                         norms = np.linalg.norm(vec[direct], axis=1, keepdims=True)
                         vec[direct] /= np.maximum(norms, 1e-12)
+                    texts = [data.texts[d][s:e] for d, s, e in zip(
+                        docs, starts, last["end"].tolist(), strict=True)]
                     hashes = np.array(data.hashes[j])
-                    for i, (d, s, e, c) in enumerate(zip(docs, starts, last["end"].tolist(),
-                                                         lines, strict=True)):
-                        key = content_hash(f"{c}\x1f{data.texts[d][s:e]}", emb.name)
+                    for i, key in enumerate(mixed_keys(texts, lines, emb.name)):
                         hashes[direct[i]] = np.frombuffer(key, dtype=np.uint8)
                     data.hashes[j] = hashes
                 pooled = np.setdiff1d(np.arange(len(lv)), direct)

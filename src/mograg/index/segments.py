@@ -16,7 +16,7 @@ from mograg.embed.embedders import Embedder, content_hash, embed_cached
 from mograg.store.manifest import Manifest
 from mograg.store.snapshot import Snapshot
 from mograg.store.storage import SegmentData
-from mograg.text.context import CONTEXT_WEIGHT, chunk_contexts
+from mograg.text.context import CONTEXT_WEIGHT, MIX_EVERY_LINE, chunk_contexts
 from mograg.text.levels import ATOM_DTYPE, build_levels
 from mograg.types import Document
 
@@ -27,6 +27,15 @@ EMBED_BATCH = 512
 def no_progress(stage: str, done: int, total: int) -> None:
     """A progress callback that ignores every report."""
     del stage, done, total
+
+
+def mixed_keys(texts: list[str], lines: list[str], salt: str) -> list[bytes]:
+    """Content keys of chunk vectors: of the text, and of the context line it is mixed
+    with when it has one (equal text, other context: another vector)."""
+    if not lines:
+        return [content_hash(t, salt) for t in texts]
+    return [content_hash(f"{c}\x1f{t}" if c else t, salt)
+            for c, t in zip(lines, texts, strict=True)]
 
 
 @dataclass
@@ -151,14 +160,12 @@ class SegmentBuilder:
                 )
             ]
             ctx: list[str] = []
-            if self.manifest.get("context"):  # mixed with its title/period/section vector
+            version = self.manifest.get("context")
+            if version:  # mixed with its context line's vector where the line names a section
                 ctx = chunk_contexts(first["doc"].tolist(), first["start"].tolist(),
-                                     lambda d: docs[d].text, lambda d: docs[d].metadata)
-            if ctx:  # the stored key covers the context too: equal text, other context
-                keys = [content_hash(f"{c}\x1f{t}", salt)
-                        for c, t in zip(ctx, texts, strict=True)]
-            else:
-                keys = [content_hash(t, salt) for t in texts]
+                                     lambda d: docs[d].text, lambda d: docs[d].metadata,
+                                     sectioned_only=version not in MIX_EVERY_LINE)
+            keys = mixed_keys(texts, ctx, salt)
             jobs.append((j, idx, texts, ctx, keys))
         cache = self.known_vectors({k for *_, keys in jobs for k in keys})
         total = sum(len(t) for _, _, t, _, _ in jobs)
@@ -201,7 +208,8 @@ class SegmentBuilder:
         cache: dict[bytes, np.ndarray], raw_cache: dict[bytes, np.ndarray],
     ) -> np.ndarray:
         """Vectors of chunks mixed with their context line's vector, renormalised:
-        ``normalise(chunk + CONTEXT_WEIGHT * context)``. Mixed vectors already in
+        ``normalise(chunk + CONTEXT_WEIGHT * context)`` (a chunk without a line: its own
+        vector). Mixed vectors already in
         ``cache`` (by ``keys``) are reused; new ones are added to it."""
         out = np.zeros((len(texts), self.embedder.dim), dtype=np.float32)
         todo = [i for i, k in enumerate(keys) if k not in cache]

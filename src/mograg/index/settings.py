@@ -33,8 +33,9 @@ class IndexSettings:
         level_vectors: coarser levels' vectors: ``pool`` children, or ``embed``.
         graph: build the MoGG graph with these settings (None: no graph).
         store: search store: None/``local``, ``milvus-lite:PATH`` or ``milvus://HOST:PORT``.
-        context: embed and BM25-count each chunk with its document's title, periods and
-            section heading (mograg.text.context); returned text is unchanged. Off by
+        context: BM25-count each chunk with its document's title, periods and section
+            heading, and embed it with them where it has a section (mograg.text.context);
+            returned text is unchanged. Off by
             default: the shipped span model loses recall with it on the hotpotqa sets
             (bench/results/transfer-256-context.json).
         ann: approximate search of large levels (None: always exact; ignored with a store,

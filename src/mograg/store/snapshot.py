@@ -177,7 +177,7 @@ class Snapshot:
                               False)
 
     def indexed_texts(self, j: int, lo: int = 0, hi: int | None = None) -> list[str]:
-        """Chunk texts as embedded and BM25-counted: with each chunk's context line
+        """Chunk texts as BM25-counted: with each chunk's context line
         (title, periods, section) when the index records one (``manifest["context"]``)."""
         lv = self.levels[j][lo:hi]
         return self._texts_of(self.atoms[lv["first_atom"]], self.atoms[lv["last_atom"]], 0,

@@ -1,10 +1,26 @@
-"""What every chunk is embedded and BM25-counted with: its document's title, the dates
-and periods the document is about, and the heading path of its section.
+"""What every chunk is BM25-counted and, where it names a section, embedded with: its
+document's title, the dates and periods the document is about, and the heading path of
+its section.
 
 Five quarters of one company's filings share whole paragraphs; a chunk alone does not
 say whose and when, so neither dense nor BM25 scores can tell them apart. The context
-line is prepended to the text that is *embedded and tokenised* only; every returned
-hit stays an exact slice of the stored document text.
+line is prepended to the text that is *tokenised* (and, see below, *embedded*) only;
+every returned hit stays an exact slice of the stored document text.
+
+**Which chunks' vectors get the line** (:func:`chunk_contexts` with
+``sectioned_only``): only those whose line names a section (a heading or a speaker
+label). A line that is just the document's title and periods is the same for every
+chunk of the document: mixed into the vectors it moves the whole document by how much
+the question resembles its title, a document-level vote on top of the ones the document
+prior (:mod:`mograg.retrieval.doc_prior`: BM25 over the whole document, periods) and the
+graph (title matches) already cast. Against no context at all it cost the default
+search 0.5 points on chroma-dev (three documents with bare titles) and 2.0 on
+hotpotqa-train with the graph; left to BM25 and the prior, every dev set is within 0.4
+points of no context or better, though medquad-dev keeps less of its gain (+1.8 instead
+of +7.7 points without the graph, −0.4 instead of +7.4 with it; issue 13,
+bench/results/context_devsets-*-s4.json). A line naming a section differs within the
+document and says what part of it a chunk is: the earnings calls' speaker turns keep it
+(figures and right-source rate unchanged).
 
 The context is a function of a document's text and metadata alone (deterministic), so
 BM25 postings of a segment can be rebuilt at any time. Indexes record it in their
@@ -25,6 +41,7 @@ from mograg.text.periods import PERIOD_RE as _PERIOD_RE
 
 __all__ = [
     "CONTEXT_VERSION",
+    "MIX_EVERY_LINE",
     "DocContext",
     "chunk_context",
     "chunk_contexts",
@@ -35,8 +52,11 @@ __all__ = [
     "with_context",
 ]
 
-CONTEXT_VERSION = "title-period-section-1"
-# a chunk's dense vector is normalise(chunk + CONTEXT_WEIGHT * context line): the context
+CONTEXT_VERSION = "title-period-section-2"
+# versions whose dense vectors mix every chunk's context line, not only a sectioned one
+# (indexes built then keep doing so when documents are added)
+MIX_EVERY_LINE = frozenset({"title-period-section-1"})
+# a mixed dense vector is normalise(chunk + CONTEXT_WEIGHT * context line): the context
 # says whose and when, the chunk still says what (a prefix would outweigh a short chunk)
 CONTEXT_WEIGHT = 0.5
 MAX_PERIODS = 3
@@ -203,11 +223,14 @@ def chunk_context(ctx: DocContext, start: int) -> str:
 
 
 def chunk_contexts(
-    docs: Sequence[int], starts: Sequence[int], doc_text: Any, doc_metadata: Any
+    docs: Sequence[int], starts: Sequence[int], doc_text: Any, doc_metadata: Any,
+    sectioned_only: bool = False,
 ) -> list[str]:
     """The context line of each chunk, given its document number and start offset.
 
     ``doc_text`` and ``doc_metadata`` are callables giving a document's text and metadata.
+    ``sectioned_only``: "" for a chunk whose line names no section (the lines mixed into
+    dense vectors, see the module docstring).
     """
     cache: dict[int, DocContext] = {}
     out: list[str] = []
@@ -215,7 +238,7 @@ def chunk_contexts(
         ctx = cache.get(d)
         if ctx is None:
             ctx = cache[d] = document_context(doc_text(d), doc_metadata(d))
-        out.append(chunk_context(ctx, s))
+        out.append("" if sectioned_only and not ctx.section_at(s) else chunk_context(ctx, s))
     return out
 
 
