@@ -35,9 +35,10 @@ class IndexSettings:
         store: search store: None/``local``, ``milvus-lite:PATH`` or ``milvus://HOST:PORT``.
         context: BM25-count each chunk with its document's title, periods and section
             heading, and embed it with them where it has a section (mograg.text.context);
-            returned text is unchanged. Off by
-            default: the shipped span model loses recall with it on the hotpotqa sets
-            (bench/results/transfer-256-context.json).
+            returned text is unchanged. Off by default (``mograg index`` turns it on
+            for PDF-only indexes): the shipped models were fitted without it, and on the
+            dev sets it moves the default search by -0.4 to +1.9 points with the graph
+            (bench/results/context_devsets-graph-s4.json).
         ann: approximate search of large levels (None: always exact; ignored with a store,
             which searches its own way).
     """
