@@ -195,6 +195,9 @@ class LevelRanking:
     scores: np.ndarray
     dense: np.ndarray = field(default_factory=lambda: _no_scores())
     bm25: np.ndarray = field(default_factory=lambda: _no_scores())
+    # the query's similarity (cosine, not calibrated) to every chunk of the level, when the
+    # ranking computed them all (a routed search's one pass over the levels; else None)
+    similarities: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 def _no_scores() -> np.ndarray:

@@ -16,6 +16,7 @@ import numpy as np
 from mograg.errors import IndexFormatError
 from mograg.graph.titles import title_matcher
 from mograg.store.manifest import Manifest
+from mograg.store.query_sims import query_sims
 from mograg.types import LevelRanking, Pick, Query
 
 if TYPE_CHECKING:
@@ -119,11 +120,11 @@ def graph_picks(
     owner = np.repeat(np.arange(len(seed_ids)), [len(c) for c, _ in lifted])
     cand = np.concatenate([c for c, _ in lifted])
     weight = np.concatenate([w for _, w in lifted])
-    # one vector read for all seeds; each row's product alone (einsum), so that a chunk's
+    # looked up in the ranking's similarities of the whole level when it has them; else
+    # one vector read for all seeds, each row's product alone (einsum), so that a chunk's
     # similarity does not depend on how many seeds were walked (BLAS's matrix-vector
     # product rounds the last rows differently, which reorders equal texts)
-    sim = (np.einsum("ij,j->i", snap.chunk_vectors(j, cand), query.vector) if len(cand)
-           else np.zeros(0, np.float32))
+    sim = query_sims(snap, query.vector, [ranking]).of(j, cand, rowwise=True)
     after = np.lexsort((-sim, -weight, owner))
     seq_owner = np.concatenate([np.arange(len(seed_ids)), owner[after]])
     seq_lifted = np.concatenate([np.zeros(len(seed_ids), bool), np.ones(len(after), bool)])

@@ -17,6 +17,7 @@ from mograg.graph.walk import graph_picks, graph_radii, named_seeds
 from mograg.retrieval.fusion import RRF_LEVELS, rrf_picks
 from mograg.retrieval.rank import assemble, picks_from_ranking
 from mograg.retrieval.routers import load_router
+from mograg.store.query_sims import query_sims
 from mograg.types import (
     DEFAULT_STRATEGY,
     Granularity,
@@ -169,19 +170,20 @@ def routed_hits(
     if strategy == "auto":
         strategy = "spans" if span_model is not None else "blend"
     snap = index.snapshot
+    known = query_sims(snap, query.vector, rankings)
     best = int(np.argmax(weights))
     if strategy == "argmax":
         picks = granularity_picks(index, query, rankings, names[best])
-        return assemble(snap, query, picks, budget, stats), [names[best]]
+        return assemble(snap, query, picks, budget, stats, known), [names[best]]
     if strategy == "mix":
         n_lv = len(index.levels)
         lw = np.asarray(weights[:n_lv], dtype=np.float64)
         if best >= n_lv:  # a graph radius won: use it directly
             picks = granularity_picks(index, query, rankings, names[best])
-            return assemble(snap, query, picks, budget, stats), [names[best]]
+            return assemble(snap, query, picks, budget, stats, known), [names[best]]
         picks = mix_picks(snap, rankings, lw)
         chosen = [names[j] for j in np.flatnonzero(lw > 0).tolist()]
-        return assemble(snap, query, picks, budget, stats), chosen
+        return assemble(snap, query, picks, budget, stats, known), chosen
     if strategy == "spans":
         from mograg.retrieval.spans import HEDGE_SHARE, PER_GRANULARITY, span_selection
 
@@ -195,12 +197,12 @@ def routed_hits(
             # hedge: the granularity the per-query weights rate best keeps a share
             mixed = blend_picks(snap, [ordered, per[best]],
                                 np.array([1.0 - HEDGE_SHARE, HEDGE_SHARE]))
-            hits = assemble(snap, query, mixed, budget, stats)
+            hits = assemble(snap, query, mixed, budget, stats, known)
             return hits, sorted({f"level:{h.level}" for h in hits}, key=lambda n: int(n[6:]))
     per = [granularity_picks(index, query, rankings, n) for n in names]
     picks = blend_picks(snap, per, np.asarray(weights, np.float64))
     chosen = [n for n, w in zip(names, weights, strict=True) if w >= BLEND_MIN_WEIGHT]
-    return assemble(snap, query, picks, budget, stats), chosen or [names[best]]
+    return assemble(snap, query, picks, budget, stats, known), chosen or [names[best]]
 
 
 def route_search(
@@ -214,7 +216,8 @@ def route_search(
     """Search with a router choosing (or mixing) granularities per query."""
     if router == RRF_LEVELS:
         rankings = index.rank(query, mode)
-        hits = assemble(index.snapshot, query, rrf_picks(rankings), budget)
+        hits = assemble(index.snapshot, query, rrf_picks(rankings), budget,
+                        sims=query_sims(index.snapshot, query.vector, rankings))
         routing = Routing(router=RRF_LEVELS, chosen=sorted({f"level:{h.level}" for h in hits}))
         return SearchResult(query=query.text, hits=hits, budget=budget,
                             routing=routing.to_dict())

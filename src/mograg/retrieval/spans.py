@@ -25,6 +25,7 @@ import numpy as np
 from mograg.errors import MogragError
 from mograg.retrieval.pooled import package_data, pooled_ridge
 from mograg.retrieval.rank import positions_in
+from mograg.store.query_sims import query_sims
 from mograg.types import LevelRanking, Pick, Query, Span, merge_intervals
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ def candidate_features(
         return Candidates(levels, chunks, design(x, levels, n_lv, q_features), frozenset(linked),
                           np.zeros(0, np.int64))
     anc = snap.ancestors
+    known = query_sims(snap, qvec, rankings)
     fine_top = rankings[0].ids[:FINE_TOP]
     docs0 = snap.atoms["doc"][snap.levels[0]["first_atom"][rankings[0].ids]].tolist()
     doc_rank: dict[int, int] = {}
@@ -95,7 +97,7 @@ def candidate_features(
         docs[m] = snap.atoms["doc"][table["first_atom"]]
         fill[m] = table["n_tokens"] / max(snap.sizes[j], 1)
         lead[m] = c == snap.doc_bounds(j)[docs[m]]
-        sims[m] = snap.chunk_vectors(j, c) @ qvec
+        sims[m] = known.of(j, c)
         d = rk.dense.astype(np.float64)
         mean = float(d.mean()) if len(d) else 0.0
         sd = (float(d.std()) or 1.0) if len(d) else 1.0
