@@ -114,12 +114,9 @@ def graph_picks(
         return []
     seed_scores = np.concatenate([np.full(len(named), top),
                                   ranking.scores.astype(np.float64)])[:cut]
-    lifted = lift_seeds(snap.ancestors[j], graph.adj, seed_ids.tolist(), radius)
+    owner, cand, weight = lift_seeds_flat(snap.ancestors[j], graph.adj, seed_ids, radius)
     # each seed, then what it lifted (best path first, then most similar), then the next
     # seed; a chunk already placed is skipped
-    owner = np.repeat(np.arange(len(seed_ids)), [len(c) for c, _ in lifted])
-    cand = np.concatenate([c for c, _ in lifted])
-    weight = np.concatenate([w for _, w in lifted])
     # looked up in the ranking's similarities of the whole level when it has them; else
     # one vector read for all seeds, each row's product alone (einsum), so that a chunk's
     # similarity does not depend on how many seeds were walked (BLAS's matrix-vector
@@ -148,20 +145,33 @@ def lift_seeds(anc: np.ndarray, adj: Adjacency, seeds: list[int], radius: int) -
     the level's chunks holding what its finest chunks reach in up to ``radius`` hops
     (sources excluded), each with its best path weight, in the order :func:`reach`
     meets them. One hop, the common case, is walked for all seeds at once."""
+    owner, chunk, weight = lift_seeds_flat(anc, adj, np.asarray(seeds, np.int64), radius)
+    bounds = np.searchsorted(owner, np.arange(len(seeds) + 1))
+    return [(chunk[lo:hi], weight[lo:hi])
+            for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]
+
+
+def lift_seeds_flat(
+    anc: np.ndarray, adj: Adjacency, seeds: np.ndarray, radius: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`lift_seeds` as three flat arrays, seed by seed: each lifted chunk's seed
+    (its position in ``seeds``, non-decreasing), the chunk and its best path weight."""
     seeds_arr = np.asarray(seeds, np.int64)
     los = np.searchsorted(anc, seeds_arr, "left")
     his = np.searchsorted(anc, seeds_arr, "right")
     if radius != 1:
-        return [_lift(anc, reach(adj, range(lo, hi), radius))
+        each = [_lift(anc, reach(adj, range(lo, hi), radius))
                 for lo, hi in zip(los.tolist(), his.tolist(), strict=True)]
+        return (np.repeat(np.arange(len(seeds_arr)), [len(c) for c, _ in each]),
+                np.concatenate([c for c, _ in each]) if each else np.zeros(0, np.int64),
+                np.concatenate([w for _, w in each]) if each else np.zeros(0, np.float64))
     # one hop from every seed at once: a seed's out-edges are one contiguous slice
     e_lo = np.asarray(adj.indptr[los], np.int64)
     lens = np.asarray(adj.indptr[his], np.int64) - e_lo
     starts = np.zeros(len(seeds) + 1, np.int64)
     np.cumsum(lens, out=starts[1:])
     if not starts[-1]:  # no seed links anywhere
-        none = (np.zeros(0, np.int64), np.zeros(0, np.float64))
-        return [none] * len(seeds)
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
     edge = np.repeat(e_lo - starts[:-1], lens) + np.arange(starts[-1])
     owner = np.repeat(np.arange(len(seeds)), lens)
     v = np.asarray(adj.indices[edge], np.int64)
@@ -173,11 +183,7 @@ def lift_seeds(anc: np.ndarray, adj: Adjacency, seeds: list[int], radius: int) -
     best = np.zeros(len(uniq), np.float64)
     np.maximum.at(best, inverse, w)
     order = np.argsort(first, kind="stable")  # first met first (edges are in walk order)
-    u_owner = owner[first[order]]
-    u_chunk, u_best = a[first[order]], best[order]
-    bounds = np.searchsorted(u_owner, np.arange(len(seeds) + 1))
-    return [(u_chunk[lo:hi], u_best[lo:hi])
-            for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]
+    return owner[first[order]], a[first[order]], best[order]
 
 
 def _lift(anc: np.ndarray, reached: dict[int, float]) -> Lifted:

@@ -174,13 +174,21 @@ def design(x: np.ndarray, levels: np.ndarray, n_levels: int,
            q_features: np.ndarray | None) -> np.ndarray:
     """The model's input: span features, their interactions with the level, and the
     question's form interacted with the level (so each size can like other questions)."""
-    onehot = np.eye(n_levels)[levels]
-    n = len(x)  # explicit widths: a query with no candidates gives (0, width) arrays
-    parts = [x, onehot, (x[:, :, None] * onehot[:, None, :]).reshape(n, x.shape[1] * n_levels)]
+    n, f = x.shape
+    n_q = len(q_features) if q_features is not None else 0
+    # columns: x, the level's one-hot, then x and the question's features times the
+    # one-hot (feature-major: feature k at level l is column k * n_levels + l); written
+    # in place, the zeros left as they are (no products of whole blocks with the one-hot)
+    out = np.zeros((n, f + n_levels + (f + n_q) * n_levels))
+    rows = np.arange(n)[:, None]
+    out[:, :f] = x
+    out[rows[:, 0], f + levels] = 1.0
+    start = f + n_levels
+    out[rows, start + np.arange(f) * n_levels + levels[:, None]] = x
     if q_features is not None:
-        q = np.broadcast_to(q_features, (n, len(q_features)))
-        parts.append((q[:, :, None] * onehot[:, None, :]).reshape(n, len(q_features) * n_levels))
-    return np.concatenate(parts, axis=1)
+        start += f * n_levels
+        out[rows, start + np.arange(n_q) * n_levels + levels[:, None]] = q_features
+    return out
 
 
 @dataclass
@@ -218,7 +226,9 @@ class SpanModel:
             raise MogragError(
                 f"span model expects {len(self.mean)} features, this mograg computes "
                 f"{x.shape[1]}; rebuild it with python bench/train_default_router.py")
-        z = np.clip((x - self.mean) / self.scale, -self.clip, self.clip)
+        z = x - self.mean  # the same operations as np.clip((x - mean) / scale), in place
+        z /= self.scale
+        np.clip(z, -self.clip, self.clip, out=z)
         return z @ self.coef + self.intercept
 
     def to_bytes(self) -> bytes:
