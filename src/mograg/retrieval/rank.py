@@ -143,27 +143,27 @@ class BudgetFiller:
         self.taken: dict[int, tuple[float, int, int]] = {}  # atom -> (score, level, order)
         self._order = 0
         self._atom_tokens = snap.atoms["n_tokens"]
+        self._totals = snap.token_totals
         self._atom_ranges = snap.atom_ranges
         self._min_isolated = int(MIN_ISOLATED_SHARE * snap.sizes[0]) if snap.sizes else 0
-        self._asked: tuple[Pick, list[int]] | None = None  # could_take's last answer
+        # could_take's last answer: the pick, its new sentences and their tokens
+        self._asked: tuple[Pick, list[int], int] | None = None
         self._fits: tuple[Pick, bool] | None = None  # its _part_fits answer, if it asked
 
     def offer(self, pick: Pick) -> None:
         """Take the chunk (or its best parts) if it fits the remaining budget."""
         if self.remaining <= 0:
             return
-        new = self._new_atoms(pick)
+        new, cost = self._new_atoms(pick)
         if not new:
             return
-        cost = int(self._atom_tokens[new].sum())
         if cost < self._min_isolated and self._isolated(new):
             return
         if cost <= self.remaining:
-            self._take(new, pick)
+            self._take(new, pick, cost)
             return
-        new_tokens = self._atom_tokens[new]
         # anything taken from inside costs at least its cheapest new sentence: prune early
-        if pick.level == 0 or int(new_tokens.min()) > self.remaining:
+        if pick.level == 0 or self._cheapest(new) > self.remaining:
             return
         fits = self._fits
         if not (fits[1] if fits is not None and fits[0] is pick else self._part_fits(pick, new)):
@@ -182,29 +182,37 @@ class BudgetFiller:
         budget. (True may still take nothing: a short piece on its own.)"""
         if self.remaining <= 0:
             return False
-        new = self._new_atoms(pick)
-        self._asked = (pick, new)  # offered next, before anything else is taken
+        new, cost = self._new_atoms(pick)
+        self._asked = (pick, new, cost)  # offered next, before anything else is taken
         if not new:
             return False
-        tokens = self._atom_tokens[new]
-        if int(tokens.sum()) <= self.remaining:
+        if cost <= self.remaining:
             return True
-        if pick.level == 0 or int(tokens.min()) > self.remaining:
+        if pick.level == 0 or self._cheapest(new) > self.remaining:
             return False
         fits = self._part_fits(pick, new)
         self._fits = (pick, fits)  # asked again by offer, before anything is taken
         return fits
 
-    def _new_atoms(self, pick: Pick) -> list[int]:
-        """The pick's sentences not taken yet."""
+    def _new_atoms(self, pick: Pick) -> tuple[list[int], int]:
+        """The pick's sentences not taken yet (ascending) and their tokens."""
         asked = self._asked
         if asked is not None and asked[0] is pick:
             self._asked = None
-            return asked[1]
+            return asked[1], asked[2]
         first, last = self._atom_ranges[pick.level]
-        atoms = range(int(first[pick.chunk]), int(last[pick.chunk]) + 1)
+        a, b = int(first[pick.chunk]), int(last[pick.chunk]) + 1
         taken = self.taken
-        return [a for a in atoms if a not in taken] if taken else list(atoms)
+        new = [i for i in range(a, b) if i not in taken] if taken else list(range(a, b))
+        if len(new) == b - a:  # all of them: one run, from the running totals
+            return new, int(self._totals[b]) - int(self._totals[a])
+        return new, int(self._atom_tokens[new].sum()) if new else 0
+
+    def _cheapest(self, new: list[int]) -> int:
+        """Tokens of the cheapest of sentences ``new``."""
+        if new[-1] - new[0] + 1 == len(new):
+            return int(self._atom_tokens[new[0]:new[-1] + 1].min())
+        return int(self._atom_tokens[new].min())
 
     def _part_fits(self, pick: Pick, new: list[int]) -> bool:
         """False when no finest chunk inside ``pick`` has untaken sentences costing at
@@ -212,7 +220,12 @@ class BudgetFiller:
         coarser one only when all of its finest chunks would fit, so splitting the pick
         would take nothing (and change nothing for its siblings)."""
         lo, hi = self.snap.finest_range(pick.level, pick.chunk)
-        starts = self.snap.levels[0]["first_atom"][lo:hi]
+        first, last = self._atom_ranges[0]
+        if new[0] == first[lo] and len(new) == int(last[hi - 1]) + 1 - new[0]:
+            # nothing inside taken: each finest chunk costs all of its sentences
+            cost = self._totals[last[lo:hi] + 1] - self._totals[first[lo:hi]]
+            return bool((cost <= self.remaining).any())
+        starts = first[lo:hi]
         atoms = np.asarray(new, np.int64)
         group = np.searchsorted(starts, atoms, "right") - 1
         cost = np.bincount(group, weights=self._atom_tokens[atoms], minlength=hi - lo)
@@ -229,12 +242,12 @@ class BudgetFiller:
             return False  # the whole document
         return not ((before and lo - 1 in self.taken) or (after and hi + 1 in self.taken))
 
-    def _take(self, atoms: list[int], pick: Pick) -> None:
+    def _take(self, atoms: list[int], pick: Pick, cost: int) -> None:
         self._asked = self._fits = None  # what was asked no longer holds
         self._order += 1
         for a in atoms:
             self.taken[a] = (pick.score, pick.level, self._order)
-        self.remaining -= int(self._atom_tokens[atoms].sum())
+        self.remaining -= cost
 
     def hits(self, sizes: Sequence[int]) -> list[Hit]:
         """Merge taken sentences into contiguous spans, best first."""

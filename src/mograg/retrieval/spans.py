@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mograg.errors import MogragError
+from mograg.retrieval.chunk_table import chunk_table
 from mograg.retrieval.pooled import package_data, pooled_ridge
 from mograg.retrieval.rank import positions_in
 from mograg.store.query_sims import query_sims
@@ -61,69 +62,81 @@ def candidate_features(
     """Features of every distinct candidate in the first picks of each granularity."""
     n_lv = len(rankings)
     levels, chunks, first, rel, linked = _distinct_candidates(per_granularity)
-    keys = list(zip(levels.tolist(), chunks.tolist(), strict=True))
-    n = len(keys)
+    n = len(levels)
     x = np.zeros((n, len(SPAN_FEATURES)), np.float64)
     if n == 0:
         return Candidates(levels, chunks, design(x, levels, n_lv, q_features), frozenset(linked),
                           np.zeros(0, np.int64))
-    anc = snap.ancestors
     known = query_sims(snap, qvec, rankings)
-    fine_top = rankings[0].ids[:FINE_TOP]
-    docs0 = snap.atoms["doc"][snap.levels[0]["first_atom"][rankings[0].ids]].tolist()
-    doc_rank: dict[int, int] = {}
-    for d in docs0:
-        doc_rank.setdefault(int(d), len(doc_rank))
-    lo, hi = np.zeros(n, np.int64), np.zeros(n, np.int64)
-    docs = np.zeros(n, np.int64)
-    fill = np.zeros(n)
-    lead = np.zeros(n)
+    tab = chunk_table(snap)
+    rows = tab.rows(levels, chunks)
+    lo, hi = tab.finest_lo[rows], tab.finest_hi[rows]
+    docs = tab.doc[rows].astype(np.int64)
     sims = np.zeros(n)
+    # per level: the ranking's dense mean, spread and best, its best fused and BM25 score
+    mean, sd, d_max = np.zeros(n_lv), np.ones(n_lv), np.zeros(n_lv)
+    f_max, b_max = np.zeros(n_lv, np.float32), np.zeros(n_lv, np.float32)
     # each level's top chunks as finest ranges, for agreement between levels
     top_lo = np.full((n_lv, AGREE_TOP), -1, np.int64)
     top_hi = np.full((n_lv, AGREE_TOP), -1, np.int64)
-    at = np.searchsorted(levels, np.arange(n_lv + 1))  # candidates come level by level
+    at = np.searchsorted(levels, np.arange(n_lv + 1)).tolist()  # level by level
     for j, rk in enumerate(rankings):
-        t = rk.ids[:AGREE_TOP]
-        top_lo[j, : len(t)] = np.searchsorted(anc[j], t, "left")
-        top_hi[j, : len(t)] = np.searchsorted(anc[j], t, "right")
+        t = tab.offsets[j] + rk.ids[:AGREE_TOP]
+        top_lo[j, : len(t)] = tab.finest_lo[t]
+        top_hi[j, : len(t)] = tab.finest_hi[t]
         if at[j] == at[j + 1]:
             continue
-        m = slice(int(at[j]), int(at[j + 1]))
-        c = chunks[m]
-        lo[m] = np.searchsorted(anc[j], c, "left")
-        hi[m] = np.searchsorted(anc[j], c, "right")
-        table = snap.levels[j][c]
-        docs[m] = snap.atoms["doc"][table["first_atom"]]
-        fill[m] = table["n_tokens"] / max(snap.sizes[j], 1)
-        lead[m] = c == snap.doc_bounds(j)[docs[m]]
-        sims[m] = known.of(j, c)
-        d = rk.dense.astype(np.float64)
-        mean = float(d.mean()) if len(d) else 0.0
-        sd = (float(d.std()) or 1.0) if len(d) else 1.0
-        x[m, 2] = (sims[m] - mean) / sd
-        x[m, 3] = sims[m] - (float(d.max()) if len(d) else 0.0)
-        fmax = float(rk.scores.max()) if len(rk.scores) else 0.0
-        bmax = float(rk.bm25.max()) if len(rk.bm25) else 0.0
-        rows = np.arange(m.start, m.stop)
-        r, ranked = positions_in(rk.ids, c)
-        x[rows, 5] = ranked
-        x[rows, 0] = np.log1p(np.where(ranked, r, len(rk.ids)))
-        hit = rows[ranked]
-        if fmax > 0:
-            x[hit, 1] = rk.scores[r[ranked]] / fmax
-        if bmax > 0 and len(rk.bm25):
-            x[hit, 4] = rk.bm25[r[ranked]] / bmax
+        sims[at[j]:at[j + 1]] = known.of(j, chunks[at[j]:at[j + 1]])
+        if len(rk.dense):
+            d = rk.dense.astype(np.float64)
+            mean[j], sd[j], d_max[j] = float(d.mean()), float(d.std()) or 1.0, float(d.max())
+        f_max[j] = rk.scores.max() if len(rk.scores) else 0.0
+        b_max[j] = rk.bm25.max() if len(rk.bm25) else 0.0
+    x[:, 2] = (sims - mean[levels]) / sd[levels]
+    x[:, 3] = sims - d_max[levels]
+    # each candidate's place in its level's ranking (rankings numbered like the table)
+    lens = np.array([len(rk.ids) for rk in rankings], np.int64)
+    begin = np.zeros(n_lv + 1, np.int64)
+    np.cumsum(lens, out=begin[1:])
+    ranked_rows = np.concatenate([tab.offsets[j] + rk.ids for j, rk in enumerate(rankings)])
+    pos, ranked = positions_in(ranked_rows, rows)
+    r = pos - begin[levels]
+    x[:, 5] = ranked
+    x[:, 0] = np.log1p(np.where(ranked, r, lens[levels]))
+    hit = np.flatnonzero(ranked)
+    hit_level = levels[hit]
+    # float32 quotients, as each level's scores over its best (a float32 value)
+    fused = np.concatenate([rk.scores for rk in rankings]).astype(np.float32, copy=False)
+    ok = f_max[hit_level] > 0
+    x[hit[ok], 1] = fused[pos[hit[ok]]] / f_max[hit_level[ok]]
+    with_bm25 = np.array([len(rk.bm25) == len(rk.ids) for rk in rankings])
+    ok = (b_max[hit_level] > 0) & with_bm25[hit_level]
+    if ok.any():
+        bm25 = np.concatenate([rk.bm25 if len(rk.bm25) == len(rk.ids)
+                               else np.zeros(len(rk.ids), np.float32) for rk in rankings])
+        x[hit[ok], 4] = bm25.astype(np.float32, copy=False)[pos[hit[ok]]] / b_max[hit_level[ok]]
+    fill = tab.fill[rows]
+    lead = tab.lead[rows]
+    fine_top = rankings[0].ids[:FINE_TOP]
+    # documents by their first place in the finest ranking
+    docs0 = tab.doc[rankings[0].ids]
+    seen, first_at = np.unique(docs0, return_index=True)
+    doc_place = np.empty(len(seen), np.int64)
+    doc_place[np.argsort(first_at, kind="stable")] = np.arange(len(seen))
+    place, placed = positions_in(seen, docs)
+    doc_rank = np.where(placed, doc_place[place] if len(seen) else 0, len(seen))
     overlap = (top_lo[None] < hi[:, None, None]) & (lo[:, None, None] < top_hi[None])
     agree = np.asarray(overlap.any(axis=2))  # (candidates, levels)
     agree[np.arange(n), levels] = False
     x[:, 6] = 1.0 - x[:, 5]
-    x[:, 7] = [float(bool(named) and k in named) for k in keys]  # type: ignore[operator]
+    if named:
+        named_rows = np.array([tab.offsets[j] + c for j, c in named], np.int64)
+        x[:, 7] = np.isin(rows, named_rows)
     x[:, 8] = agree.sum(axis=1) / max(n_lv - 1, 1)
     if len(fine_top):
         x[:, 9] = ((fine_top[None] >= lo[:, None]) & (fine_top[None] < hi[:, None])).mean(1)
     x[:, 10] = fill
-    x[:, 11] = np.log1p([doc_rank.get(int(d), len(doc_rank)) for d in docs.tolist()])
+    x[:, 11] = np.log1p(doc_rank)
     x[:, 12] = lead
     order = first.astype(np.float64)
     x[:, 13] = np.log1p(order)

@@ -173,6 +173,14 @@ class Snapshot:
         return [(lv["first_atom"], lv["last_atom"]) for lv in self.levels]
 
     @cached_property
+    def token_totals(self) -> np.ndarray:
+        """Tokens of the sentence pieces before each one (``n_atoms + 1`` entries): the
+        tokens of pieces ``a:b`` are ``token_totals[b] - token_totals[a]``."""
+        totals = np.zeros(len(self.atoms) + 1, np.int64)
+        np.cumsum(self.atoms["n_tokens"], out=totals[1:])
+        return totals
+
+    @cached_property
     def _atom_columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self.atoms["doc"], self.atoms["start"], self.atoms["end"]
 
