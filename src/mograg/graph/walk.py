@@ -133,7 +133,7 @@ def graph_picks(
                              np.ones(len(after), bool)])[seq]
     _, first = np.unique(chunk, return_index=True)
     keep = np.sort(first)[:limit]
-    return [Pick(j, c, s, linked=lk) for c, s, lk in zip(
+    return [Pick(j, c, s, lk) for c, s, lk in zip(
         chunk[keep].tolist(), score[keep].tolist(), linked[keep].tolist(), strict=True)]
 
 
@@ -178,10 +178,15 @@ def lift_seeds_flat(
     w = np.asarray(adj.data[edge], np.float64)
     keep = ((v < los[owner]) | (v >= his[owner])) & (w > 0)  # reached, not a source
     owner, a, w = owner[keep], anc[v[keep]], w[keep]
-    key = owner * (int(anc[-1]) + 1 if len(anc) else 1) + a
-    uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    best = np.zeros(len(uniq), np.float64)
-    np.maximum.at(best, inverse, w)
+    if not len(a):
+        return owner, a, w
+    # each (seed, chunk) once: where it is first met, and its best weight
+    key = owner * (int(anc[-1]) + 1) + a
+    by_key = np.argsort(key, kind="stable")  # a key's edges stay in walk order
+    sorted_key = key[by_key]
+    starts = np.flatnonzero(np.concatenate([[True], sorted_key[1:] != sorted_key[:-1]]))
+    first = by_key[starts]
+    best = np.maximum.reduceat(w[by_key], starts)
     order = np.argsort(first, kind="stable")  # first met first (edges are in walk order)
     return owner[first[order]], a[first[order]], best[order]
 
