@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class ChunkTable:
     """Per chunk of every level (row ``offsets[j] + c``): its finest chunks
-    ``finest_lo:finest_hi``, its document, its tokens over its level's size (at least 1)
-    and whether it is its document's first chunk at its level."""
+    ``finest_lo:finest_hi``, its document, its tokens over its level's size (at least 1),
+    whether it is its document's first chunk at its level, the tokens of its cheapest
+    sentence piece and of its cheapest finest chunk (all of whose pieces)."""
 
     offsets: np.ndarray  # n_levels + 1
     finest_lo: np.ndarray
@@ -30,6 +31,8 @@ class ChunkTable:
     doc: np.ndarray
     fill: np.ndarray
     lead: np.ndarray
+    cheapest_piece: np.ndarray
+    cheapest_finest: np.ndarray
 
     def rows(self, levels: np.ndarray, chunks: np.ndarray) -> np.ndarray:
         """The rows of chunks ``chunks`` of level positions ``levels``."""
@@ -52,8 +55,15 @@ def _build(snap: Snapshot) -> ChunkTable:
     sizes = [len(lv) for lv in snap.levels]
     offsets = np.zeros(n_levels + 1, np.int64)
     np.cumsum(sizes, out=offsets[1:])
-    lo, hi, doc, fill, lead = [], [], [], [], []
+    lo, hi, doc, fill, lead, piece, finest = [], [], [], [], [], [], []
     atom_doc = snap.atoms["doc"]
+    totals = snap.token_totals
+    # a sentinel past the end, so that every range's end is a valid reduceat index
+    tokens = np.append(snap.atoms["n_tokens"].astype(np.int64), 0)
+    fine_cost = np.zeros(0, np.int64)  # each finest chunk's tokens (all of its pieces)
+    if n_levels:
+        fine_first, fine_last = snap.atom_ranges[0]
+        fine_cost = totals[np.asarray(fine_last, np.int64) + 1] - totals[fine_first]
     for j, lv in enumerate(snap.levels):
         anc = snap.ancestors[j]
         c = np.arange(sizes[j], dtype=np.int64)
@@ -63,5 +73,18 @@ def _build(snap: Snapshot) -> ChunkTable:
         doc.append(d)
         fill.append(lv["n_tokens"] / max(snap.sizes[j], 1))
         lead.append(c == snap.doc_bounds(j)[d])
+        piece.append(_range_min(tokens, lv["first_atom"], lv["last_atom"]))
+        finest.append(_range_min(np.append(fine_cost, 0), lo[-1], hi[-1] - 1))
     return ChunkTable(offsets, *(np.concatenate(a) if a else np.zeros(0)
-                                 for a in (lo, hi, doc, fill, lead)))
+                                 for a in (lo, hi, doc, fill, lead, piece, finest)))
+
+
+def _range_min(values: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """``values[first[i]:last[i] + 1].min()`` for every ``i`` (non-empty ranges;
+    ``values`` has a sentinel past the last index used)."""
+    if not len(first):
+        return np.zeros(0, values.dtype)
+    bounds = np.empty(2 * len(first), np.int64)
+    bounds[0::2] = first
+    bounds[1::2] = np.asarray(last, np.int64) + 1
+    return np.minimum.reduceat(values, bounds)[0::2]

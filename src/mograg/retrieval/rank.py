@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mograg.embed.base import calibrate_cosine
+from mograg.retrieval.chunk_table import chunk_table
 from mograg.retrieval.doc_prior import prior_of
 from mograg.store.backend import DENSE_LEVELS
 from mograg.store.lexical import tokenize
@@ -145,6 +146,7 @@ class BudgetFiller:
         self._atom_tokens = snap.atoms["n_tokens"]
         self._totals = snap.token_totals
         self._atom_ranges = snap.atom_ranges
+        self._table = chunk_table(snap)
         self._min_isolated = int(MIN_ISOLATED_SHARE * snap.sizes[0]) if snap.sizes else 0
         # could_take's last answer: the pick, its new sentences and their tokens
         self._asked: tuple[Pick, list[int], int] | None = None
@@ -163,7 +165,7 @@ class BudgetFiller:
             self._take(new, pick, cost)
             return
         # anything taken from inside costs at least its cheapest new sentence: prune early
-        if pick.level == 0 or self._cheapest(new) > self.remaining:
+        if pick.level == 0 or self._cheapest(pick, new) > self.remaining:
             return
         fits = self._fits
         if not (fits[1] if fits is not None and fits[0] is pick else self._part_fits(pick, new)):
@@ -188,7 +190,7 @@ class BudgetFiller:
             return False
         if cost <= self.remaining:
             return True
-        if pick.level == 0 or self._cheapest(new) > self.remaining:
+        if pick.level == 0 or self._cheapest(pick, new) > self.remaining:
             return False
         fits = self._part_fits(pick, new)
         self._fits = (pick, fits)  # asked again by offer, before anything is taken
@@ -208,10 +210,11 @@ class BudgetFiller:
             return new, int(self._totals[b]) - int(self._totals[a])
         return new, int(self._atom_tokens[new].sum()) if new else 0
 
-    def _cheapest(self, new: list[int]) -> int:
-        """Tokens of the cheapest of sentences ``new``."""
-        if new[-1] - new[0] + 1 == len(new):
-            return int(self._atom_tokens[new[0]:new[-1] + 1].min())
+    def _cheapest(self, pick: Pick, new: list[int]) -> int:
+        """Tokens of the cheapest of the pick's sentences ``new``."""
+        first, last = self._atom_ranges[pick.level]
+        if len(new) == int(last[pick.chunk]) + 1 - int(first[pick.chunk]):  # all of them
+            return int(self._table.cheapest_piece[self._table.offsets[pick.level] + pick.chunk])
         return int(self._atom_tokens[new].min())
 
     def _part_fits(self, pick: Pick, new: list[int]) -> bool:
@@ -219,13 +222,13 @@ class BudgetFiller:
         most the remaining budget: a finest chunk is taken whole or not at all, and a
         coarser one only when all of its finest chunks would fit, so splitting the pick
         would take nothing (and change nothing for its siblings)."""
-        lo, hi = self.snap.finest_range(pick.level, pick.chunk)
-        first, last = self._atom_ranges[0]
-        if new[0] == first[lo] and len(new) == int(last[hi - 1]) + 1 - new[0]:
+        first, last = self._atom_ranges[pick.level]
+        if len(new) == int(last[pick.chunk]) + 1 - int(first[pick.chunk]):
             # nothing inside taken: each finest chunk costs all of its sentences
-            cost = self._totals[last[lo:hi] + 1] - self._totals[first[lo:hi]]
-            return bool((cost <= self.remaining).any())
-        starts = first[lo:hi]
+            row = self._table.offsets[pick.level] + pick.chunk
+            return int(self._table.cheapest_finest[row]) <= self.remaining
+        lo, hi = self.snap.finest_range(pick.level, pick.chunk)
+        starts = self._atom_ranges[0][0][lo:hi]
         atoms = np.asarray(new, np.int64)
         group = np.searchsorted(starts, atoms, "right") - 1
         cost = np.bincount(group, weights=self._atom_tokens[atoms], minlength=hi - lo)
@@ -328,13 +331,14 @@ class Leftovers:
         last = np.zeros(n, np.int64)
         for j in np.unique(level).tolist():
             at = level == j
-            rows = snap.levels[j][chunk[at]]
-            first[at] = rows["first_atom"]
-            last[at] = rows["last_atom"]
+            first_atom, last_atom = snap.atom_ranges[j]
+            first[at] = first_atom[chunk[at]]
+            last[at] = last_atom[chunk[at]]
         lens = last - first + 1
         self.start = np.zeros(n + 1, np.int64)  # candidate k's sentences: start[k]:start[k+1]
         np.cumsum(lens, out=self.start[1:])
         self.atoms = np.repeat(first - self.start[:-1], lens) + np.arange(self.start[-1])
+        self.tokens = snap.atoms["n_tokens"][self.atoms]
         self.snap = snap
 
     def could_fill(self, k: int, filler: BudgetFiller) -> bool:
@@ -350,8 +354,7 @@ class Leftovers:
         left = filler.remaining
         # sorted once: positions_in's stable argsort of sorted ids is one linear pass
         taken = np.sort(np.fromiter(filler.taken, np.int64, len(filler.taken)))
-        tokens = filler._atom_tokens
-        open_ = (tokens[atoms] <= left) & ~positions_in(taken, atoms)[1]
+        open_ = (self.tokens[self.start[k]:] <= left) & ~positions_in(taken, atoms)[1]
         if left >= filler._min_isolated or not open_.any():
             return bool(open_.any())
         atoms = atoms[open_]
