@@ -94,12 +94,8 @@ def _rank_agreement(a: np.ndarray, b: np.ndarray) -> float:
     # ranks are a permutation of 0..n-1 (ties keep their order), so Pearson's correlation
     # of the ranks is Spearman's closed form (np.corrcoef gives it to the last bits, at
     # ~30 times the cost)
-    n = len(a)
-    # both rankings by one sort (stable, so each row's order is what it alone gives)
-    order = np.argsort(-np.stack([a, b]), axis=1, kind="stable")
-    ranks = np.empty((2, n), np.float64)
-    np.put_along_axis(ranks, order, np.arange(n, dtype=np.float64)[None], axis=1)
-    d = ranks[0] - ranks[1]
+    d = _ranks(a) - _ranks(b)
+    n = len(d)
     return 1.0 - 6.0 * float(d @ d) / (n * (n * n - 1))
 
 
