@@ -109,28 +109,33 @@ def graph_picks(
     # every seed is placed by its turn: the first ``limit`` picks need no later seed
     # than the ``limit``-th distinct one (a named seed may be ranked too)
     cut = None if limit is None else len(named) + limit
-    seed_ids = np.array([*named, *ranking.ids.tolist()], np.int64)[:cut]
-    if not len(seed_ids):
+    ranked = ranking.ids.astype(np.int64, copy=False)
+    scores = ranking.scores.astype(np.float64)
+    seed_ids = (np.concatenate([np.asarray(named, np.int64), ranked]) if named else ranked)[:cut]
+    n_seeds = len(seed_ids)
+    if not n_seeds:
         return []
-    seed_scores = np.concatenate([np.full(len(named), top),
-                                  ranking.scores.astype(np.float64)])[:cut]
+    seed_scores = (np.concatenate([np.full(len(named), top), scores]) if named else scores)[:cut]
     owner, cand, weight = lift_seeds_flat(snap.ancestors[j], graph.adj, seed_ids, radius)
-    # each seed, then what it lifted (best path first, then most similar), then the next
-    # seed; a chunk already placed is skipped
     # looked up in the ranking's similarities of the whole level when it has them; else
     # one vector read for all seeds, each row's product alone (einsum), so that a chunk's
     # similarity does not depend on how many seeds were walked (BLAS's matrix-vector
     # product rounds the last rows differently, which reorders equal texts)
     sim = query_sims(snap, query.vector, [ranking]).of(j, cand, rowwise=True)
     after = np.lexsort((-sim, -weight, owner))
-    seq_owner = np.concatenate([np.arange(len(seed_ids)), owner[after]])
-    seq_lifted = np.concatenate([np.zeros(len(seed_ids), bool), np.ones(len(after), bool)])
-    seq = np.lexsort((seq_lifted, seq_owner))  # stable: the lifted keep their order
-    chunk = np.concatenate([seed_ids, cand[after]])[seq]
-    score = np.concatenate([seed_scores, seed_scores[owner[after]] * weight[after]])[seq]
+    by = owner[after]  # non-decreasing
+    # each seed, then what it lifted (best path first, then most similar), then the next
+    # seed: seed i after the i seeds and the lifted of the seeds before it, a lifted chunk
+    # after the seeds up to its own and the lifted before it
+    seed_at = np.arange(n_seeds) + np.searchsorted(by, np.arange(n_seeds))
+    lift_at = np.arange(len(after)) + by + 1
+    chunk = np.empty(n_seeds + len(after), np.int64)
+    chunk[seed_at], chunk[lift_at] = seed_ids, cand[after]
+    score = np.empty(len(chunk), np.float64)
+    score[seed_at], score[lift_at] = seed_scores, seed_scores[by] * weight[after]
     # named seeds come first: a ranked seed that is named too is never a first occurrence
-    linked = np.concatenate([np.arange(len(seed_ids)) < len(named),
-                             np.ones(len(after), bool)])[seq]
+    linked = np.ones(len(chunk), bool)
+    linked[seed_at] = np.arange(n_seeds) < len(named)
     _, first = np.unique(chunk, return_index=True)
     keep = np.sort(first)[:limit]
     return [Pick(j, c, s, lk) for c, s, lk in zip(
