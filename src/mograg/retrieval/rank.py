@@ -370,9 +370,8 @@ class Leftovers:
         return bool((starts_doc | after_taken | before_taken).any())
 
 
-def picks_from_ranking(ranking: LevelRanking) -> list[Pick]:
-    """Candidates of one level, in rank order."""
-    return [
-        Pick(ranking.level, int(c), float(s))
-        for c, s in zip(ranking.ids.tolist(), ranking.scores.tolist(), strict=True)
-    ]
+def picks_from_ranking(ranking: LevelRanking, limit: int | None = None) -> list[Pick]:
+    """Candidates of one level, in rank order (``limit``: only the first that many)."""
+    j = ranking.level
+    return [Pick(j, c, s) for c, s in zip(
+        ranking.ids[:limit].tolist(), ranking.scores[:limit].tolist(), strict=True)]

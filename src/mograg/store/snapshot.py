@@ -360,6 +360,11 @@ class Snapshot:
         anc = self.ancestors[j]
         return int(np.searchsorted(anc, c, "left")), int(np.searchsorted(anc, c, "right"))
 
+    def finest_bounds(self, j: int) -> np.ndarray:
+        """``n_chunks(j) + 1`` offsets: chunk ``c`` of level ``j`` holds the finest chunks
+        ``finest_bounds(j)[c]:finest_bounds(j)[c + 1]``."""
+        return self._finest_bounds[j]
+
     @cached_property
     def _finest_bounds(self) -> list[np.ndarray]:
         """Per level: the first finest chunk inside each chunk, and the total at the end
