@@ -21,15 +21,17 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class ChunkTable:
     """Per chunk of every level (row ``offsets[j] + c``): its finest chunks
-    ``finest_lo:finest_hi``, its document, its tokens over its level's size (at least 1),
-    whether it is its document's first chunk at its level, the tokens of its cheapest
-    sentence piece and of its cheapest finest chunk (all of whose pieces)."""
+    ``finest_lo:finest_hi``, its document, its tokens, whether it is its document's first
+    chunk at its level, the tokens of its cheapest sentence piece and of its cheapest
+    finest chunk (all of whose pieces). Positions and counts are int32 where they fit
+    (~25 bytes a chunk)."""
 
     offsets: np.ndarray  # n_levels + 1
+    level_size: np.ndarray  # each level's size in tokens (at least 1)
     finest_lo: np.ndarray
     finest_hi: np.ndarray
     doc: np.ndarray
-    fill: np.ndarray
+    tokens: np.ndarray
     lead: np.ndarray
     cheapest_piece: np.ndarray
     cheapest_finest: np.ndarray
@@ -37,6 +39,10 @@ class ChunkTable:
     def rows(self, levels: np.ndarray, chunks: np.ndarray) -> np.ndarray:
         """The rows of chunks ``chunks`` of level positions ``levels``."""
         return self.offsets[levels] + chunks
+
+    def fill(self, rows: np.ndarray, levels: np.ndarray) -> np.ndarray:
+        """Each chunk's tokens over its level's size (float64)."""
+        return self.tokens[rows] / self.level_size[levels]
 
 
 _TABLES: weakref.WeakKeyDictionary[Snapshot, ChunkTable] = weakref.WeakKeyDictionary()
@@ -55,7 +61,7 @@ def _build(snap: Snapshot) -> ChunkTable:
     sizes = [len(lv) for lv in snap.levels]
     offsets = np.zeros(n_levels + 1, np.int64)
     np.cumsum(sizes, out=offsets[1:])
-    lo, hi, doc, fill, lead, piece, finest = [], [], [], [], [], [], []
+    lo, hi, doc, tok, lead, piece, finest = [], [], [], [], [], [], []
     atom_doc = snap.atoms["doc"]
     totals = snap.token_totals
     # a sentinel past the end, so that every range's end is a valid reduceat index
@@ -65,18 +71,30 @@ def _build(snap: Snapshot) -> ChunkTable:
         fine_first, fine_last = snap.atom_ranges[0]
         fine_cost = totals[np.asarray(fine_last, np.int64) + 1] - totals[fine_first]
     for j, lv in enumerate(snap.levels):
-        anc = snap.ancestors[j]
-        c = np.arange(sizes[j], dtype=np.int64)
-        lo.append(np.searchsorted(anc, c, "left"))
-        hi.append(np.searchsorted(anc, c, "right"))
+        bounds = snap.finest_bounds(j)
+        lo.append(bounds[:-1])
+        hi.append(bounds[1:])
         d = atom_doc[lv["first_atom"]]
         doc.append(d)
-        fill.append(lv["n_tokens"] / max(snap.sizes[j], 1))
-        lead.append(c == snap.doc_bounds(j)[d])
+        tok.append(lv["n_tokens"])
+        lead.append(np.arange(sizes[j]) == snap.doc_bounds(j)[d])
         piece.append(_range_min(tokens, lv["first_atom"], lv["last_atom"]))
         finest.append(_range_min(np.append(fine_cost, 0), lo[-1], hi[-1] - 1))
-    return ChunkTable(offsets, *(np.concatenate(a) if a else np.zeros(0)
-                                 for a in (lo, hi, doc, fill, lead, piece, finest)))
+    level_size = np.array([max(s, 1) for s in snap.sizes], np.int64)
+    return ChunkTable(offsets, level_size, finest_lo=_compact(lo), finest_hi=_compact(hi),
+                      doc=_compact(doc), tokens=_compact(tok),
+                      lead=np.concatenate(lead) if lead else np.zeros(0, bool),
+                      cheapest_piece=_compact(piece), cheapest_finest=_compact(finest))
+
+
+def _compact(parts: list[np.ndarray]) -> np.ndarray:
+    """The parts as one integer array, int32 where every value fits."""
+    if not parts:
+        return np.zeros(0, np.int32)
+    whole = np.concatenate(parts)
+    if len(whole) and (int(whole.max()) >= 2**31 or int(whole.min()) < -(2**31)):
+        return whole.astype(np.int64)
+    return whole.astype(np.int32)
 
 
 def _range_min(values: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:

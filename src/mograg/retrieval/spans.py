@@ -116,7 +116,7 @@ def candidate_features(
         bm25 = np.concatenate([rk.bm25 if len(rk.bm25) == len(rk.ids)
                                else np.zeros(len(rk.ids), np.float32) for rk in rankings])
         x[hit[ok], 4] = bm25.astype(np.float32, copy=False)[pos[hit[ok]]] / b_max[hit_level[ok]]
-    fill = tab.fill[rows]
+    fill = tab.fill(rows, levels)
     lead = tab.lead[rows]
     fine_top = rankings[0].ids[:FINE_TOP]
     # documents by their first place in the finest ranking
