@@ -195,6 +195,9 @@ class LevelRanking:
     scores: np.ndarray
     dense: np.ndarray = field(default_factory=lambda: _no_scores())
     bm25: np.ndarray = field(default_factory=lambda: _no_scores())
+    # the query's similarity (cosine, not calibrated) to every chunk of the level, when the
+    # ranking computed them all (a routed search's one pass over the levels; else None)
+    similarities: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 def _no_scores() -> np.ndarray:
@@ -204,7 +207,7 @@ def _no_scores() -> np.ndarray:
     return np.zeros(0, np.float32)
 
 
-@dataclass
+@dataclass(slots=True)  # a search makes hundreds: slots make and read them faster
 class Pick:
     """A candidate chunk for assembly: chunk ``chunk`` of level position ``level``."""
 

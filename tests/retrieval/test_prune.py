@@ -87,7 +87,8 @@ def test_search_reports_folded(ix: Index, tmp_path: Path) -> None:
 def _clean_all_pairs(snap, query, picks, useful=None):  # the reference
     """The candidates clean_picks keeps, comparing each with every kept one (``useful``:
     candidates it rejects are skipped first, neither compared nor kept)."""
-    sims = prune._similarities(snap, query.vector, picks)
+    sims = np.array([snap.chunk_vectors(p.level, np.array([p.chunk]))[0] @ query.vector
+                     for p in picks], np.float32)
     best: dict[int, float] = {}
     for p, s in zip(picks, sims.tolist(), strict=True):
         best[p.level] = max(best.get(p.level, s), s)

@@ -36,6 +36,7 @@ from mograg.retrieval.routing import (
     granularity_picks,
     routed_hits,
 )
+from mograg.store.query_sims import query_sims
 from mograg.types import ROUTER_MODELS, WEIGHT_STRATEGIES, Hit, LevelRanking, Mode, Query
 
 Progress = Callable[[str, int, int], None]
@@ -189,7 +190,9 @@ def _rrf_rows(index: Index, col: Collected) -> tuple[list[dict[str, float]], lis
     rows, lats = [], []
     for i, q in enumerate(col.questions):
         t = time.perf_counter()
-        hits = assemble(index.snapshot, col.queries[i], rrf_picks(col.rankings[i]), col.budget)
+        query, rankings = col.queries[i], col.rankings[i]
+        hits = assemble(index.snapshot, query, rrf_picks(rankings), col.budget,
+                        sims=query_sims(index.snapshot, query.vector, rankings))
         rows.append(score_hits(hits, q))
         lats.append(col.embed_ms + col.rank_ms[i] + 1000 * (time.perf_counter() - t))
     return rows, lats

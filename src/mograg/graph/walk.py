@@ -16,6 +16,7 @@ import numpy as np
 from mograg.errors import IndexFormatError
 from mograg.graph.titles import title_matcher
 from mograg.store.manifest import Manifest
+from mograg.store.query_sims import query_sims
 from mograg.types import LevelRanking, Pick, Query
 
 if TYPE_CHECKING:
@@ -108,34 +109,36 @@ def graph_picks(
     # every seed is placed by its turn: the first ``limit`` picks need no later seed
     # than the ``limit``-th distinct one (a named seed may be ranked too)
     cut = None if limit is None else len(named) + limit
-    seed_ids = np.array([*named, *ranking.ids.tolist()], np.int64)[:cut]
-    if not len(seed_ids):
+    ranked = ranking.ids.astype(np.int64, copy=False)
+    scores = ranking.scores.astype(np.float64)
+    seed_ids = (np.concatenate([np.asarray(named, np.int64), ranked]) if named else ranked)[:cut]
+    n_seeds = len(seed_ids)
+    if not n_seeds:
         return []
-    seed_scores = np.concatenate([np.full(len(named), top),
-                                  ranking.scores.astype(np.float64)])[:cut]
-    lifted = lift_seeds(snap.ancestors[j], graph.adj, seed_ids.tolist(), radius)
-    # each seed, then what it lifted (best path first, then most similar), then the next
-    # seed; a chunk already placed is skipped
-    owner = np.repeat(np.arange(len(seed_ids)), [len(c) for c, _ in lifted])
-    cand = np.concatenate([c for c, _ in lifted])
-    weight = np.concatenate([w for _, w in lifted])
-    # one vector read for all seeds; each row's product alone (einsum), so that a chunk's
+    seed_scores = (np.concatenate([np.full(len(named), top), scores]) if named else scores)[:cut]
+    owner, cand, weight = lift_seeds_flat(snap.ancestors[j], graph.adj, seed_ids, radius)
+    # looked up in the ranking's similarities of the whole level when it has them; else
+    # one vector read for all seeds, each row's product alone (einsum), so that a chunk's
     # similarity does not depend on how many seeds were walked (BLAS's matrix-vector
     # product rounds the last rows differently, which reorders equal texts)
-    sim = (np.einsum("ij,j->i", snap.chunk_vectors(j, cand), query.vector) if len(cand)
-           else np.zeros(0, np.float32))
+    sim = query_sims(snap, query.vector, [ranking]).of(j, cand, rowwise=True)
     after = np.lexsort((-sim, -weight, owner))
-    seq_owner = np.concatenate([np.arange(len(seed_ids)), owner[after]])
-    seq_lifted = np.concatenate([np.zeros(len(seed_ids), bool), np.ones(len(after), bool)])
-    seq = np.lexsort((seq_lifted, seq_owner))  # stable: the lifted keep their order
-    chunk = np.concatenate([seed_ids, cand[after]])[seq]
-    score = np.concatenate([seed_scores, seed_scores[owner[after]] * weight[after]])[seq]
+    by = owner[after]  # non-decreasing
+    # each seed, then what it lifted (best path first, then most similar), then the next
+    # seed: seed i after the i seeds and the lifted of the seeds before it, a lifted chunk
+    # after the seeds up to its own and the lifted before it
+    seed_at = np.arange(n_seeds) + np.searchsorted(by, np.arange(n_seeds))
+    lift_at = np.arange(len(after)) + by + 1
+    chunk = np.empty(n_seeds + len(after), np.int64)
+    chunk[seed_at], chunk[lift_at] = seed_ids, cand[after]
+    score = np.empty(len(chunk), np.float64)
+    score[seed_at], score[lift_at] = seed_scores, seed_scores[by] * weight[after]
     # named seeds come first: a ranked seed that is named too is never a first occurrence
-    linked = np.concatenate([np.arange(len(seed_ids)) < len(named),
-                             np.ones(len(after), bool)])[seq]
+    linked = np.ones(len(chunk), bool)
+    linked[seed_at] = np.arange(n_seeds) < len(named)
     _, first = np.unique(chunk, return_index=True)
     keep = np.sort(first)[:limit]
-    return [Pick(j, c, s, linked=lk) for c, s, lk in zip(
+    return [Pick(j, c, s, lk) for c, s, lk in zip(
         chunk[keep].tolist(), score[keep].tolist(), linked[keep].tolist(), strict=True)]
 
 
@@ -147,36 +150,50 @@ def lift_seeds(anc: np.ndarray, adj: Adjacency, seeds: list[int], radius: int) -
     the level's chunks holding what its finest chunks reach in up to ``radius`` hops
     (sources excluded), each with its best path weight, in the order :func:`reach`
     meets them. One hop, the common case, is walked for all seeds at once."""
+    owner, chunk, weight = lift_seeds_flat(anc, adj, np.asarray(seeds, np.int64), radius)
+    bounds = np.searchsorted(owner, np.arange(len(seeds) + 1))
+    return [(chunk[lo:hi], weight[lo:hi])
+            for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]
+
+
+def lift_seeds_flat(
+    anc: np.ndarray, adj: Adjacency, seeds: np.ndarray, radius: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`lift_seeds` as three flat arrays, seed by seed: each lifted chunk's seed
+    (its position in ``seeds``, non-decreasing), the chunk and its best path weight."""
     seeds_arr = np.asarray(seeds, np.int64)
     los = np.searchsorted(anc, seeds_arr, "left")
     his = np.searchsorted(anc, seeds_arr, "right")
     if radius != 1:
-        return [_lift(anc, reach(adj, range(lo, hi), radius))
+        each = [_lift(anc, reach(adj, range(lo, hi), radius))
                 for lo, hi in zip(los.tolist(), his.tolist(), strict=True)]
+        return (np.repeat(np.arange(len(seeds_arr)), [len(c) for c, _ in each]),
+                np.concatenate([c for c, _ in each]) if each else np.zeros(0, np.int64),
+                np.concatenate([w for _, w in each]) if each else np.zeros(0, np.float64))
     # one hop from every seed at once: a seed's out-edges are one contiguous slice
     e_lo = np.asarray(adj.indptr[los], np.int64)
     lens = np.asarray(adj.indptr[his], np.int64) - e_lo
     starts = np.zeros(len(seeds) + 1, np.int64)
     np.cumsum(lens, out=starts[1:])
     if not starts[-1]:  # no seed links anywhere
-        none = (np.zeros(0, np.int64), np.zeros(0, np.float64))
-        return [none] * len(seeds)
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
     edge = np.repeat(e_lo - starts[:-1], lens) + np.arange(starts[-1])
     owner = np.repeat(np.arange(len(seeds)), lens)
     v = np.asarray(adj.indices[edge], np.int64)
     w = np.asarray(adj.data[edge], np.float64)
     keep = ((v < los[owner]) | (v >= his[owner])) & (w > 0)  # reached, not a source
     owner, a, w = owner[keep], anc[v[keep]], w[keep]
-    key = owner * (int(anc[-1]) + 1 if len(anc) else 1) + a
-    uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    best = np.zeros(len(uniq), np.float64)
-    np.maximum.at(best, inverse, w)
+    if not len(a):
+        return owner, a, w
+    # each (seed, chunk) once: where it is first met, and its best weight
+    key = owner * (int(anc[-1]) + 1) + a
+    by_key = np.argsort(key, kind="stable")  # a key's edges stay in walk order
+    sorted_key = key[by_key]
+    starts = np.flatnonzero(np.concatenate([[True], sorted_key[1:] != sorted_key[:-1]]))
+    first = by_key[starts]
+    best = np.maximum.reduceat(w[by_key], starts)
     order = np.argsort(first, kind="stable")  # first met first (edges are in walk order)
-    u_owner = owner[first[order]]
-    u_chunk, u_best = a[first[order]], best[order]
-    bounds = np.searchsorted(u_owner, np.arange(len(seeds) + 1))
-    return [(u_chunk[lo:hi], u_best[lo:hi])
-            for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]
+    return owner[first[order]], a[first[order]], best[order]
 
 
 def _lift(anc: np.ndarray, reached: dict[int, float]) -> Lifted:

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from mograg.store.query_sims import QuerySims
+
 __all__ = ["DUPLICATE_SHARE", "FLOOR", "clean_indexed", "clean_picks", "shingles"]
 
 FLOOR = 0.5  # share of the best candidate's dense similarity (per level) a candidate needs
@@ -44,15 +46,18 @@ def _near_duplicate(a: set[tuple[str, ...]], b: set[tuple[str, ...]]) -> bool:
     return small > 0 and len(a & b) >= DUPLICATE_SHARE * small
 
 
-def _similarities(snap: Any, qvec: np.ndarray, picks: Sequence[Any]) -> np.ndarray:
-    sims = np.zeros(len(picks), np.float32)
-    by_level: dict[int, list[int]] = {}
-    for i, p in enumerate(picks):
-        by_level.setdefault(p.level, []).append(i)
-    for level, rows in by_level.items():
-        ids = np.array([picks[i].chunk for i in rows], np.int64)
-        sims[rows] = snap.chunk_vectors(level, ids) @ qvec
-    return sims
+def _similarities(known: QuerySims, picks: Sequence[Any]) -> tuple[np.ndarray, dict[int, float]]:
+    """Each pick's similarity, and the best of each level's."""
+    n = len(picks)
+    sims = np.zeros(n, np.float32)
+    level = np.fromiter((p.level for p in picks), np.int64, n)
+    chunk = np.fromiter((p.chunk for p in picks), np.int64, n)
+    best: dict[int, float] = {}
+    for j in np.unique(level).tolist():
+        at = level == j
+        sims[at] = level_sims = known.of(j, chunk[at])
+        best[j] = float(level_sims.max())
+    return sims, best
 
 
 def clean_picks(
@@ -68,21 +73,19 @@ def clean_picks(
 
 def clean_indexed(
     snap: Any, query: Any, picks: Sequence[Any], stats: dict[str, int] | None = None,
-    useful: Callable[[Any], bool] | None = None,
+    useful: Callable[[Any], bool] | None = None, known: QuerySims | None = None,
 ) -> Iterator[tuple[int, Any]]:
     """:func:`clean_picks` with each candidate's position in ``picks``. ``useful``: a
     candidate it rejects (one that could add nothing to the context) is skipped before
     the near-duplicate check, so it is neither counted nor kept for later comparisons
-    (what a context already holds decides what repeats it)."""
+    (what a context already holds decides what repeats it). ``known``: the query's
+    similarities a search has already."""
     stats = stats if stats is not None else {}
     stats.setdefault("below_floor", 0)
     stats.setdefault("folded", 0)
     if not picks:
         return
-    sims = _similarities(snap, np.asarray(query.vector, np.float32), picks)
-    best: dict[int, float] = {}
-    for p, s in zip(picks, sims.tolist(), strict=True):
-        best[p.level] = max(best.get(p.level, s), s)
+    sims, best = _similarities(known or QuerySims(snap, query.vector), picks)
     kept = _Kept()
     seen: set[tuple[int, int, int]] = set()  # spans already yielded
     folded: set[tuple[int, int, int]] = set()  # spans already folded (still are: kept grows)

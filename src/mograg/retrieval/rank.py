@@ -8,9 +8,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mograg.embed.base import calibrate_cosine
+from mograg.retrieval.chunk_table import chunk_table
 from mograg.retrieval.doc_prior import prior_of
 from mograg.store.backend import DENSE_LEVELS
 from mograg.store.lexical import tokenize
+from mograg.store.query_sims import QuerySims
 from mograg.text.context import recorded_section
 from mograg.text.tokens import MAX_TOKEN_CHARS
 from mograg.types import RRF_K, Hit, LevelRanking, Mode, Pick, Query
@@ -50,18 +53,23 @@ def rank_levels(
 ) -> list[LevelRanking]:
     """:func:`rank_level` of each of ``levels``; a backend that can
     (:data:`~mograg.store.backend.DENSE_LEVELS`) computes the dense similarities of all
-    of them in one pass down the level tree."""
-    dense: dict[int, np.ndarray] = {}
+    of them in one pass down the level tree; each such ranking keeps its level's
+    similarities (:attr:`~mograg.types.LevelRanking.similarities`)."""
+    sims: dict[int, np.ndarray] = {}
     snap = backend.snapshot
     if snap is not None and mode != "bm25" and DENSE_LEVELS in backend.capabilities:
         exact = [j for j in levels if snap.n_chunks(j) and not snap.uses_ann(j)]
         if len(exact) > 1:
-            dense = snap.dense_levels(query.vector, exact)
-    return [_fuse(backend, j, query, mode, n, dense.get(j)) for j in levels]
+            sims = snap.similarity_levels(query.vector, exact)
+    floor = snap.cosine_floor if snap is not None else 0.0
+    return [_fuse(backend, j, query, mode, n,
+                  calibrate_cosine(sims[j], floor) if j in sims else None, sims.get(j))
+            for j in levels]
 
 
 def _fuse(
     backend: SearchBackend, j: int, query: Query, mode: Mode, n: int, dense: np.ndarray | None,
+    sims: np.ndarray | None = None,
 ) -> LevelRanking:
     snap = backend.snapshot
     if snap is None or snap.n_chunks(j) == 0:
@@ -70,7 +78,7 @@ def _fuse(
     if mode == "dense":
         scores = np.asarray(s.dense_scores, np.float32)
         return LevelRanking(j, s.dense_ids.astype(np.int64), scores, dense=scores.copy(),
-                            bm25=np.zeros(0, np.float32))
+                            bm25=np.zeros(0, np.float32), similarities=sims)
     if mode == "bm25":
         scores = np.asarray(s.bm25_scores, np.float32)
         return LevelRanking(j, s.bm25_ids.astype(np.int64), scores,
@@ -89,6 +97,7 @@ def _fuse(
         scores=vals[order].astype(np.float32),
         dense=np.asarray(dense_c[order], np.float32),
         bm25=np.asarray(s.bm25_of(ids), np.float32),
+        similarities=sims,
     )
 
 
@@ -126,38 +135,44 @@ class BudgetFiller:
     most relevant part instead of nothing.
     """
 
-    def __init__(self, snap: Snapshot, query: Query, budget: int) -> None:
+    def __init__(self, snap: Snapshot, query: Query, budget: int,
+                 sims: QuerySims | None = None) -> None:
         self.snap = snap
         self.query = query
+        self.sims = sims if sims is not None else QuerySims(snap, query.vector)
         self.remaining = budget
         self.taken: dict[int, tuple[float, int, int]] = {}  # atom -> (score, level, order)
         self._order = 0
         self._atom_tokens = snap.atoms["n_tokens"]
+        self._totals = snap.token_totals
+        self._atom_ranges = snap.atom_ranges
+        self._table = chunk_table(snap)
         self._min_isolated = int(MIN_ISOLATED_SHARE * snap.sizes[0]) if snap.sizes else 0
-        self._asked: tuple[Pick, list[int]] | None = None  # could_take's last answer
+        # could_take's last answer: the pick, its new sentences and their tokens
+        self._asked: tuple[Pick, list[int], int] | None = None
+        self._fits: tuple[Pick, bool] | None = None  # its _part_fits answer, if it asked
 
     def offer(self, pick: Pick) -> None:
         """Take the chunk (or its best parts) if it fits the remaining budget."""
         if self.remaining <= 0:
             return
-        new = self._new_atoms(pick)
+        new, cost = self._new_atoms(pick)
         if not new:
             return
-        cost = int(self._atom_tokens[new].sum())
         if cost < self._min_isolated and self._isolated(new):
             return
         if cost <= self.remaining:
-            self._take(new, pick)
+            self._take(new, pick, cost)
             return
-        new_tokens = self._atom_tokens[new]
         # anything taken from inside costs at least its cheapest new sentence: prune early
-        if pick.level == 0 or int(new_tokens.min()) > self.remaining:
+        if pick.level == 0 or self._cheapest(pick, new) > self.remaining:
             return
-        if not self._part_fits(pick, new):
+        fits = self._fits
+        if not (fits[1] if fits is not None and fits[0] is pick else self._part_fits(pick, new)):
             return
         lo, hi = self.snap.children[pick.level][pick.chunk : pick.chunk + 2]
         kids = np.arange(lo, hi, dtype=np.int64)
-        sims = self.snap.chunk_vectors(pick.level - 1, kids) @ self.query.vector
+        sims = self.sims.of(pick.level - 1, kids)
         for k in kids[np.argsort(-sims, kind="stable")].tolist():
             self.offer(Pick(pick.level - 1, k, pick.score, pick.linked))
             if self.remaining <= 0:
@@ -169,33 +184,51 @@ class BudgetFiller:
         budget. (True may still take nothing: a short piece on its own.)"""
         if self.remaining <= 0:
             return False
-        new = self._new_atoms(pick)
-        self._asked = (pick, new)  # offered next, before anything else is taken
+        new, cost = self._new_atoms(pick)
+        self._asked = (pick, new, cost)  # offered next, before anything else is taken
         if not new:
             return False
-        tokens = self._atom_tokens[new]
-        if int(tokens.sum()) <= self.remaining:
+        if cost <= self.remaining:
             return True
-        return (pick.level > 0 and int(tokens.min()) <= self.remaining
-                and self._part_fits(pick, new))
+        if pick.level == 0 or self._cheapest(pick, new) > self.remaining:
+            return False
+        fits = self._part_fits(pick, new)
+        self._fits = (pick, fits)  # asked again by offer, before anything is taken
+        return fits
 
-    def _new_atoms(self, pick: Pick) -> list[int]:
-        """The pick's sentences not taken yet."""
+    def _new_atoms(self, pick: Pick) -> tuple[list[int], int]:
+        """The pick's sentences not taken yet (ascending) and their tokens."""
         asked = self._asked
         if asked is not None and asked[0] is pick:
             self._asked = None
-            return asked[1]
-        ch = self.snap.levels[pick.level][pick.chunk]
-        return [a for a in range(int(ch["first_atom"]), int(ch["last_atom"]) + 1)
-                if a not in self.taken]
+            return asked[1], asked[2]
+        first, last = self._atom_ranges[pick.level]
+        a, b = int(first[pick.chunk]), int(last[pick.chunk]) + 1
+        taken = self.taken
+        new = [i for i in range(a, b) if i not in taken] if taken else list(range(a, b))
+        if len(new) == b - a:  # all of them: one run, from the running totals
+            return new, int(self._totals[b]) - int(self._totals[a])
+        return new, int(self._atom_tokens[new].sum()) if new else 0
+
+    def _cheapest(self, pick: Pick, new: list[int]) -> int:
+        """Tokens of the cheapest of the pick's sentences ``new``."""
+        first, last = self._atom_ranges[pick.level]
+        if len(new) == int(last[pick.chunk]) + 1 - int(first[pick.chunk]):  # all of them
+            return int(self._table.cheapest_piece[self._table.offsets[pick.level] + pick.chunk])
+        return int(self._atom_tokens[new].min())
 
     def _part_fits(self, pick: Pick, new: list[int]) -> bool:
         """False when no finest chunk inside ``pick`` has untaken sentences costing at
         most the remaining budget: a finest chunk is taken whole or not at all, and a
         coarser one only when all of its finest chunks would fit, so splitting the pick
         would take nothing (and change nothing for its siblings)."""
+        first, last = self._atom_ranges[pick.level]
+        if len(new) == int(last[pick.chunk]) + 1 - int(first[pick.chunk]):
+            # nothing inside taken: each finest chunk costs all of its sentences
+            row = self._table.offsets[pick.level] + pick.chunk
+            return int(self._table.cheapest_finest[row]) <= self.remaining
         lo, hi = self.snap.finest_range(pick.level, pick.chunk)
-        starts = self.snap.levels[0]["first_atom"][lo:hi]
+        starts = self._atom_ranges[0][0][lo:hi]
         atoms = np.asarray(new, np.int64)
         group = np.searchsorted(starts, atoms, "right") - 1
         cost = np.bincount(group, weights=self._atom_tokens[atoms], minlength=hi - lo)
@@ -212,12 +245,12 @@ class BudgetFiller:
             return False  # the whole document
         return not ((before and lo - 1 in self.taken) or (after and hi + 1 in self.taken))
 
-    def _take(self, atoms: list[int], pick: Pick) -> None:
-        self._asked = None  # what was asked no longer holds
+    def _take(self, atoms: list[int], pick: Pick, cost: int) -> None:
+        self._asked = self._fits = None  # what was asked no longer holds
         self._order += 1
         for a in atoms:
             self.taken[a] = (pick.score, pick.level, self._order)
-        self.remaining -= int(self._atom_tokens[atoms].sum())
+        self.remaining -= cost
 
     def hits(self, sizes: Sequence[int]) -> list[Hit]:
         """Merge taken sentences into contiguous spans, best first."""
@@ -261,18 +294,19 @@ class BudgetFiller:
 
 def assemble(
     snap: Snapshot, query: Query, picks: Sequence[Pick], budget: int,
-    stats: dict[str, int] | None = None,
+    stats: dict[str, int] | None = None, sims: QuerySims | None = None,
 ) -> list[Hit]:
     """Fill up to ``budget`` tokens from ``picks`` in the given order, skipping candidates
     below the relevance floor and near-duplicates of another document's
     (:mod:`mograg.retrieval.prune`; only candidates that could still add text are
     compared, and kept for later comparisons); ``stats`` receives how many were skipped
-    (of the candidates examined before the budget could take nothing more)."""
+    (of the candidates examined before the budget could take nothing more). ``sims``: the
+    query's similarities a search has already (else read from the vectors)."""
     from mograg.retrieval.prune import clean_indexed
 
-    filler = BudgetFiller(snap, query, budget)
+    filler = BudgetFiller(snap, query, budget, sims)
     rest: Leftovers | None = None
-    for i, p in clean_indexed(snap, query, picks, stats, filler.could_take):
+    for i, p in clean_indexed(snap, query, picks, stats, filler.could_take, filler.sims):
         before = filler.remaining
         filler.offer(p)
         if filler.remaining <= 0:
@@ -297,13 +331,14 @@ class Leftovers:
         last = np.zeros(n, np.int64)
         for j in np.unique(level).tolist():
             at = level == j
-            rows = snap.levels[j][chunk[at]]
-            first[at] = rows["first_atom"]
-            last[at] = rows["last_atom"]
+            first_atom, last_atom = snap.atom_ranges[j]
+            first[at] = first_atom[chunk[at]]
+            last[at] = last_atom[chunk[at]]
         lens = last - first + 1
         self.start = np.zeros(n + 1, np.int64)  # candidate k's sentences: start[k]:start[k+1]
         np.cumsum(lens, out=self.start[1:])
         self.atoms = np.repeat(first - self.start[:-1], lens) + np.arange(self.start[-1])
+        self.tokens = snap.atoms["n_tokens"][self.atoms]
         self.snap = snap
 
     def could_fill(self, k: int, filler: BudgetFiller) -> bool:
@@ -319,8 +354,7 @@ class Leftovers:
         left = filler.remaining
         # sorted once: positions_in's stable argsort of sorted ids is one linear pass
         taken = np.sort(np.fromiter(filler.taken, np.int64, len(filler.taken)))
-        tokens = filler._atom_tokens
-        open_ = (tokens[atoms] <= left) & ~positions_in(taken, atoms)[1]
+        open_ = (self.tokens[self.start[k]:] <= left) & ~positions_in(taken, atoms)[1]
         if left >= filler._min_isolated or not open_.any():
             return bool(open_.any())
         atoms = atoms[open_]
@@ -336,9 +370,8 @@ class Leftovers:
         return bool((starts_doc | after_taken | before_taken).any())
 
 
-def picks_from_ranking(ranking: LevelRanking) -> list[Pick]:
-    """Candidates of one level, in rank order."""
-    return [
-        Pick(ranking.level, int(c), float(s))
-        for c, s in zip(ranking.ids.tolist(), ranking.scores.tolist(), strict=True)
-    ]
+def picks_from_ranking(ranking: LevelRanking, limit: int | None = None) -> list[Pick]:
+    """Candidates of one level, in rank order (``limit``: only the first that many)."""
+    j = ranking.level
+    return [Pick(j, c, s) for c, s in zip(
+        ranking.ids[:limit].tolist(), ranking.scores[:limit].tolist(), strict=True)]

@@ -14,9 +14,11 @@ import numpy as np
 
 from mograg.errors import MogragError
 from mograg.graph.walk import graph_picks, graph_radii, named_seeds
+from mograg.graph.walk_levels import graph_picks_levels
 from mograg.retrieval.fusion import RRF_LEVELS, rrf_picks
 from mograg.retrieval.rank import assemble, picks_from_ranking
 from mograg.retrieval.routers import load_router
+from mograg.store.query_sims import query_sims
 from mograg.types import (
     DEFAULT_STRATEGY,
     Granularity,
@@ -67,8 +69,36 @@ def granularity_picks(
     if g.is_graph:
         return graph_picks(index.snapshot, query, ranking, g.radius,
                            named[j] if named is not None else None, limit)
-    picks = picks_from_ranking(ranking)
-    return picks if limit is None else picks[:limit]
+    return picks_from_ranking(ranking, limit)
+
+
+def granularity_lists(
+    index: IndexView, query: Query, rankings: Sequence[LevelRanking], names: Sequence[str],
+    named: Sequence[list[int]] | None = None, limits: Sequence[int | None] | None = None,
+) -> list[list[Pick]]:
+    """:func:`granularity_picks` of each of ``names`` (``limits``: each one's, None for
+    all), the graph granularities of one radius walked for all their levels at once
+    (:func:`~mograg.graph.walk_levels.graph_picks_levels`: the same picks)."""
+    limits = list(limits) if limits is not None else [None] * len(names)
+    out: list[list[Pick]] = [[] for _ in names]
+    walks: dict[int, list[tuple[int, int]]] = {}  # radius -> (position in names, level)
+    for g, name in enumerate(names):
+        gran = Granularity.parse(name)
+        if gran is None:
+            raise MogragError(f"unknown granularity {name!r}")
+        j = index.level_index(gran.size)
+        if gran.is_graph:
+            walks.setdefault(gran.radius, []).append((g, j))
+        else:
+            out[g] = picks_from_ranking(rankings[j], limits[g])
+    for radius, members in walks.items():
+        lists = graph_picks_levels(
+            index.snapshot, query, [rankings[j] for _, j in members], radius,
+            [named[j] for _, j in members] if named is not None else None,
+            [limits[g] for g, _ in members])
+        for (g, _), picks in zip(members, lists, strict=True):
+            out[g] = picks
+    return out
 
 
 def named_by_level(index: IndexView, query: Query) -> list[list[int]] | None:
@@ -169,38 +199,39 @@ def routed_hits(
     if strategy == "auto":
         strategy = "spans" if span_model is not None else "blend"
     snap = index.snapshot
+    known = query_sims(snap, query.vector, rankings)
     best = int(np.argmax(weights))
     if strategy == "argmax":
         picks = granularity_picks(index, query, rankings, names[best])
-        return assemble(snap, query, picks, budget, stats), [names[best]]
+        return assemble(snap, query, picks, budget, stats, known), [names[best]]
     if strategy == "mix":
         n_lv = len(index.levels)
         lw = np.asarray(weights[:n_lv], dtype=np.float64)
         if best >= n_lv:  # a graph radius won: use it directly
             picks = granularity_picks(index, query, rankings, names[best])
-            return assemble(snap, query, picks, budget, stats), [names[best]]
+            return assemble(snap, query, picks, budget, stats, known), [names[best]]
         picks = mix_picks(snap, rankings, lw)
         chosen = [names[j] for j in np.flatnonzero(lw > 0).tolist()]
-        return assemble(snap, query, picks, budget, stats), chosen
+        return assemble(snap, query, picks, budget, stats, known), chosen
     if strategy == "spans":
         from mograg.retrieval.spans import HEDGE_SHARE, PER_GRANULARITY, span_selection
 
         named = named_by_level(index, query)
         # the span model sees each granularity's first picks; the hedge, all of the best's
-        per = [granularity_picks(index, query, rankings, n, named,
-                                 None if g == best else PER_GRANULARITY)
-               for g, n in enumerate(names)]
+        per = granularity_lists(index, query, rankings, names, named,
+                                [None if g == best else PER_GRANULARITY
+                                 for g in range(len(names))])
         ordered = span_selection(index, query, rankings, per, span_model, named)
         if ordered is not None:
             # hedge: the granularity the per-query weights rate best keeps a share
             mixed = blend_picks(snap, [ordered, per[best]],
                                 np.array([1.0 - HEDGE_SHARE, HEDGE_SHARE]))
-            hits = assemble(snap, query, mixed, budget, stats)
+            hits = assemble(snap, query, mixed, budget, stats, known)
             return hits, sorted({f"level:{h.level}" for h in hits}, key=lambda n: int(n[6:]))
-    per = [granularity_picks(index, query, rankings, n) for n in names]
+    per = granularity_lists(index, query, rankings, names)
     picks = blend_picks(snap, per, np.asarray(weights, np.float64))
     chosen = [n for n, w in zip(names, weights, strict=True) if w >= BLEND_MIN_WEIGHT]
-    return assemble(snap, query, picks, budget, stats), chosen or [names[best]]
+    return assemble(snap, query, picks, budget, stats, known), chosen or [names[best]]
 
 
 def route_search(
@@ -214,7 +245,8 @@ def route_search(
     """Search with a router choosing (or mixing) granularities per query."""
     if router == RRF_LEVELS:
         rankings = index.rank(query, mode)
-        hits = assemble(index.snapshot, query, rrf_picks(rankings), budget)
+        hits = assemble(index.snapshot, query, rrf_picks(rankings), budget,
+                        sims=query_sims(index.snapshot, query.vector, rankings))
         routing = Routing(router=RRF_LEVELS, chosen=sorted({f"level:{h.level}" for h in hits}))
         return SearchResult(query=query.text, hits=hits, budget=budget,
                             routing=routing.to_dict())

@@ -118,6 +118,9 @@ def level_features(
     fine_top = rankings[0].ids[:TOP] if n_lv else np.zeros(0, np.int64)
     d1_fine = float(rankings[0].dense[0]) if n_lv and len(rankings[0].dense) else 0.0
     bounds0 = snap.doc_bounds(0)
+    tokens = [lv["n_tokens"] for lv in snap.levels]
+    first_atom = [lv["first_atom"] for lv in snap.levels]
+    atom_doc = snap.atoms["doc"]
     out: list[float] = []
     for j, r in enumerate(rankings):
         ids = r.ids
@@ -130,13 +133,14 @@ def level_features(
         bm_21 = float(bm[1] / bm[0]) if len(bm) > 1 and bm[0] > 0 else 0.0
         agree = _rank_agreement(r.dense, r.bm25) if len(r.bm25) == len(r.dense) else 0.0
         top = ids[:TOP]
-        chunks = snap.levels[j][top]
-        fill = float(chunks["n_tokens"][:5].mean() / max(snap.sizes[j], 1))
-        docs = snap.atoms["doc"][chunks["first_atom"]]
+        first5 = tokens[j][top[:5]]  # their mean: a sum of whole numbers over the count
+        fill = float(int(first5.sum()) / len(first5) / max(snap.sizes[j], 1))
+        docs = atom_doc[first_atom[j][top]]
         spread = len(set(docs.tolist())) / len(top)
         fa = anc[j][fine_top] if len(fine_top) else np.zeros(0, np.int64)
-        in1 = float((fa == ids[0]).mean()) if len(fa) else 0.0
-        in3 = float((fa[:, None] == ids[None, :3]).any(axis=1).mean()) if len(fa) else 0.0
+        in1 = np.count_nonzero(fa == ids[0]) / len(fa) if len(fa) else 0.0
+        in3 = (np.count_nonzero((fa[:, None] == ids[None, :3]).any(axis=1)) / len(fa)
+               if len(fa) else 0.0)
         clusters = len(set(fa.tolist())) / max(len(fa), 1)
         if j + 1 < n_lv and len(rankings[j + 1].ids):
             lo = snap.finest_range(j, int(ids[0]))[0]

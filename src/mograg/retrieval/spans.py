@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mograg.errors import MogragError
+from mograg.retrieval.chunk_table import chunk_table
 from mograg.retrieval.pooled import package_data, pooled_ridge
 from mograg.retrieval.rank import positions_in
+from mograg.store.query_sims import query_sims
 from mograg.types import LevelRanking, Pick, Query, Span, merge_intervals
 
 if TYPE_CHECKING:
@@ -60,68 +62,83 @@ def candidate_features(
     """Features of every distinct candidate in the first picks of each granularity."""
     n_lv = len(rankings)
     levels, chunks, first, rel, linked = _distinct_candidates(per_granularity)
-    keys = list(zip(levels.tolist(), chunks.tolist(), strict=True))
-    n = len(keys)
+    n = len(levels)
     x = np.zeros((n, len(SPAN_FEATURES)), np.float64)
     if n == 0:
         return Candidates(levels, chunks, design(x, levels, n_lv, q_features), frozenset(linked),
                           np.zeros(0, np.int64))
-    anc = snap.ancestors
-    fine_top = rankings[0].ids[:FINE_TOP]
-    docs0 = snap.atoms["doc"][snap.levels[0]["first_atom"][rankings[0].ids]].tolist()
-    doc_rank: dict[int, int] = {}
-    for d in docs0:
-        doc_rank.setdefault(int(d), len(doc_rank))
-    lo, hi = np.zeros(n, np.int64), np.zeros(n, np.int64)
-    docs = np.zeros(n, np.int64)
-    fill = np.zeros(n)
-    lead = np.zeros(n)
+    known = query_sims(snap, qvec, rankings)
+    tab = chunk_table(snap)
+    rows = tab.rows(levels, chunks)
+    lo, hi = tab.finest_lo[rows], tab.finest_hi[rows]
+    docs = tab.doc[rows].astype(np.int64)
     sims = np.zeros(n)
+    # per level: the ranking's dense mean, spread and best, its best fused and BM25 score
+    mean, sd, d_max = np.zeros(n_lv), np.ones(n_lv), np.zeros(n_lv)
+    f_max, b_max = np.zeros(n_lv, np.float32), np.zeros(n_lv, np.float32)
     # each level's top chunks as finest ranges, for agreement between levels
     top_lo = np.full((n_lv, AGREE_TOP), -1, np.int64)
     top_hi = np.full((n_lv, AGREE_TOP), -1, np.int64)
-    at = np.searchsorted(levels, np.arange(n_lv + 1))  # candidates come level by level
+    at = np.searchsorted(levels, np.arange(n_lv + 1)).tolist()  # level by level
     for j, rk in enumerate(rankings):
-        t = rk.ids[:AGREE_TOP]
-        top_lo[j, : len(t)] = np.searchsorted(anc[j], t, "left")
-        top_hi[j, : len(t)] = np.searchsorted(anc[j], t, "right")
+        t = tab.offsets[j] + rk.ids[:AGREE_TOP]
+        top_lo[j, : len(t)] = tab.finest_lo[t]
+        top_hi[j, : len(t)] = tab.finest_hi[t]
         if at[j] == at[j + 1]:
             continue
-        m = slice(int(at[j]), int(at[j + 1]))
-        c = chunks[m]
-        lo[m] = np.searchsorted(anc[j], c, "left")
-        hi[m] = np.searchsorted(anc[j], c, "right")
-        table = snap.levels[j][c]
-        docs[m] = snap.atoms["doc"][table["first_atom"]]
-        fill[m] = table["n_tokens"] / max(snap.sizes[j], 1)
-        lead[m] = c == snap.doc_bounds(j)[docs[m]]
-        sims[m] = snap.chunk_vectors(j, c) @ qvec
-        d = rk.dense.astype(np.float64)
-        mean = float(d.mean()) if len(d) else 0.0
-        sd = (float(d.std()) or 1.0) if len(d) else 1.0
-        x[m, 2] = (sims[m] - mean) / sd
-        x[m, 3] = sims[m] - (float(d.max()) if len(d) else 0.0)
-        fmax = float(rk.scores.max()) if len(rk.scores) else 0.0
-        bmax = float(rk.bm25.max()) if len(rk.bm25) else 0.0
-        rows = np.arange(m.start, m.stop)
-        r, ranked = positions_in(rk.ids, c)
-        x[rows, 5] = ranked
-        x[rows, 0] = np.log1p(np.where(ranked, r, len(rk.ids)))
-        hit = rows[ranked]
-        if fmax > 0:
-            x[hit, 1] = rk.scores[r[ranked]] / fmax
-        if bmax > 0 and len(rk.bm25):
-            x[hit, 4] = rk.bm25[r[ranked]] / bmax
+        sims[at[j]:at[j + 1]] = known.of(j, chunks[at[j]:at[j + 1]])
+        if len(rk.dense):
+            d = rk.dense.astype(np.float64)
+            m, s = mean_std(d)
+            mean[j], sd[j], d_max[j] = m, s or 1.0, float(d.max())
+        f_max[j] = rk.scores.max() if len(rk.scores) else 0.0
+        b_max[j] = rk.bm25.max() if len(rk.bm25) else 0.0
+    x[:, 2] = (sims - mean[levels]) / sd[levels]
+    x[:, 3] = sims - d_max[levels]
+    # each candidate's place in its level's ranking (rankings numbered like the table)
+    lens = np.array([len(rk.ids) for rk in rankings], np.int64)
+    begin = np.zeros(n_lv + 1, np.int64)
+    np.cumsum(lens, out=begin[1:])
+    ranked_rows = np.concatenate([tab.offsets[j] + rk.ids for j, rk in enumerate(rankings)])
+    pos, ranked = positions_in(ranked_rows, rows)
+    r = pos - begin[levels]
+    x[:, 5] = ranked
+    x[:, 0] = np.log1p(np.where(ranked, r, lens[levels]))
+    hit = np.flatnonzero(ranked)
+    hit_level = levels[hit]
+    # float32 quotients, as each level's scores over its best (a float32 value)
+    fused = np.concatenate([rk.scores for rk in rankings]).astype(np.float32, copy=False)
+    ok = f_max[hit_level] > 0
+    x[hit[ok], 1] = fused[pos[hit[ok]]] / f_max[hit_level[ok]]
+    with_bm25 = np.array([len(rk.bm25) == len(rk.ids) for rk in rankings])
+    ok = (b_max[hit_level] > 0) & with_bm25[hit_level]
+    if ok.any():
+        bm25 = np.concatenate([rk.bm25 if len(rk.bm25) == len(rk.ids)
+                               else np.zeros(len(rk.ids), np.float32) for rk in rankings])
+        x[hit[ok], 4] = bm25.astype(np.float32, copy=False)[pos[hit[ok]]] / b_max[hit_level[ok]]
+    fill = tab.fill(rows, levels)
+    lead = tab.lead[rows]
+    fine_top = rankings[0].ids[:FINE_TOP]
+    # documents by their first place in the finest ranking
+    docs0 = tab.doc[rankings[0].ids]
+    seen, first_at = np.unique(docs0, return_index=True)
+    doc_place = np.empty(len(seen), np.int64)
+    doc_place[np.argsort(first_at, kind="stable")] = np.arange(len(seen))
+    place, placed = positions_in(seen, docs)
+    doc_rank = np.where(placed, doc_place[place] if len(seen) else 0, len(seen))
     overlap = (top_lo[None] < hi[:, None, None]) & (lo[:, None, None] < top_hi[None])
     agree = np.asarray(overlap.any(axis=2))  # (candidates, levels)
     agree[np.arange(n), levels] = False
     x[:, 6] = 1.0 - x[:, 5]
-    x[:, 7] = [float(bool(named) and k in named) for k in keys]  # type: ignore[operator]
+    if named:
+        named_rows = np.unique([int(tab.offsets[j]) + c for j, c in named])
+        x[:, 7] = positions_in(named_rows, rows)[1]
     x[:, 8] = agree.sum(axis=1) / max(n_lv - 1, 1)
     if len(fine_top):
-        x[:, 9] = ((fine_top[None] >= lo[:, None]) & (fine_top[None] < hi[:, None])).mean(1)
+        inside = (fine_top[None] >= lo[:, None]) & (fine_top[None] < hi[:, None])
+        x[:, 9] = np.count_nonzero(inside, axis=1) / len(fine_top)  # the rows' means
     x[:, 10] = fill
-    x[:, 11] = np.log1p([doc_rank.get(int(d), len(doc_rank)) for d in docs.tolist()])
+    x[:, 11] = np.log1p(doc_rank)
     x[:, 12] = lead
     order = first.astype(np.float64)
     x[:, 13] = np.log1p(order)
@@ -156,29 +173,47 @@ def _distinct_candidates(
         return none, none, none, np.zeros(0), set()
     lv, ch = np.array(level, np.int64), np.array(chunk, np.int64)
     size = int(ch.max()) + 1
-    uniq, inv = np.unique(lv * size + ch, return_inverse=True)  # sorted as (level, chunk)
-    first = np.full(len(uniq), 1 << 30, np.int64)
-    np.minimum.at(first, inv, np.array(pos, np.int64))
-    best = np.zeros(len(uniq))
-    np.maximum.at(best, inv, np.concatenate(rel))
+    key = lv * size + ch
+    order = np.argsort(key, kind="stable")  # by (level, chunk)
+    sorted_key = key[order]
+    starts = np.flatnonzero(np.concatenate([[True], sorted_key[1:] != sorted_key[:-1]]))
+    uniq = sorted_key[starts]
+    first = np.minimum.reduceat(np.array(pos, np.int64)[order], starts)
+    best = np.maximum(np.maximum.reduceat(np.concatenate(rel)[order], starts), 0.0)
     levels, chunks = uniq // size, uniq % size
-    reached = np.zeros(len(uniq), bool)
-    reached[inv[np.array(graph, bool)]] = True
+    reached = np.maximum.reduceat(np.array(graph, bool)[order], starts)
     return levels, chunks, first, best, set(zip(levels[reached].tolist(),
                                                 chunks[reached].tolist(), strict=True))
+
+
+def mean_std(values: np.ndarray) -> tuple[float, float]:
+    """``values.mean()`` and ``values.std()`` (float64, not empty) by numpy's own
+    operations, the mean computed once: the same bits at a third of the cost."""
+    n = len(values)
+    mean = np.add.reduce(values) / n
+    dev = values - mean
+    return float(mean), float(np.sqrt(np.add.reduce(np.multiply(dev, dev, out=dev)) / n))
 
 
 def design(x: np.ndarray, levels: np.ndarray, n_levels: int,
            q_features: np.ndarray | None) -> np.ndarray:
     """The model's input: span features, their interactions with the level, and the
     question's form interacted with the level (so each size can like other questions)."""
-    onehot = np.eye(n_levels)[levels]
-    n = len(x)  # explicit widths: a query with no candidates gives (0, width) arrays
-    parts = [x, onehot, (x[:, :, None] * onehot[:, None, :]).reshape(n, x.shape[1] * n_levels)]
+    n, f = x.shape
+    n_q = len(q_features) if q_features is not None else 0
+    # columns: x, the level's one-hot, then x and the question's features times the
+    # one-hot (feature-major: feature k at level l is column k * n_levels + l); written
+    # in place, the zeros left as they are (no products of whole blocks with the one-hot)
+    out = np.zeros((n, f + n_levels + (f + n_q) * n_levels))
+    rows = np.arange(n)[:, None]
+    out[:, :f] = x
+    out[rows[:, 0], f + levels] = 1.0
+    start = f + n_levels
+    out[rows, start + np.arange(f) * n_levels + levels[:, None]] = x
     if q_features is not None:
-        q = np.broadcast_to(q_features, (n, len(q_features)))
-        parts.append((q[:, :, None] * onehot[:, None, :]).reshape(n, len(q_features) * n_levels))
-    return np.concatenate(parts, axis=1)
+        start += f * n_levels
+        out[rows, start + np.arange(n_q) * n_levels + levels[:, None]] = q_features
+    return out
 
 
 @dataclass
@@ -216,7 +251,9 @@ class SpanModel:
             raise MogragError(
                 f"span model expects {len(self.mean)} features, this mograg computes "
                 f"{x.shape[1]}; rebuild it with python bench/train_default_router.py")
-        z = np.clip((x - self.mean) / self.scale, -self.clip, self.clip)
+        z = x - self.mean  # the same operations as np.clip((x - mean) / scale), in place
+        z /= self.scale
+        np.clip(z, -self.clip, self.clip, out=z)
         return z @ self.coef + self.intercept
 
     def to_bytes(self) -> bytes:
