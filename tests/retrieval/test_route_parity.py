@@ -50,12 +50,17 @@ QUESTIONS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def rix(tmp_path_factory, shared_embedder) -> Index:
-    ix = Index.create(tmp_path_factory.mktemp("parity") / "ix", graph=GraphSettings(max_radius=1))
+def linked_pages(path, radius: int = 1) -> Index:
+    """An index of PAGES (linked by their titles) with a MoGG graph of ``radius`` hops."""
+    ix = Index.create(path, graph=GraphSettings(max_radius=radius))
     ix.add([Document(re.sub(r"\W+", "-", t.lower()), text, {"title": t})
             for t, text in PAGES.items()])
     return ix
+
+
+@pytest.fixture(scope="module")
+def rix(tmp_path_factory, shared_embedder) -> Index:
+    return linked_pages(tmp_path_factory.mktemp("parity") / "ix")
 
 
 def test_truncated_granularities_are_the_full_lists_first_picks(rix):

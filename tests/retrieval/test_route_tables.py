@@ -5,15 +5,12 @@ features computed for all levels together."""
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_route_parity import PAGES, QUESTIONS
+from test_route_parity import QUESTIONS, linked_pages
 
-from mograg.graph.build import GraphSettings
 from mograg.graph.walk import graph_picks
 from mograg.graph.walk_levels import graph_picks_levels
 from mograg.index.core import Index
@@ -34,16 +31,12 @@ from mograg.retrieval.spans import (
     mean_std,
 )
 from mograg.store.query_sims import QuerySims, query_sims
-from mograg.types import Document, Pick
+from mograg.types import Pick
 
 
 @pytest.fixture(scope="module", params=[1, 2], ids=["r1", "r2"])
 def gix(request, tmp_path_factory, shared_embedder) -> Index:
-    ix = Index.create(tmp_path_factory.mktemp("tables") / "ix",
-                      graph=GraphSettings(max_radius=request.param))
-    ix.add([Document(re.sub(r"\W+", "-", t.lower()), text, {"title": t})
-            for t, text in PAGES.items()])
-    return ix
+    return linked_pages(tmp_path_factory.mktemp("tables") / "ix", request.param)
 
 
 def test_every_levels_graph_walk_at_once_equals_each_levels_walk(gix):

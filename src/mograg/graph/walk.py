@@ -185,14 +185,20 @@ def lift_seeds_flat(
     owner, a, w = owner[keep], anc[v[keep]], w[keep]
     if not len(a):
         return owner, a, w
-    # each (seed, chunk) once: where it is first met, and its best weight
-    key = owner * (int(anc[-1]) + 1) + a
+    return first_met(owner, a, w, int(anc[-1]) + 1)
+
+
+def first_met(owner: np.ndarray, a: np.ndarray, w: np.ndarray,
+              n_chunks: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each (seed ``owner``, chunk ``a``) pair of a walk's edges once: where it is first
+    met (edges are in walk order), with its best weight ``w``; chunks below ``n_chunks``."""
+    key = owner * n_chunks + a
     by_key = np.argsort(key, kind="stable")  # a key's edges stay in walk order
     sorted_key = key[by_key]
     starts = np.flatnonzero(np.concatenate([[True], sorted_key[1:] != sorted_key[:-1]]))
     first = by_key[starts]
     best = np.maximum.reduceat(w[by_key], starts)
-    order = np.argsort(first, kind="stable")  # first met first (edges are in walk order)
+    order = np.argsort(first, kind="stable")  # first met first
     return owner[first[order]], a[first[order]], best[order]
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mograg.graph.walk import lift_seeds_flat, load_graph, named_seeds
+from mograg.graph.walk import first_met, lift_seeds_flat, load_graph, named_seeds
 from mograg.store.query_sims import query_sims
 from mograg.types import LevelRanking, Pick, Query
 
@@ -130,12 +130,4 @@ def _lift_levels(
     at = np.searchsorted(owner, first_seed).tolist()
     for j, r in enumerate(rankings):
         a[at[j]:at[j + 1]] = snap.ancestors[r.level][v[at[j]:at[j + 1]]]
-    # each (seed, chunk) once: where it is first met, and its best weight
-    key = owner * (snap.n_chunks(0) + 1) + a
-    by_key = np.argsort(key, kind="stable")  # a key's edges stay in walk order
-    sorted_key = key[by_key]
-    group = np.flatnonzero(np.concatenate([[True], sorted_key[1:] != sorted_key[:-1]]))
-    first = by_key[group]
-    best = np.maximum.reduceat(w[by_key], group)
-    order = np.argsort(first, kind="stable")  # first met first (edges are in walk order)
-    return owner[first[order]], a[first[order]], best[order]
+    return first_met(owner, a, w, snap.n_chunks(0) + 1)
