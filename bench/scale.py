@@ -48,6 +48,10 @@ TOPICS = 4096
 VOCAB = 30_000
 DIM = 384
 MAX_QUERY_DF = 0.12
+PER_DOC = ATOMS_PER_DOC * WORDS_PER_ATOM // LEVELS[0]  # finest chunks per document
+# the builder holds one segment in memory at a time (a 3M index is 3 segments, as an
+# index grown by additions would be; the index merges past 8 segments)
+SEGMENT_FINEST = 1_000_000
 
 
 def load() -> list[float]:
@@ -96,15 +100,16 @@ def vocabulary(rng: np.random.Generator) -> np.ndarray:
     return np.array(["".join(rng.choice(letters, n)) for n in lengths])
 
 
-def synthetic_segment(n_finest: int, seed: int = 0) -> Any:
-    """A SegmentData of ``n_finest`` level-0 chunks (text, atoms, levels, vectors)."""
+def synthetic_segment(n_finest: int, seed: int = 0, first_doc: int = 0) -> Any:
+    """A SegmentData of ``n_finest`` level-0 chunks (text, atoms, levels, vectors), its
+    documents numbered from ``first_doc``. Every segment draws its words from one
+    vocabulary (seed 0's, so segment 0 is what a one-segment index has)."""
     from mograg.store.storage import SegmentData
     from mograg.text.levels import ATOM_DTYPE, build_levels
 
     rng = np.random.default_rng(seed)
-    vocab = vocabulary(rng)
-    per_doc = ATOMS_PER_DOC * WORDS_PER_ATOM // LEVELS[0]  # finest chunks per document
-    n_docs = max(1, n_finest // per_doc)
+    vocab = vocabulary(rng if seed == 0 else np.random.default_rng(0))
+    n_docs = max(1, n_finest // PER_DOC)
     texts, rows = [], []
     zipf = np.minimum(rng.zipf(1.3, n_docs * ATOMS_PER_DOC * WORDS_PER_ATOM), VOCAB) - 1
     words = vocab[rng.permutation(VOCAB)[zipf]].reshape(n_docs, ATOMS_PER_DOC, WORDS_PER_ATOM)
@@ -130,22 +135,27 @@ def synthetic_segment(n_finest: int, seed: int = 0) -> Any:
         np.add.at(sums, levels[j - 1]["parent"], vectors[j - 1])
         vectors.append(sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12))
     return SegmentData(
-        doc_ids=[f"doc-{d:07d}" for d in range(n_docs)],
+        doc_ids=[f"doc-{first_doc + d:07d}" for d in range(n_docs)],
         metadata=[{} for _ in range(n_docs)],
         texts=texts, atoms=atoms, levels=levels, vectors=vectors,
         hashes=[np.zeros((len(lv), 16), np.uint8) for lv in levels],
     )
 
 
+def finest_chunks(path: Path) -> int:
+    """Finest chunks already in the index at ``path``."""
+    from mograg.index.core import Index
+
+    return int(Index.open(path).snapshot.n_chunks(0))
+
+
 def build(path: Path, n_finest: int) -> dict[str, Any]:
     """Write a synthetic index at ``path`` (timed per stage)."""
     from mograg.index.core import Index
 
-    out: dict[str, Any] = {"load_before": load()}
-    t = time.perf_counter()
-    seg = synthetic_segment(n_finest)
-    out["generate_s"] = round(time.perf_counter() - t, 1)
-    ix = Index.create(path, levels=LEVELS)
+    out: dict[str, Any] = {"load_before": load(), "generate_s": 0.0, "commit_s": 0.0}
+    fresh = not (path / "manifest.json").exists()
+    ix = Index.create(path, levels=LEVELS) if fresh else Index.open(path)
     stages: dict[str, float] = {}
     last: list[Any] = [time.perf_counter(), ""]
 
@@ -155,12 +165,20 @@ def build(path: Path, n_finest: int) -> dict[str, Any]:
             stages[str(last[1])] = stages.get(str(last[1]), 0.0) + now - float(last[0])
         last[0], last[1] = now, stage
 
-    t = time.perf_counter()
-    ix.commit_segment(seg, progress)
-    progress("", 0, 0)
-    out["commit_s"] = round(time.perf_counter() - t, 1)
+    done = 0 if fresh else ix.snapshot.n_chunks(0)  # an earlier run's segments stay
+    for start in range(done, n_finest, SEGMENT_FINEST):
+        t = time.perf_counter()
+        seg = synthetic_segment(min(SEGMENT_FINEST, n_finest - start),
+                                seed=start // SEGMENT_FINEST, first_doc=start // PER_DOC)
+        out["generate_s"] += round(time.perf_counter() - t, 1)
+        t = time.perf_counter()
+        ix.commit_segment(seg, progress)
+        progress("", 0, 0)
+        out["commit_s"] += round(time.perf_counter() - t, 1)
+        del seg
     out["stages_s"] = {k: round(v, 1) for k, v in stages.items()}
-    out["chunks_per_level"] = [len(lv) for lv in seg.levels]
+    out["chunks_per_level"] = [ix.snapshot.n_chunks(j) for j in range(len(LEVELS))]
+    out["segments"] = len(ix.manifest["segments"])
     out["load_after"] = load()
     return out
 
@@ -313,7 +331,7 @@ def main() -> int:
     for n in [int(s) for s in args.sizes.split(",")]:
         path = args.work / f"synthetic-{n}"
         row: dict[str, Any] = {"finest_chunks": n}
-        if not (path / "manifest.json").exists():
+        if not (path / "manifest.json").exists() or finest_chunks(path) < n:
             row["build"] = build(path, n)
         row["bytes_mb"] = {k: dir_mb(path / k) for k in ("segments", "lexical", "ann")}
         row["approximate"] = run_serve(path, args.queries, args.exact_queries, exact=False,
