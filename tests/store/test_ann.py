@@ -19,7 +19,7 @@ from mograg.errors import MogragError
 from mograg.index.core import Index
 from mograg.index.migrate import enable_ann
 from mograg.retrieval.rank import make_query, rank_level
-from mograg.store.ann import AnnIndex, AnnSettings, level_path, rows_path
+from mograg.store.ann import AnnIndex, AnnSettings, level_path, rows_path, stores
 from mograg.store.local_backend import top_n, top_positive
 from mograg.store.storage import MANIFEST
 from mograg.types import Document
@@ -195,6 +195,21 @@ def test_unchanged_segments_are_hard_linked_not_rebuilt(forced):
     assert new.stat().st_ino == inode  # same file: not rebuilt
     assert level_path(root / "ann" / m["derived"]["ann"], m["segments"][1], 0).exists()
     assert [p.name for p in (root / "ann").iterdir()] == [m["derived"]["ann"]]
+
+
+def test_new_graph_settings_rebuild_the_graphs_instead_of_linking_them(tmp_path,
+                                                                       shared_embedder):
+    ix = Index.create(tmp_path / "f16", levels=LEVELS, ann=AnnSettings(min_rows=1, dtype="f16"))
+    ix.add(docs_of(4))
+
+    def graphs(index: Index) -> list:
+        return sorted((index.root / "ann" / index.manifest["derived"]["ann"]).glob("*/*.usearch"))
+
+    assert [stores(p, "f16") for p in graphs(ix)] == [True] * len(LEVELS)
+    enable_ann(ix, FORCED)  # the default dtype, int8
+    assert ix.manifest["ann"]["dtype"] == "i8"
+    assert [stores(p, "i8") for p in graphs(ix)] == [True] * len(LEVELS)
+    assert Index.open(ix.root).search("volcano lava").hits
 
 
 def test_crash_before_manifest_swap_keeps_previous_graphs(forced, monkeypatch):

@@ -231,6 +231,20 @@ class AnnIndex:
             fetch = min(self.n_keys, fetch * 4)
 
 
+def stores(path: Path, dtype: str) -> bool:
+    """True if the saved graph at ``path`` exists and holds ``dtype`` vectors: a graph of
+    another dtype (the settings changed, e.g. ``enable_ann`` with int8 on an index whose
+    graphs are float16) is rebuilt, not carried into the next generation."""
+    if not path.exists():
+        return False
+    try:
+        meta = import_usearch().Index.metadata(str(path))
+    except (RuntimeError, ValueError, OSError):
+        return False
+    kind = meta.get("kind_scalar") if meta else None
+    return getattr(kind, "name", "").lower() == dtype
+
+
 def level_path(directory: Path, segment: str, j: int) -> Path:
     """Where segment ``segment``'s level-``j`` graph lives under ``directory``."""
     return directory / segment / f"level-{j}{SUFFIX}"
@@ -264,10 +278,10 @@ def write_level(
     dest.parent.mkdir(parents=True, exist_ok=True)
     if previous is not None:
         old = level_path(previous, segment, j)
-        if old.exists():
+        if old.exists() and stores(old, settings.dtype):
             _link(old, dest)
             return False
-        if origin is not None and level_path(previous, origin[0], j).exists():
+        if origin is not None and stores(level_path(previous, origin[0], j), settings.dtype):
             old = level_path(previous, origin[0], j)
             kept = origin[1]
             prior = rows_path(old)
