@@ -48,7 +48,7 @@ ANN_DTYPES = ("f16", "i8", "f32")
 # int8 graph vectors: on medquad-dev's 93k real finest vectors (bench/results/ann_choice.json)
 # recall@50 0.961 vs 0.966 for float16, query p50 0.14 vs 0.25 ms, file 48 vs 82 MB, build
 # 5.8 vs 10.3 s; the exact similarities come from the stored float32 rows either way, and
-# `mograg eval` is within 0.3 points of exact search on medquad-dev and squad-dev
+# `mograg eval` is within 0.17 points of exact search on medquad-dev and squad-dev
 # (bench/results/eval_ann-i8-*.json). Indexes built with float16 graphs keep them.
 DEFAULT_DTYPE = "i8"
 SUFFIX = ".usearch"
