@@ -49,7 +49,7 @@ ANN_DTYPES = ("f16", "i8", "f32")
 # recall@50 0.961 vs 0.966 for float16, query p50 0.14 vs 0.25 ms, file 48 vs 82 MB, build
 # 5.8 vs 10.3 s; the exact similarities come from the stored float32 rows either way, and
 # `mograg eval` is within 0.17 points of exact search on medquad-dev and squad-dev
-# (bench/results/eval_ann-i8-*.json). Indexes built with float16 graphs keep them.
+# (bench/results/eval_ann-i8.json). Indexes built with float16 graphs keep them.
 DEFAULT_DTYPE = "i8"
 SUFFIX = ".usearch"
 # a rewritten segment keeps its predecessor's graph with tombstones until this share of
