@@ -171,10 +171,12 @@ def test_top_is_the_top_of_every_score_bit_for_bit(docs, cuts, query, n):
     every = bm25.scores(terms)
     assert every.tobytes() == _term_by_term(bm25, terms).tobytes()
     some = np.arange(len(docs))[::2]
-    for share, cache in ((0, 2**20), (10**9, 2**20), (10**9, 1)):
+    for small, share, cache in ((0, 0, 2**20), (0, 10**9, 2**20), (0, 10**9, 1),
+                                (10**9, 0, 2**20)):
         # summed over every chunk / over the touched chunks only; terms' shares cached
-        # (computed by scores() above) or evicted at once
-        with mock.patch.object(lexical, "SPARSE_SHARE", share), \
+        # (computed by scores() above) or evicted at once; a small level scored whole
+        with mock.patch.object(lexical, "EVERY_CHUNK_ROWS", small), \
+                mock.patch.object(lexical, "SPARSE_SHARE", share), \
                 mock.patch.object(lexical, "TERM_CACHE_BYTES", cache):
             ids, scores, score_of = bm25.top(terms, n)
         assert ids.tolist() == top_positive(every, n).tolist()  # ties: lower position first
@@ -204,7 +206,8 @@ def test_top_with_terms_set_aside_is_the_top_of_every_score_bit_for_bit(docs, cu
     bm25 = Bm25([TermPostings.from_texts(docs[a:b]) for a, b in itertools.pairwise(bounds)])
     terms = tokenize([" ".join(query)])[0]
     every = bm25.scores(terms)
-    with mock.patch.object(lexical, "SPARSE_SHARE", 0):  # sum over touched chunks
+    with mock.patch.object(lexical, "SPARSE_SHARE", 0), \
+            mock.patch.object(lexical, "EVERY_CHUNK_ROWS", 0):  # sum over touched chunks
         ids, scores, score_of = bm25.top(terms, n)
     assert ids.tolist() == top_positive(every, n).tolist()
     assert scores.tobytes() == every[ids].tobytes()
@@ -223,7 +226,8 @@ def test_terms_that_cannot_reach_the_top_are_set_aside():
     kept = lexical_top.prune(found, 10, bm25.n_docs)
     assert kept is not None and len(kept[0]) == 100  # the chunks with "lava" only
     every = bm25.scores(terms)
-    with mock.patch.object(lexical, "SPARSE_SHARE", 0):  # sum over touched chunks
+    with mock.patch.object(lexical, "SPARSE_SHARE", 0), \
+            mock.patch.object(lexical, "EVERY_CHUNK_ROWS", 0):  # sum over touched chunks
         ids, scores, _ = bm25.top(terms, 10)
     assert ids.tolist() == np.lexsort((np.arange(400), -every))[:10].tolist()
     assert scores.tobytes() == every[ids].tobytes()
