@@ -218,26 +218,35 @@ def _run_advertised(config: Any, sock: socket.socket, root: Path, ep: "Endpoint"
 
     from mograg.server.endpoint import remove_endpoint, write_endpoint
 
-    written = write_endpoint(root, ep)
-    # uvicorn does not announce a socket it is handed; its own line, in its own format
-    logging.getLogger("uvicorn.error").info(
-        "Uvicorn running on http://%s:%d (Press CTRL+C to quit)",
-        f"[{host}]" if ":" in host else host, ep.port)
-    if not written:
-        log.warning("cannot write %s: `mograg search` will not use this server", root)
+    written = [False]
 
     class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.should_exit:
+                return
+            # advertise only once started: uvicorn's signal handlers are in place, so a
+            # SIGTERM from now on runs shutdown, which removes serve.json again (written
+            # before them, a SIGTERM in between ended the process and left the file)
+            written[0] = write_endpoint(root, ep)
+            # uvicorn does not announce a socket it is handed; its own line, in its format
+            logging.getLogger("uvicorn.error").info(
+                "Uvicorn running on http://%s:%d (Press CTRL+C to quit)",
+                f"[{host}]" if ":" in host else host, ep.port)
+            if not written[0]:
+                log.warning("cannot write %s: `mograg search` will not use this server", root)
+
         async def shutdown(self, sockets: Any = None) -> None:
             # stop advertising first: after a SIGTERM, uvicorn re-raises the signal once
             # shut down, and the process ends without running `finally` blocks
-            if written:
+            if written[0]:
                 remove_endpoint(root, ep)
             await super().shutdown(sockets=sockets)
 
     try:
         Server(config).run(sockets=[sock])
     finally:
-        if written:
+        if written[0]:
             remove_endpoint(root, ep)
         sock.close()
 
