@@ -123,6 +123,12 @@ def test_older_bm25_directories_are_read_and_upgraded(tmp_path, shared_embedder)
 WORDS = ["river", "delta", "moon", "crater", "coffee", "cat", "kitten", "volcano", "lava", "ash"]
 
 
+def _in_parts(docs: list[str], cuts: list[int]) -> Bm25:
+    """BM25 over ``docs`` split into parts (segments) at ``cuts``."""
+    bounds = sorted({0, len(docs), *(min(c, len(docs)) for c in cuts)})
+    return Bm25([TermPostings.from_texts(docs[a:b]) for a, b in itertools.pairwise(bounds)])
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     docs=st.lists(st.lists(st.sampled_from(WORDS), max_size=12).map(" ".join), min_size=1,
@@ -131,9 +137,8 @@ WORDS = ["river", "delta", "moon", "crater", "coffee", "cat", "kitten", "volcano
     query=st.lists(st.sampled_from([*WORDS, "unknown"]), min_size=1, max_size=4),
 )
 def test_splitting_into_segments_never_changes_scores(docs, cuts, query):
-    bounds = sorted({0, len(docs), *(min(c, len(docs)) for c in cuts)})
     whole = Bm25([TermPostings.from_texts(docs)])
-    split = Bm25([TermPostings.from_texts(docs[a:b]) for a, b in itertools.pairwise(bounds)])
+    split = _in_parts(docs, cuts)
     terms = tokenize([" ".join(query)])[0]
     np.testing.assert_allclose(split.scores(terms), whole.scores(terms), rtol=1e-6, atol=1e-7)
 
@@ -165,8 +170,7 @@ def _term_by_term(bm25: Bm25, terms: list[str]) -> np.ndarray:
 def test_top_is_the_top_of_every_score_bit_for_bit(docs, cuts, query, n):
     from mograg.store.local_backend import top_positive
 
-    bounds = sorted({0, len(docs), *(min(c, len(docs)) for c in cuts)})
-    bm25 = Bm25([TermPostings.from_texts(docs[a:b]) for a, b in itertools.pairwise(bounds)])
+    bm25 = _in_parts(docs, cuts)
     terms = tokenize([" ".join(query)])[0]
     every = bm25.scores(terms)
     assert every.tobytes() == _term_by_term(bm25, terms).tobytes()
@@ -202,8 +206,7 @@ def test_top_with_terms_set_aside_is_the_top_of_every_score_bit_for_bit(docs, cu
     # frequent words make terms whose shares cannot reach the n-th best (set aside)
     from mograg.store.local_backend import top_positive
 
-    bounds = sorted({0, len(docs), *(min(c, len(docs)) for c in cuts)})
-    bm25 = Bm25([TermPostings.from_texts(docs[a:b]) for a, b in itertools.pairwise(bounds)])
+    bm25 = _in_parts(docs, cuts)
     terms = tokenize([" ".join(query)])[0]
     every = bm25.scores(terms)
     with mock.patch.object(lexical, "SPARSE_SHARE", 0), \
