@@ -20,7 +20,7 @@ from mograg.index.core import Index
 from mograg.index.migrate import enable_ann
 from mograg.retrieval.rank import make_query, rank_level
 from mograg.store.ann import AnnIndex, AnnSettings, level_path, rows_path, stores
-from mograg.store.local_backend import top_n, top_positive
+from mograg.store.lexical_top import top_n, top_positive
 from mograg.store.storage import MANIFEST
 from mograg.types import Document
 

@@ -168,7 +168,7 @@ def _term_by_term(bm25: Bm25, terms: list[str]) -> np.ndarray:
     n=st.integers(1, 45),
 )
 def test_top_is_the_top_of_every_score_bit_for_bit(docs, cuts, query, n):
-    from mograg.store.local_backend import top_positive
+    from mograg.store.lexical_top import top_positive
 
     bm25 = _in_parts(docs, cuts)
     terms = tokenize([" ".join(query)])[0]
@@ -204,7 +204,7 @@ _COMMON_AND_RARE = st.tuples(
 )
 def test_top_with_terms_set_aside_is_the_top_of_every_score_bit_for_bit(docs, cuts, query, n):
     # frequent words make terms whose shares cannot reach the n-th best (set aside)
-    from mograg.store.local_backend import top_positive
+    from mograg.store.lexical_top import top_positive
 
     bm25 = _in_parts(docs, cuts)
     terms = tokenize([" ".join(query)])[0]

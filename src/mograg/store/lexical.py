@@ -31,6 +31,7 @@ from mograg.store.lexical_top import (
     score_chunks,
     sum_by_row,
     top_n,
+    top_positive,
 )
 from mograg.store.storage import fsync_dir, save_npy, write_bytes_durable
 
@@ -201,9 +202,7 @@ class Bm25:
         still added term by term in query order."""
         if self.n_docs <= EVERY_CHUNK_ROWS:
             every = self.scores(query_terms)
-            positive = np.flatnonzero(every > 0)
-            ids = (top_n(every, n) if len(positive) < n
-                   else positive[top_n(every[positive], n)])
+            ids = top_positive(every, n)
             return ids, every[ids], every.__getitem__
         terms = self._terms(query_terms)
         sparse = sum(len(t.rows) for t in terms) * SPARSE_SHARE < self.n_docs

@@ -128,3 +128,13 @@ def top_n(scores: np.ndarray, n: int) -> np.ndarray:
     if kept < int(np.count_nonzero(scores == kth)):  # argpartition chose among ties
         part = np.concatenate([part[~at_kth], np.flatnonzero(scores == kth)[:kept]])
     return part[np.lexsort((part, -scores[part]))]
+
+
+def top_positive(scores: np.ndarray, n: int) -> np.ndarray:
+    """``top_n`` of non-negative scores, found among the positive ones when there are at
+    least ``n`` (same result; BM25 touches a small share of a large level's chunks, so
+    this partitions thousands of scores instead of a million)."""
+    positive = np.flatnonzero(scores > 0)
+    if len(positive) < n:
+        return top_n(scores, n)
+    return positive[top_n(scores[positive], n)]

@@ -16,7 +16,8 @@ from mograg.store.backend import (
     Progress,
     Scores,
 )
-from mograg.store.lexical import is_current, mark_current, reuse_or_build, top_n
+from mograg.store.lexical import is_current, mark_current, reuse_or_build
+from mograg.store.lexical_top import top_n, top_positive
 from mograg.store.manifest import Manifest
 from mograg.store.storage import fsync_tree, new_name
 
@@ -24,16 +25,6 @@ if TYPE_CHECKING:
     from mograg.store.snapshot import Snapshot
     from mograg.store.storage import SegmentData
     from mograg.types import Mode, Query
-
-
-def top_positive(scores: np.ndarray, n: int) -> np.ndarray:
-    """``top_n`` of non-negative scores, found among the positive ones when there are at
-    least ``n`` (same result; BM25 touches a small share of a large level's chunks, so
-    this partitions thousands of scores instead of a million)."""
-    positive = np.flatnonzero(scores > 0)
-    if len(positive) < n:
-        return top_n(scores, n)
-    return positive[top_n(scores[positive], n)]
 
 
 _NONE = np.zeros(0, np.int64)
