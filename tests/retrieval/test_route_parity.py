@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from corpus import FACTS, TOPICS, field_notes
+from mograg.embed.base import calibrate_cosine
 from mograg.graph.build import GraphSettings
 from mograg.graph.titles import TitleMatcher
 from mograg.graph.walk import graph_picks, lift_seeds, named_seeds
@@ -194,14 +195,18 @@ def test_one_pass_dense_similarities_equal_each_levels_own(rix, tmp_path, shared
     embedded.add([Document(f"d{i}", text) for i, text in enumerate(PAGES.values())])
     assert all(snap._pooled_norms(j) is not None for j in every[1:])  # derived, not read
     assert all(embedded.snapshot._pooled_norms(j) is None for j in every)
+    def dense_levels(s, qvec):  # the one pass, calibrated as dense_scores is
+        return {j: calibrate_cosine(v, s.cosine_floor)
+                for j, v in s.similarity_levels(qvec, every).items()}
+
     for query in rix.encode_queries(QUESTIONS):
-        one_pass = snap.dense_levels(query.vector, every)
+        one_pass = dense_levels(snap, query.vector)
         for j in every:
             alone = snap.dense_scores(j, query.vector)
             np.testing.assert_allclose(one_pass[j], alone, rtol=0, atol=2e-6)
             if j == 0:
                 assert one_pass[j].tolist() == alone.tolist()
-        own = embedded.snapshot.dense_levels(query.vector, every)
+        own = dense_levels(embedded.snapshot, query.vector)
         for j in every:
             assert own[j].tolist() == embedded.snapshot.dense_scores(j, query.vector).tolist()
         # a level ranked alone reads its own vectors: a fixed granularity's search

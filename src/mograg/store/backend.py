@@ -34,7 +34,7 @@ ALL_BM25_SCORES = "all_bm25_scores"
 """Capability: ``bm25_of`` knows every chunk's BM25 score (else 0 outside the BM25 top-n)."""
 DENSE_LEVELS = "dense_levels"
 """Capability: ``score_level`` takes dense similarities computed for several levels at
-once (:meth:`~mograg.store.snapshot.Snapshot.dense_levels`, one pass down the level tree)."""
+once (:meth:`~mograg.store.snapshot.Snapshot.similarity_levels`, one pass down the level tree)."""
 STAGES_WRITES = "stages_writes"
 """Capability: ``stage`` sends uncommitted segments ahead of the commit (streaming ingestion)."""
 

@@ -56,7 +56,7 @@ class LocalBackend:
         """The dense and/or BM25 top-``n``. Dense: every chunk scored exactly, or, on a
         level with approximate-search graphs, the graphs' candidates scored exactly.
         ``dense``: level ``j``'s similarities when the caller has them
-        (:meth:`~mograg.store.snapshot.Snapshot.dense_levels`)."""
+        (:meth:`~mograg.store.snapshot.Snapshot.similarity_levels`)."""
         snap = self._snap()
         approximate = mode != "bm25" and snap.uses_ann(j)
         if mode == "bm25" or approximate:

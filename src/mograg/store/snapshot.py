@@ -232,12 +232,6 @@ class Snapshot:
         scores = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
         return calibrate_cosine(scores, self.cosine_floor)
 
-    def dense_levels(self, qvec: np.ndarray, levels: Sequence[int]) -> dict[int, np.ndarray]:
-        """:meth:`dense_scores` of each of ``levels`` in one pass down the level tree
-        (:meth:`similarity_levels`, calibrated)."""
-        raw = self.similarity_levels(qvec, levels)
-        return {j: calibrate_cosine(v, self.cosine_floor) for j, v in raw.items()}
-
     def similarity_levels(
         self, qvec: np.ndarray, levels: Sequence[int]
     ) -> dict[int, np.ndarray]:
